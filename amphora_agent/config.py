@@ -1,0 +1,74 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Every option of the amphora agent, registered in one place.
+
+The option names follow upstream Octavia's amphora agent where one exists, so
+an amphora-agent.conf written for upstream keeps working here.
+"""
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+CONF = cfg.CONF
+
+amphora_agent_opts = [
+    cfg.StrOpt('agent_server_ca', default='/etc/octavia/certs/client_ca.pem',
+               help='The CA that must have signed the client certificate '
+                    'of every caller (the Octavia controller).'),
+    cfg.StrOpt('agent_server_cert', default='/etc/octavia/certs/server.pem',
+               help='The server certificate and its private key, both in '
+                    'this one PEM file.'),
+    cfg.IntOpt('agent_request_read_timeout', default=180, min=1,
+               help='Seconds to wait for a request body to arrive.'),
+    cfg.StrOpt('network_namespace', default='amphora-haproxy',
+               help='Network namespace holding the VIP and member '
+                    'interfaces that the firewall filters. Empty means the '
+                    'namespace the agent itself runs in.'),
+    cfg.StrOpt('firewall_state_file',
+               default='/var/lib/octavia/sriov-firewall.json',
+               help='Where the last applied firewall rule set is kept, so '
+                    'that it is restored when the agent starts again (for '
+                    'example after an amphora reboot).'),
+    cfg.IntOpt('max_request_body_size', default=16 * 1024 * 1024, min=1024,
+               help='Largest request body accepted, in bytes; larger '
+                    'requests are refused with 413.'),
+    cfg.ListOpt('vf_link_kinds', default=[],
+                help='Link kinds (as "ip -d link" names them, e.g. veth or '
+                     'macvlan) to treat as SR-IOV virtual functions. Real '
+                     'VFs are recognised by their physical function in '
+                     'sysfs; this is for emulated VFs in test beds.'),
+]
+
+haproxy_amphora_opts = [
+    cfg.StrOpt('bind_host', default='::',
+               help='The address the agent listens on.'),
+    cfg.PortOpt('bind_port', default=9443,
+                help='The port the agent listens on.'),
+]
+
+
+def register_opts(conf=CONF):
+    conf.register_opts(amphora_agent_opts, group='amphora_agent')
+    conf.register_opts(haproxy_amphora_opts, group='haproxy_amphora')
+
+
+def list_opts():
+    return [('amphora_agent', amphora_agent_opts),
+            ('haproxy_amphora', haproxy_amphora_opts)]
+
+
+def init(argv, conf=CONF):
+    """Register the options, parse the command line and set up logging."""
+    logging.register_options(conf)
+    register_opts(conf)
+    conf(argv, project='amphora-sriov-agent')
+    logging.setup(conf, 'amphora-sriov-agent')
