@@ -9,3 +9,27 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+"""Taskflow flows the sriov-octavia worker runs, by name.
+
+``FLOWS`` maps the names the provider driver posts (``"<object>.<operation>"``)
+to flow factories: module-level functions without arguments whose import path
+is saved with each job, so that any worker can rebuild the flow. The
+load balancer and amphora flows are not here yet.
+"""
+
+from flows import health_monitor
+from flows import l7policy
+from flows import l7rule
+from flows import listener
+from flows import member
+from flows import pool
+
+FLOWS = {}
+for _name, _module in (('listener', listener), ('pool', pool),
+                       ('member', member),
+                       ('health_monitor', health_monitor),
+                       ('l7policy', l7policy), ('l7rule', l7rule)):
+    FLOWS[_name + '.create'] = _module.create_flow
+    FLOWS[_name + '.update'] = _module.update_flow
+    FLOWS[_name + '.delete'] = _module.delete_flow
+FLOWS['member.batch_update'] = member.batch_update_flow

@@ -21,6 +21,105 @@ CONF = cfg.CONF
 # Groups are added by the parts that read them: keep one list per group here.
 _GROUPS = {}
 
+# [sriov_octavia]: how controller code reaches Neutron, Nova and Glance, and
+# how the provider driver checks flavor and availability zone metadata.
+_GROUPS['sriov_octavia'] = [
+    cfg.StrOpt('cloud', default='octavia',
+               help='Name of the cloud in clouds.yaml whose credentials and '
+                    'endpoints openstacksdk uses for Neutron, Nova and '
+                    'Glance.'),
+    cfg.StrOpt('clouds_yaml', default='',
+               help='Path of the clouds.yaml holding that cloud. Empty: '
+                    'openstacksdk looks in its usual places '
+                    '(OS_CLIENT_CONFIG_FILE, ./clouds.yaml, '
+                    '~/.config/openstack/, /etc/openstack/).'),
+    cfg.FloatOpt('api_timeout', default=30.0, min=1.0,
+                 help='Seconds one request to Neutron, Nova or Glance may '
+                      'take before it fails. The provider driver calls them '
+                      'while octavia-api answers a request, so a hung '
+                      'service must not hold that request forever.'),
+    cfg.BoolOpt('check_cloud_resources', default=True,
+                help='When validating flavor and availability zone metadata, '
+                     'check that the compute flavor, image tag, compute '
+                     'zone and networks they name exist. A service that '
+                     'cannot be reached is logged and skipped, so an outage '
+                     'does not block load balancer creation.'),
+]
+
+# [sriov_worker]: the jobboard the driver posts to, the flow persistence and
+# the driver-agent sockets the worker reports status through.
+_GROUPS['sriov_worker'] = [
+    cfg.StrOpt('jobboard_backend_driver', default='redis_taskflow_driver',
+               choices=[('redis_taskflow_driver', 'Redis (default)'),
+                        ('zookeeper_taskflow_driver',
+                         'ZooKeeper (needs the kazoo package)'),
+                        ('etcd_taskflow_driver',
+                         'etcd v3 (needs the etcd3gw package)')],
+               help='Which taskflow jobboard carries the jobs from the '
+                    'provider driver to the workers.'),
+    cfg.ListOpt('jobboard_backend_hosts', default=['127.0.0.1'],
+                help='Jobboard hosts. With Redis Sentinel these are the '
+                     'sentinels; otherwise only the first one is used for '
+                     'Redis and etcd, all of them for ZooKeeper.'),
+    cfg.PortOpt('jobboard_backend_port', default=6379,
+                help='Port of the jobboard hosts (Redis or its sentinels, '
+                     'ZooKeeper, etcd).'),
+    cfg.StrOpt('jobboard_backend_username',
+               help='User name for the jobboard (Redis ACL).'),
+    cfg.StrOpt('jobboard_backend_password', secret=True,
+               help='Password for the jobboard (Redis).'),
+    cfg.IntOpt('jobboard_redis_db', default=0, min=0,
+               help='Redis database number holding the jobboard.'),
+    cfg.StrOpt('jobboard_redis_sentinel',
+               help='Name of the Redis Sentinel master; set it to reach '
+                    'Redis through the sentinels in jobboard_backend_hosts.'),
+    cfg.StrOpt('jobboard_name', default='sriov_octavia_jobboard',
+               help='Name of the jobboard: Redis key namespace, ZooKeeper '
+                    'and etcd path. Workers and drivers sharing jobs must '
+                    'use the same name.'),
+    cfg.IntOpt('jobboard_expiration_time', default=30, min=5,
+               help='Seconds a claim on a job lives without being renewed. '
+                    'A worker renews the claims of the jobs it runs; when a '
+                    'worker dies, its jobs become claimable by the other '
+                    'workers after this time and resume from the persisted '
+                    'flow state.'),
+    cfg.StrOpt('persistence_connection',
+               default='sqlite:////var/lib/octavia/'
+                       'sriov_octavia_taskflow.sqlite',
+               secret=True,
+               help='SQLAlchemy URL of the flow persistence database '
+                    '(taskflow logbooks): sqlite for a single host, MySQL '
+                    'or PostgreSQL when workers run on several hosts.'),
+    cfg.BoolOpt('save_logbook', default=False,
+                help='Keep the persisted flow state of finished jobs '
+                     '(for debugging); by default it is deleted when the '
+                     'job is consumed.'),
+    cfg.IntOpt('max_workers', default=4, min=1,
+               help='How many jobs one worker runs at the same time.'),
+    cfg.StrOpt('engine', default='parallel',
+               choices=[('serial', 'Run the tasks of a flow one by one'),
+                        ('parallel', 'Run independent tasks of a flow '
+                                     'concurrently')],
+               help='Taskflow engine that runs each flow.'),
+    cfg.IntOpt('engine_max_workers', default=4, min=1,
+               help='Threads of the parallel engine for one flow.'),
+    cfg.FloatOpt('poll_interval', default=0.5, min=0.01,
+                 help='Seconds an idle worker waits before looking at the '
+                      'jobboard again.'),
+    cfg.StrOpt('status_socket_path',
+               default='/var/run/octavia/status.sock',
+               help='octavia-driver-agent status socket; must match '
+                    '[driver_agent] status_socket_path.'),
+    cfg.StrOpt('stats_socket_path',
+               default='/var/run/octavia/stats.sock',
+               help='octavia-driver-agent statistics socket; must match '
+                    '[driver_agent] stats_socket_path.'),
+    cfg.StrOpt('get_socket_path',
+               default='/var/run/octavia/get.sock',
+               help='octavia-driver-agent get socket; must match '
+                    '[driver_agent] get_socket_path.'),
+]
+
 
 def register_opts(conf=CONF):
     for group, opts in _GROUPS.items():

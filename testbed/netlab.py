@@ -57,8 +57,9 @@ def add_address(namespace, ifname, cidr):
     with _ipr(namespace) as ipr:
         ipr.addr('add', index=_index(ipr, ifname), address=str(iface.ip),
                  prefixlen=iface.network.prefixlen,
-                 # Tests want IPv6 addresses usable at once.
-                 **({'flags': 0x80} if iface.version == 6 else {}))
+                 # Tests want IPv6 addresses usable at once: IFA_F_NODAD
+                 # (0x02) skips duplicate address detection.
+                 **({'flags': 0x02} if iface.version == 6 else {}))
 
 
 def set_up(namespace, ifname, mtu=None, address=None):

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 
 apt_packages=(nftables python3-nftables iproute2 redis-server openssl
-              iputils-ping)
+              iputils-ping curl iperf3)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \

@@ -1,0 +1,56 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``GET /1.0/info``: who this agent is and what it can do.
+
+The controller polls it after booting an amphora to learn that the agent is
+up (as upstream's flows poll upstream's ``/info``), and reads ``firewall``
+to know that this agent filters SR-IOV ports itself.
+"""
+
+import socket
+
+import pbr.version
+import pecan
+
+API_VERSION = '1.0'
+
+# What this agent's firewall offers callers; it changes only with the code.
+FIREWALL_CAPABILITY = {
+    'backend': 'nftables',
+    'stateless': True,
+    'endpoints': ['security-group', 'security-group/counters',
+                  'interface/{ip}/rules'],
+    'protocols': ['TCP', 'UDP', 'SCTP', 'VRRP'],
+}
+
+
+def agent_version():
+    return pbr.version.VersionInfo('sriov-octavia').version_string()
+
+
+class InfoController:
+    def __init__(self, network_namespace):
+        self._network_namespace = network_namespace
+
+    @pecan.expose(generic=True)
+    def index(self):
+        pecan.abort(405)
+
+    @index.when(method='GET', template='json')
+    def index_get(self):
+        return {
+            'hostname': socket.gethostname(),
+            'api_version': API_VERSION,
+            'agent_version': agent_version(),
+            'network_namespace': self._network_namespace,
+            'firewall': FIREWALL_CAPABILITY,
+        }

@@ -1,0 +1,43 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The URL tree of the agent API."""
+
+import pecan
+
+from amphora_agent.api.controllers import info
+from amphora_agent.api.controllers import interface
+from amphora_agent.api.controllers import security_group
+
+
+class V1Controller:
+    """Everything under ``/1.0``."""
+
+    def __init__(self, firewall, network_namespace):
+        self.info = info.InfoController(network_namespace)
+        self.interface = interface.InterfaceController(firewall)
+        pecan.route(self, 'security-group',
+                    security_group.SecurityGroupController(firewall))
+
+
+class RootController:
+    def __init__(self, firewall, network_namespace):
+        pecan.route(self, info.API_VERSION,
+                    V1Controller(firewall, network_namespace))
+
+    @pecan.expose(generic=True)
+    def index(self):
+        pecan.abort(405)
+
+    @index.when(method='GET', template='json')
+    def index_get(self):
+        # Upstream's version discovery: its controller asks "/" first.
+        return {'api_version': info.API_VERSION}

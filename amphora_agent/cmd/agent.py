@@ -1,0 +1,88 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``amphora-sriov-agent``: the agent process inside an amphora.
+
+Order matters: the firewall engine restores the persisted rule set (or the
+drop-all base) before the API starts listening, so the amphora's SR-IOV
+ports are never unfiltered, not even while the agent starts.
+"""
+
+import signal
+import sys
+import threading
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from amphora_agent.api import app as api_app
+from amphora_agent import config
+from amphora_agent.firewall import engine
+from amphora_agent import server
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+
+def _stop_on_signals(stop_event):
+    def handler(signum, frame):
+        LOG.info('Received %s, stopping', signal.Signals(signum).name)
+        stop_event.set()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def main(argv=None):
+    # pyroute2 logs every netlink message at debug level, drowning the
+    # agent's own debug output.
+    logging.set_defaults(default_log_levels=(
+        logging.get_default_log_levels() + ['pyroute2=WARNING']))
+    config.init(sys.argv[1:] if argv is None else argv)
+    agent_conf = CONF.amphora_agent
+    bind_conf = CONF.haproxy_amphora
+
+    # Read the certificates first: a broken file should stop the agent
+    # before it touches the firewall.
+    try:
+        ssl_context = server.make_ssl_context(agent_conf.agent_server_cert,
+                                              agent_conf.agent_server_ca)
+    except OSError as error:  # ssl.SSLError included
+        LOG.error('Cannot load the server certificate %s or the client CA '
+                  '%s: %s', agent_conf.agent_server_cert,
+                  agent_conf.agent_server_ca, error)
+        return 1
+    stop_event = threading.Event()
+    _stop_on_signals(stop_event)
+
+    firewall = engine.Firewall(
+        namespace=agent_conf.network_namespace or None,
+        state_file=agent_conf.firewall_state_file,
+        vf_link_kinds=agent_conf.vf_link_kinds)
+    firewall.start()
+    try:
+        app = api_app.build_app(firewall, agent_conf.max_request_body_size,
+                                network_namespace=agent_conf.network_namespace)
+        try:
+            httpd = server.AgentServer(
+                bind_conf.bind_host, bind_conf.bind_port, ssl_context,
+                agent_conf.agent_request_read_timeout, app)
+        except OSError as error:
+            LOG.error('Cannot listen on [%s]:%d: %s', bind_conf.bind_host,
+                      bind_conf.bind_port, error)
+            return 1
+        LOG.info('Amphora agent listening on [%s]:%d (namespace %s)',
+                 bind_conf.bind_host, httpd.server_port,
+                 agent_conf.network_namespace or '(own)')
+        server.serve_until(httpd, stop_event)
+    finally:
+        firewall.stop()
+    LOG.info('Amphora agent stopped')
+    return 0

@@ -1,0 +1,359 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The firewall engine: puts a SecurityGroup in force and keeps it there.
+
+All nftables and netlink work runs on one dedicated thread that has entered
+the configured network namespace. ``setns(CLONE_NEWNET)`` only moves the
+calling thread, and libnftables binds its netlink socket to the namespace of
+the thread creating the context, so the context, the rtnetlink socket used
+for scans and the read of ``ip_local_port_range`` (a per-namespace sysctl)
+all live on that thread. Being one thread, it also serialises the applies:
+callers are served in the order they arrive, so the last one wins and no
+apply ever sees another one half done.
+
+Link and address changes (a VF hot-plugged, a VIP address added) trigger a
+re-scan on the same thread; when the set of filtered interfaces or their
+roles changed, the state in force is rendered again for the new set.
+
+``stop()`` leaves the rules in the kernel: the firewall outlives the agent.
+"""
+
+import concurrent.futures
+import datetime
+import threading
+
+import nftables
+from oslo_log import log as logging
+from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
+
+from amphora_agent.firewall import addresses
+from amphora_agent.firewall import links
+from amphora_agent.firewall import model
+from amphora_agent.firewall import render
+from amphora_agent.firewall import state
+
+LOG = logging.getLogger(__name__)
+
+# The drop-all base: essentials only, on every VF.
+BASE = model.SecurityGroup(vip_interfaces=(), members=())
+_PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
+
+
+class FirewallError(Exception):
+    """The kernel refused a ruleset; the previous one is still in force."""
+
+
+class NotStarted(RuntimeError):
+    """start() has not been called, or stop() has."""
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+class Firewall:
+
+    def __init__(self, namespace=None, state_file=None, vf_link_kinds=()):
+        self.namespace = namespace or None
+        self.state_file = state_file
+        self.vf_link_kinds = frozenset(vf_link_kinds)
+        self._start_lock = threading.Lock()
+        self._executor = None
+        self._watcher = None
+        # Only touched on the nft thread.
+        self._nft = None
+        self._ipr = None
+        self._installed = render.Installed()
+        self._vip_ifnames = set()
+        self._restored = False
+        # Read by current() from any thread, written on the nft thread.
+        self._state_lock = threading.Lock()
+        self._sg = None
+        self._sg_dict = None
+        self._roles = {}
+        self._generation = 0
+        self._applied_at = None
+
+    # Public interface ----------------------------------------------------
+
+    def start(self):
+        """Restore the persisted state (or the base) and watch the links."""
+        with self._start_lock:
+            if self._executor:
+                return
+            executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix='firewall-nft',
+                initializer=self._enter_namespace)
+            self._executor = executor
+            # Watch first, then scan: a change during the restore is then
+            # seen by the restore's scan or reported afterwards.
+            watcher = links.Watcher(self.namespace, self._links_changed)
+            try:
+                watcher.start()
+                executor.submit(self._restore).result()
+            except BaseException:
+                self._executor = None
+                watcher.stop()
+                self._shut_down(executor)
+                raise
+            self._watcher = watcher
+
+    def apply(self, sg):
+        """Put ``sg`` in force, persist it and return current()."""
+        return self._call(self._apply, sg)
+
+    def current(self):
+        with self._state_lock:
+            return {'security_group': self._sg_dict,
+                    'interfaces': dict(self._roles),
+                    'generation': self._generation,
+                    'applied_at': self._applied_at}
+
+    def counters(self):
+        return self._call(self._read_counters)
+
+    def stop(self):
+        with self._start_lock:
+            if not self._executor:
+                return
+            self._watcher.stop()
+            self._shut_down(self._executor)
+            self._executor = None
+            self._watcher = None
+
+    # Thread plumbing -----------------------------------------------------
+
+    def _call(self, function, *args):
+        executor = self._executor
+        if executor is None:
+            raise NotStarted()
+        return executor.submit(function, *args).result()
+
+    def _enter_namespace(self):
+        if self.namespace:
+            pyroute2_netns.setns(self.namespace, flags=0)
+        self._nft = nftables.Nftables()
+        self._nft.set_json_output(True)
+        self._ipr = IPRoute()
+
+    def _shut_down(self, executor):
+        try:
+            executor.submit(self._close_thread_resources).result()
+        except concurrent.futures.BrokenExecutor:
+            # The thread never entered the namespace: nothing to close.
+            pass
+        executor.shutdown()
+
+    def _close_thread_resources(self):
+        self._ipr.close()
+
+    def _links_changed(self):
+        executor = self._executor
+        if executor is not None:
+            executor.submit(self._refresh)
+
+    # Work done on the nft thread -----------------------------------------
+
+    def _nft_run(self, commands):
+        if not commands:
+            return None
+        rc, output, error = self._nft.json_cmd({'nftables': commands})
+        if rc != 0:
+            raise FirewallError(error.strip() or f'nft failed ({rc})')
+        return output
+
+    def _read_installed(self):
+        # Terse: object names without set elements, which may be 50k.
+        self._nft.set_terse_output(True)
+        try:
+            output = self._nft_run([{'list': {'table': {
+                'family': render.FAMILY, 'name': render.TABLE}}}])
+        except FirewallError:
+            return render.Installed()
+        finally:
+            self._nft.set_terse_output(False)
+        return render.installed_from_listing(output['nftables'])
+
+    @staticmethod
+    def _ephemeral_ports():
+        with open(_PORT_RANGE) as stream:
+            first, last = stream.read().split()
+        return int(first), int(last)
+
+    def _roles_for(self, found):
+        return {ifname: (render.ROLE_VIP if ifname in self._vip_ifnames
+                         else render.ROLE_MEMBER)
+                for ifname, link in found.items()
+                if link.is_vf or ifname in self._vip_ifnames}
+
+    def _render(self, sg, roles):
+        """Put ``sg`` in force on ``roles``; on failure the old one stays.
+
+        A failure may come from a stale picture of the table (someone
+        flushed it): then the table is read again and the render retried
+        once.
+        """
+        for attempt in (1, 2):
+            plan = render.build(sg, roles, self._ephemeral_ports(),
+                                self._installed)
+            try:
+                self._nft_run(plan.prepare)
+            except FirewallError:
+                if attempt == 2:
+                    raise
+                LOG.warning('Preparing the ruleset failed; re-reading the '
+                            'table and retrying', exc_info=True)
+                self._installed = self._read_installed()
+                continue
+            try:
+                self._nft_run(plan.switch)
+            except FirewallError:
+                try:
+                    self._nft_run(plan.rollback)
+                except FirewallError:
+                    LOG.exception('Removing the unused new generation '
+                                  'failed')
+                self._installed = self._read_installed()
+                if attempt == 2:
+                    raise
+                LOG.warning('Switching to the new ruleset failed; '
+                            'retrying', exc_info=True)
+                continue
+            self._installed = plan.result
+            return
+
+    def _restore(self):
+        self._installed = self._read_installed()
+        sg = None
+        try:
+            document = state.load(self.state_file) if self.state_file else None
+            if document and document.get('security_group') is not None:
+                sg = model.parse_security_group(document['security_group'])
+        except (ValueError, model.InvalidRequest) as error:
+            LOG.error('Ignoring the firewall state in %s (%s); the drop-all '
+                      'base is in force until rules arrive',
+                      self.state_file, error)
+            document = None
+        found = links.scan(self._ipr, self.vf_link_kinds)
+        if sg is not None:
+            wanted = set(sg.vip_interfaces)
+            self._vip_ifnames = {ifname for ifname, link in found.items()
+                                 if link.addresses & wanted}
+        roles = self._roles_for(found)
+        try:
+            self._render(sg or BASE, roles)
+        except FirewallError:
+            if sg is None:
+                raise
+            LOG.exception('Restoring the firewall state from %s failed; the '
+                          'drop-all base is in force until rules arrive',
+                          self.state_file)
+            sg = None
+            self._vip_ifnames = set()
+            roles = self._roles_for(found)
+            self._render(BASE, roles)
+        with self._state_lock:
+            self._sg = sg
+            self._sg_dict = sg.to_dict() if sg else None
+            self._roles = roles
+            self._generation = document.get('generation', 0) if sg else 0
+            self._applied_at = (document.get('applied_at') if sg
+                                else _now())
+        self._restored = True
+        LOG.info('Firewall started: %s on %s',
+                 'restored state' if sg else 'drop-all base', roles)
+
+    def _apply(self, sg):
+        found = links.scan(self._ipr, self.vf_link_kinds)
+        vip_ifnames = set()
+        for index, address in enumerate(sg.vip_interfaces):
+            owners = [ifname for ifname, link in found.items()
+                      if address in link.addresses]
+            if not owners:
+                raise model.InvalidRequest(
+                    f'vip_interfaces[{index}]',
+                    f'{addresses.format_address(*address)} is on no '
+                    'interface')
+            vip_ifnames.update(owners)
+        previous_vips = self._vip_ifnames
+        self._vip_ifnames = vip_ifnames
+        roles = self._roles_for(found)
+        try:
+            self._render(sg, roles)
+        except BaseException:
+            self._vip_ifnames = previous_vips
+            raise
+        sg_dict = sg.to_dict()
+        with self._state_lock:
+            self._sg = sg
+            self._sg_dict = sg_dict
+            self._roles = roles
+            self._generation += 1
+            self._applied_at = _now()
+            document = {'security_group': sg_dict,
+                        'generation': self._generation,
+                        'applied_at': self._applied_at}
+        if self.state_file:
+            state.save(self.state_file, document)
+        LOG.info('Firewall generation %d in force on %s', self._generation,
+                 roles)
+        return self.current()
+
+    def _refresh(self):
+        if not self._restored:
+            return
+        found = links.scan(self._ipr, self.vf_link_kinds)
+        sg = self._sg
+        # A VIP interface stays one while it exists, even when keepalived
+        # moves the VIP away; a new one is recognised by its address.
+        self._vip_ifnames &= set(found)
+        if sg is not None:
+            wanted = set(sg.vip_interfaces)
+            self._vip_ifnames |= {ifname for ifname, link in found.items()
+                                  if link.addresses & wanted}
+        roles = self._roles_for(found)
+        if roles == self._roles:
+            return
+        try:
+            self._render(sg or BASE, roles)
+        except FirewallError:
+            LOG.exception('Filtering the changed interfaces %s failed',
+                          roles)
+            return
+        with self._state_lock:
+            self._roles = roles
+        LOG.info('Interfaces changed, firewall now on %s', roles)
+
+    def _read_counters(self):
+        output = self._nft_run([{'list': {'counters': {
+            'family': render.FAMILY, 'table': render.TABLE}}}])
+        result = {'interfaces': {}, 'listeners': {}}
+        for item in output['nftables']:
+            counter = item.get('counter')
+            if not counter:
+                continue
+            name = counter['name']
+            value = {'packets': counter['packets'],
+                     'bytes': counter['bytes']}
+            if name in render.SHARED_COUNTERS:
+                result[name] = {'accepted': value}
+            elif name.startswith(render.DROP_COUNTER_PREFIX):
+                ifname = render.decode_ifname(
+                    name[len(render.DROP_COUNTER_PREFIX):])
+                result['interfaces'][ifname] = {'dropped': value}
+            elif name.startswith(render.LISTENER_COUNTER_PREFIX):
+                protocol, port, verdict = name[
+                    len(render.LISTENER_COUNTER_PREFIX):].split('_')
+                result['listeners'].setdefault(
+                    f'{protocol}:{port}', {})[verdict] = value
+        return result

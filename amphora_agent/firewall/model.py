@@ -1,0 +1,334 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The desired firewall state: parsed, validated and normalised.
+
+Two request forms lead here. The native one (``POST /1.0/security-group``)
+carries the whole state of the amphora: VIP interfaces, listeners with their
+allowed CIDRs, VRRP peers and members. Upstream Octavia's
+``PUT /1.0/interface/<ip>/rules`` carries a flat list of
+``{"protocol", "cidr", "port"}`` and knows nothing of members.
+
+Validation happens completely here, before the engine touches the kernel,
+so an invalid request changes nothing. Every error names the offending field
+as a JSON path (``listeners[2].allowed_cidrs[5]``).
+"""
+
+import dataclasses
+import functools
+
+import jsonschema
+
+from amphora_agent.firewall import addresses
+
+LISTENER_PROTOCOLS = ('TCP', 'UDP', 'SCTP')
+MEMBER_PROTOCOLS = ('TCP', 'UDP', 'SCTP', 'ICMP')
+UPSTREAM_VRRP = 'VRRP'
+
+_PORT = {'type': 'integer', 'minimum': 1, 'maximum': 65535}
+_STRING_LIST = {'type': 'array', 'items': {'type': 'string'}}
+
+SECURITY_GROUP_SCHEMA = {
+    '$schema': 'http://json-schema.org/draft-07/schema#',
+    'title': 'Amphora SR-IOV firewall: the whole desired state',
+    'type': 'object',
+    'additionalProperties': False,
+    'required': ['vip_interfaces'],
+    'properties': {
+        'vip_interfaces': dict(_STRING_LIST, minItems=1),
+        'listeners': {
+            'type': 'array',
+            'items': {
+                'type': 'object',
+                'additionalProperties': False,
+                'required': ['protocol', 'port'],
+                'properties': {
+                    'protocol': {'enum': list(LISTENER_PROTOCOLS)},
+                    'port': _PORT,
+                    # Items are checked by _networks(): a per-item schema
+                    # check costs ~10 us each, too slow for 50k CIDRs.
+                    'allowed_cidrs': {'type': ['array', 'null']},
+                },
+            },
+        },
+        'vrrp_peers': _STRING_LIST,
+        # Absent or null: the members are unknown (see SecurityGroup).
+        'members': {
+            'type': ['array', 'null'],
+            'items': {
+                'type': 'object',
+                'additionalProperties': False,
+                'required': ['address', 'protocol'],
+                'properties': {
+                    'address': {'type': 'string'},
+                    'protocol': {'enum': list(MEMBER_PROTOCOLS)},
+                    'port': {'type': ['integer', 'null'], 'minimum': 1,
+                             'maximum': 65535},
+                },
+            },
+        },
+    },
+}
+
+UPSTREAM_RULES_SCHEMA = {
+    '$schema': 'http://json-schema.org/draft-07/schema#',
+    'title': 'Upstream Octavia amphora interface rules',
+    'type': 'array',
+    'items': {
+        'type': 'object',
+        'additionalProperties': False,
+        'required': ['protocol', 'cidr', 'port'],
+        'properties': {
+            # Upstream sends 'TCP', 'UDP', 'SCTP' and 'vrrp'; the case is
+            # checked after the schema.
+            'protocol': {'type': 'string'},
+            'cidr': {'type': ['string', 'null']},
+            'port': _PORT,
+        },
+    },
+}
+
+_VALIDATOR = jsonschema.Draft7Validator(SECURITY_GROUP_SCHEMA)
+_UPSTREAM_VALIDATOR = jsonschema.Draft7Validator(UPSTREAM_RULES_SCHEMA)
+
+
+class InvalidRequest(Exception):
+    """A request that cannot be applied; ``field`` is its JSON path."""
+
+    def __init__(self, field, reason):
+        super().__init__(f'{field}: {reason}')
+        self.field = field
+        self.reason = reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Listener:
+    protocol: str
+    port: int
+    # Sorted, de-duplicated (family, value, prefixlen) tuples, host bits
+    # cleared; empty means any source.
+    allowed_cidrs: tuple = ()
+
+    @property
+    def key(self):
+        return f'{self.protocol}:{self.port}'
+
+    def to_dict(self):
+        return {'protocol': self.protocol, 'port': self.port,
+                'allowed_cidrs': [addresses.format_network(network)
+                                  for network in self.allowed_cidrs]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    family: int
+    address: int
+    protocol: str
+    # None for ICMP (ping monitors).
+    port: int = None
+
+    def to_dict(self):
+        member = {'address': addresses.format_address(self.family,
+                                                      self.address),
+                  'protocol': self.protocol}
+        if self.port is not None:
+            member['port'] = self.port
+        return member
+
+
+@dataclasses.dataclass(frozen=True)
+class SecurityGroup:
+    """The whole desired firewall state of one amphora.
+
+    ``members`` is None when the members are unknown (the upstream rules
+    API carries none): the firewall then lets replies to the amphora's own
+    connections in by their shape instead of by their source.
+    """
+
+    vip_interfaces: tuple  # (family, value) addresses
+    listeners: tuple = ()  # Listener, sorted by protocol and port
+    vrrp_peers: tuple = ()  # (family, value, prefixlen), sorted
+    members: tuple = None  # Member, sorted; None: unknown
+
+    # Computed once: formatting 50k networks back to text costs tens of ms,
+    # and apply, persist and GET all need it.
+    @functools.cached_property
+    def canonical(self):
+        return {
+            'vip_interfaces': [addresses.format_address(*address)
+                               for address in self.vip_interfaces],
+            'listeners': [listener.to_dict() for listener in self.listeners],
+            'vrrp_peers': [addresses.format_network(network)
+                           for network in self.vrrp_peers],
+            'members': (None if self.members is None else
+                        [member.to_dict() for member in self.members]),
+        }
+
+    def to_dict(self):
+        """The canonical JSON form (a fresh copy of the top level)."""
+        return dict(self.canonical)
+
+
+def _path(parts):
+    text = ''
+    for part in parts:
+        if isinstance(part, int):
+            text += f'[{part}]'
+        else:
+            text += f'.{part}' if text else part
+    return text or 'body'
+
+
+def _schema_error(validator, body):
+    # is_valid() stops at the first problem; collecting every error (to
+    # pick the most relevant one) is only worth it for a bad request.
+    if validator.is_valid(body):
+        return None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    parts = list(error.absolute_path)
+    if error.validator == 'additionalProperties':
+        allowed = error.schema.get('properties', {})
+        unknown = sorted(key for key in error.instance if key not in allowed)
+        return InvalidRequest(_path(parts + [unknown[0]]), 'unknown field')
+    if error.validator == 'required':
+        missing = [key for key in error.validator_value
+                   if key not in error.instance]
+        return InvalidRequest(_path(parts + [missing[0]]),
+                              'is a required field')
+    return InvalidRequest(_path(parts), error.message)
+
+
+def _network(text, field):
+    try:
+        return addresses.parse_network(text)
+    except ValueError:
+        raise InvalidRequest(
+            field, f'{text!r} is not a valid IP network') from None
+
+
+def _address(text, field):
+    try:
+        return addresses.parse_address(text)
+    except ValueError:
+        raise InvalidRequest(
+            field, f'{text!r} is not a valid IP address') from None
+
+
+def _networks(texts, field):
+    parse = addresses.parse_network
+    networks = []
+    for index, text in enumerate(texts):
+        try:
+            networks.append(parse(text))
+        except ValueError:
+            reason = (f'{text!r} is not a valid IP network'
+                      if isinstance(text, str) else
+                      f'{text!r} is not of type \'string\'')
+            raise InvalidRequest(f'{field}[{index}]', reason) from None
+    return networks
+
+
+def _merge_listeners(entries):
+    """Build listeners from ``((protocol, port), networks or None)``.
+
+    Two entries for the same protocol and port are one listener accepting
+    the union of their sources; an entry without sources opens it to all.
+    """
+    merged = {}
+    for key, networks in entries:
+        if key in merged and merged[key] is None:
+            continue
+        if networks is None:
+            merged[key] = None
+        else:
+            merged.setdefault(key, set()).update(networks)
+    return tuple(Listener(protocol, port, tuple(sorted(networks or ())))
+                 for (protocol, port), networks in sorted(merged.items()))
+
+
+def parse_security_group(body):
+    """Validate a native request body and return its SecurityGroup."""
+    error = _schema_error(_VALIDATOR, body)
+    if error:
+        raise error
+    vip_interfaces = []
+    for index, text in enumerate(body['vip_interfaces']):
+        address = _address(text, f'vip_interfaces[{index}]')
+        if address not in vip_interfaces:
+            vip_interfaces.append(address)
+    entries = []
+    for index, listener in enumerate(body.get('listeners', ())):
+        cidrs = listener.get('allowed_cidrs')
+        networks = (_networks(cidrs, f'listeners[{index}].allowed_cidrs')
+                    if cidrs else None)
+        entries.append(((listener['protocol'], int(listener['port'])),
+                        networks))
+    peers = _networks(body.get('vrrp_peers', ()), 'vrrp_peers')
+    members = None
+    if body.get('members') is not None:
+        members = set()
+        for index, member in enumerate(body['members']):
+            field = f'members[{index}]'
+            family, value = _address(member['address'], f'{field}.address')
+            port = member.get('port')
+            if member['protocol'] == 'ICMP':
+                if port is not None:
+                    raise InvalidRequest(f'{field}.port',
+                                         'ICMP members have no port')
+            elif port is None:
+                raise InvalidRequest(
+                    f'{field}.port',
+                    f'is required for {member["protocol"]} members')
+            members.add(Member(family, value, member['protocol'],
+                               None if port is None else int(port)))
+        members = tuple(sorted(members, key=_member_order))
+    return SecurityGroup(vip_interfaces=tuple(vip_interfaces),
+                         listeners=_merge_listeners(entries),
+                         vrrp_peers=tuple(sorted(set(peers))),
+                         members=members)
+
+
+def _member_order(member):
+    return (member.family, member.address, member.protocol, member.port or 0)
+
+
+def from_upstream_rules(interface_address, rules):
+    """Translate upstream Octavia's interface rules into a SecurityGroup.
+
+    ``interface_address`` (the VRRP base port address in the URL) names the
+    VIP interface. A rule with a null CIDR opens its port (or VRRP) to every
+    source. Members are unknown on this path.
+    """
+    vip = _address(interface_address, 'interface_address')
+    error = _schema_error(_UPSTREAM_VALIDATOR, rules)
+    if error:
+        raise error
+    entries = []
+    peers = set()
+    for index, rule in enumerate(rules):
+        protocol = rule['protocol'].upper()
+        cidr = rule['cidr']
+        network = None if cidr is None else _network(cidr,
+                                                     f'[{index}].cidr')
+        if protocol == UPSTREAM_VRRP:
+            peers.update([network] if network else
+                         [(4, 0, 0), (6, 0, 0)])
+        elif protocol in LISTENER_PROTOCOLS:
+            entries.append(((protocol, int(rule['port'])),
+                            None if network is None else [network]))
+        else:
+            raise InvalidRequest(
+                f'[{index}].protocol',
+                f'{rule["protocol"]!r} is not one of TCP, UDP, SCTP, VRRP')
+    return SecurityGroup(vip_interfaces=(vip,),
+                         listeners=_merge_listeners(entries),
+                         vrrp_peers=tuple(sorted(peers)),
+                         members=None)

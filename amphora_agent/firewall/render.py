@@ -1,0 +1,458 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Turn a SecurityGroup into nftables JSON transactions.
+
+Layout of the ``inet sriov_octavia`` table:
+
+* one base chain per filtered interface, ``in_<ifname>``, hooked on
+  ``ingress`` of that device with policy drop. An ingress hook sees a packet
+  before anything else in the stack, costs nothing for the other interfaces,
+  and an ``inet`` ingress chain lets ARP through (only IP is classified);
+* VIP interfaces first look up a verdict map keyed on
+  ``meta l4proto . th dport`` that jumps to one chain per listener. That
+  chain matches the source against per-listener ``interval`` sets, one per
+  address family, so classification cost does not grow with the number of
+  CIDRs (measured: 0.96 of the no-firewall packet rate at 10k entries, where
+  one concatenated interval set reached 0.86-0.89). A listener chain ends in
+  a drop: a listener port is decided by its CIDRs alone;
+* then IPv4 and IPv6 non-first fragments are accepted: the ingress hook sees
+  fragments before reassembly, only the first fragment carries the ports and
+  it is filtered, so a fragment train from a refused source never
+  reassembles;
+* member replies: with a member list, ``saddr . l4proto . sport`` exactly in
+  a set and the destination port in the local ephemeral range (where the
+  amphora's own connections come from), ICMP echo replies from ping-monitored
+  members. With members unknown, their shape: TCP with ACK set (so never a
+  bare SYN), UDP/SCTP to the ephemeral range, echo replies;
+* VRRP (IP protocol 112, IPv4 and IPv6) from the peers only, VIP side only;
+* the static ``essentials`` chain: ICMP errors needed for path MTU
+  discovery, neighbour discovery (hop limit 255, as RFC 4861 demands), MLD
+  queries (multicast snooping switches forget us without them), DHCP and
+  DHCPv6 replies. Echo requests are not essential and are dropped;
+* a counted drop.
+
+Replacing a ruleset hitlessly takes two transactions, measured on these
+machines: rules that look up a set created in the same transaction dropped
+packets during the swap, while switching rules to sets that already exist
+lost none. ``prepare`` therefore creates the new generation's sets, maps and
+listener chains (named ``r<serial>_...`` so they never clash with the
+generation in force), and ``switch`` re-fills the base chains to point at
+them and deletes the previous generation. The essentials chain uses
+anonymous sets and is therefore never replaced, only created once.
+
+Counters are named objects with stable names, so their values carry over a
+re-apply as long as the thing they count exists.
+"""
+
+import dataclasses
+import re
+
+from amphora_agent.firewall import addresses
+
+FAMILY = 'inet'
+TABLE = 'sriov_octavia'
+ESSENTIALS_CHAIN = 'essentials'
+BASE_CHAIN_PREFIX = 'in_'
+DROP_COUNTER_PREFIX = 'drop_'
+LISTENER_COUNTER_PREFIX = 'listener_'
+SHARED_COUNTERS = ('essentials', 'fragments', 'members', 'vrrp')
+# Only our own table hooks ingress of these devices, so the priority only
+# orders us against other tables that might appear later.
+BASE_CHAIN_PRIORITY = 0
+
+ROLE_VIP = 'vip'
+ROLE_MEMBER = 'member'
+
+_GENERATION_NAME = re.compile(r'^r(\d+)_')
+_ESCAPED = re.compile(r'_([0-9a-f]{2})')
+_VRRP = 112
+
+ACCEPT = {'accept': None}
+DROP = {'drop': None}
+_L4PROTO = {'meta': {'key': 'l4proto'}}
+_NFPROTO = {'meta': {'key': 'nfproto'}}
+_SADDR = {4: {'payload': {'protocol': 'ip', 'field': 'saddr'}},
+          6: {'payload': {'protocol': 'ip6', 'field': 'saddr'}}}
+_NFPROTO_NAME = {4: 'ipv4', 6: 'ipv6'}
+_ADDR_TYPE = {4: 'ipv4_addr', 6: 'ipv6_addr'}
+_ICMP = {4: 'icmp', 6: 'icmpv6'}
+
+
+def _payload(protocol, field):
+    return {'payload': {'protocol': protocol, 'field': field}}
+
+
+def _match(left, right, op='=='):
+    return {'match': {'op': op, 'left': left, 'right': right}}
+
+
+def _counter(name):
+    return {'counter': name}
+
+
+def _object(kind, **fields):
+    return {kind: dict(family=FAMILY, table=TABLE, **fields)}
+
+
+def _rule(chain, *expr):
+    return {'add': _object('rule', chain=chain, expr=list(expr))}
+
+
+def encode_ifname(ifname):
+    """An interface name as an object-name suffix, reversibly.
+
+    Names are kept to [A-Za-z0-9_]; everything else, '_' included, becomes
+    '_xx' so that decode_ifname() can recover the exact interface name (nft
+    1.0.6 does not report a chain's device in JSON).
+    """
+    return ''.join(char if char.isascii() and char.isalnum()
+                   else '_%02x' % ord(char) for char in ifname)
+
+
+def decode_ifname(encoded):
+    return _ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), encoded)
+
+
+def base_chain_name(ifname):
+    return BASE_CHAIN_PREFIX + encode_ifname(ifname)
+
+
+def drop_counter_name(ifname):
+    return DROP_COUNTER_PREFIX + encode_ifname(ifname)
+
+
+def listener_counter_name(listener, verdict):
+    return (f'{LISTENER_COUNTER_PREFIX}{listener.protocol}_{listener.port}'
+            f'_{verdict}')
+
+
+@dataclasses.dataclass
+class Installed:
+    """What of ours the kernel holds, as far as a render needs to know."""
+
+    table: bool = False
+    essentials: bool = False
+    serial: int = 0
+    base_chains: dict = dataclasses.field(default_factory=dict)
+    chains: list = dataclasses.field(default_factory=list)
+    sets: list = dataclasses.field(default_factory=list)
+    maps: list = dataclasses.field(default_factory=list)
+    counters: set = dataclasses.field(default_factory=set)
+
+
+def installed_from_listing(objects):
+    """Build Installed from the JSON objects of ``list table``."""
+    installed = Installed()
+    for item in objects:
+        kind, = item.keys()
+        body = item[kind]
+        if kind == 'table':
+            installed.table = True
+            continue
+        if kind not in ('chain', 'set', 'map', 'counter'):
+            continue
+        name = body['name']
+        generation = _GENERATION_NAME.match(name)
+        if generation:
+            installed.serial = max(installed.serial,
+                                   int(generation.group(1)))
+            getattr(installed, kind + 's').append(name)
+        elif kind == 'counter':
+            installed.counters.add(name)
+        elif kind == 'chain' and name == ESSENTIALS_CHAIN:
+            installed.essentials = True
+        elif kind == 'chain' and name.startswith(BASE_CHAIN_PREFIX):
+            ifname = decode_ifname(name[len(BASE_CHAIN_PREFIX):])
+            installed.base_chains[ifname] = name
+    return installed
+
+
+@dataclasses.dataclass
+class Plan:
+    prepare: list
+    switch: list
+    rollback: list
+    result: Installed
+
+
+class _Builder:
+
+    def __init__(self, sg, roles, ephemeral_ports, installed):
+        self.sg = sg
+        self.roles = roles
+        self.ephemeral = {'range': list(ephemeral_ports)}
+        self.installed = installed
+        self.serial = installed.serial + 1
+        self.prepare = []
+        self.chains = []
+        self.sets = []
+        self.maps = []
+        self.counters = set(SHARED_COUNTERS)
+
+    def name(self, suffix):
+        return f'r{self.serial}_{suffix}'
+
+    def add_set(self, suffix, set_type, elements, interval=False):
+        name = self.name(suffix)
+        fields = {'name': name, 'type': set_type, 'elem': elements}
+        if interval:
+            fields['flags'] = ['interval']
+        self.prepare.append({'add': _object('set', **fields)})
+        self.sets.append(name)
+        return '@' + name
+
+    def add_chain(self, suffix):
+        name = self.name(suffix)
+        self.prepare.append({'add': _object('chain', name=name)})
+        self.chains.append(name)
+        return name
+
+    def source_set(self, suffix, family, intervals):
+        return self.add_set(
+            f'{suffix}_{family}', _ADDR_TYPE[family],
+            [addresses.interval_element(family, first, last)
+             for first, last in intervals], interval=True)
+
+    # Listeners --------------------------------------------------------
+
+    def listener_map(self):
+        elements = []
+        for listener in self.sg.listeners:
+            chain = self.listener_chain(listener)
+            elements.append([
+                {'concat': [listener.protocol.lower(), listener.port]},
+                {'goto': {'target': chain}}])
+        if not elements:
+            return []
+        name = self.name('listeners')
+        self.prepare.append({'add': _object(
+            'map', name=name, type=['inet_proto', 'inet_service'],
+            map='verdict', elem=elements)})
+        self.maps.append(name)
+        return [{'vmap': {'key': {'concat': [_L4PROTO,
+                                             _payload('th', 'dport')]},
+                          'data': '@' + name}}]
+
+    def listener_chain(self, listener):
+        suffix = f'{listener.protocol.lower()}_{listener.port}'
+        chain = self.add_chain(suffix)
+        accepted = listener_counter_name(listener, 'accepted')
+        dropped = listener_counter_name(listener, 'dropped')
+        self.counters.update((accepted, dropped))
+        rules = []
+        if not listener.allowed_cidrs:
+            rules.append([_counter(accepted), ACCEPT])
+        for family in (4, 6):
+            intervals = addresses.collapse(listener.allowed_cidrs, family)
+            if not intervals:
+                continue
+            if addresses.covers_everything(intervals, family):
+                source = _match(_NFPROTO, _NFPROTO_NAME[family])
+            else:
+                source = _match(_SADDR[family],
+                                self.source_set(suffix, family, intervals))
+            rules.append([source, _counter(accepted), ACCEPT])
+        if listener.allowed_cidrs:
+            rules.append([_counter(dropped), DROP])
+        self.prepare.extend(_rule(chain, *rule) for rule in rules)
+        return chain
+
+    # Members ----------------------------------------------------------
+
+    def member_rules(self):
+        if self.sg.members is None:
+            return self.unknown_member_rules()
+        rules = []
+        dport = _match(_payload('th', 'dport'), self.ephemeral)
+        for family in (4, 6):
+            flows = [{'concat': [addresses.format_address(family, m.address),
+                                 m.protocol.lower(), m.port]}
+                     for m in self.sg.members
+                     if m.family == family and m.port is not None]
+            if flows:
+                key = {'concat': [_SADDR[family], _L4PROTO,
+                                  _payload('th', 'sport')]}
+                flow_set = self.add_set(
+                    f'members_{family}',
+                    [_ADDR_TYPE[family], 'inet_proto', 'inet_service'],
+                    flows)
+                rules.append([_match(key, flow_set), dport,
+                              _counter('members'), ACCEPT])
+            pinged = [addresses.format_address(family, m.address)
+                      for m in self.sg.members
+                      if m.family == family and m.port is None]
+            if pinged:
+                ping_set = self.add_set(f'pinged_{family}',
+                                        _ADDR_TYPE[family], pinged)
+                rules.append([
+                    _match(_payload(_ICMP[family], 'type'), 'echo-reply'),
+                    _match(_SADDR[family], ping_set),
+                    _counter('members'), ACCEPT])
+        return rules
+
+    def unknown_member_rules(self):
+        """Replies by their shape when the members are unknown.
+
+        TCP must carry ACK: a SYN-ACK, data or FIN answers a connection the
+        amphora opened, a bare SYN would be someone opening one to us.
+        """
+        tcp_ack = _match({'&': [_payload('tcp', 'flags'), 'ack']}, 'ack')
+        rules = [[tcp_ack, _match(_payload('tcp', 'dport'), self.ephemeral)]]
+        for protocol in ('udp', 'sctp'):
+            rules.append([_match(_payload(protocol, 'dport'),
+                                 self.ephemeral)])
+        for family in (4, 6):
+            rules.append([_match(_payload(_ICMP[family], 'type'),
+                                 'echo-reply')])
+        return [rule + [_counter('members'), ACCEPT] for rule in rules]
+
+    # VRRP -------------------------------------------------------------
+
+    def vrrp_rules(self):
+        rules = []
+        for family in (4, 6):
+            intervals = addresses.collapse(self.sg.vrrp_peers, family)
+            if not intervals:
+                continue
+            if addresses.covers_everything(intervals, family):
+                source = _match(_NFPROTO, _NFPROTO_NAME[family])
+            else:
+                source = _match(_SADDR[family],
+                                self.source_set('vrrp', family, intervals))
+            rules.append([_match(_L4PROTO, _VRRP), source,
+                          _counter('vrrp'), ACCEPT])
+        return rules
+
+    # Static parts -----------------------------------------------------
+
+    @staticmethod
+    def fragment_rules():
+        first_fragment_only = [
+            _match({'&': [_payload('ip', 'frag-off'), 0x1fff]}, 0, '!='),
+            _match({'exthdr': {'name': 'frag', 'field': 'frag-off'}}, 0,
+                   '!=')]
+        return [[match, _counter('fragments'), ACCEPT]
+                for match in first_fragment_only]
+
+    @staticmethod
+    def essentials_rules():
+        icmp_type = _payload('icmp', 'type')
+        icmpv6_type = _payload('icmpv6', 'type')
+        hoplimit = _payload('ip6', 'hoplimit')
+        matches = [
+            [_match(icmp_type, {'set': ['destination-unreachable',
+                                        'time-exceeded',
+                                        'parameter-problem']})],
+            [_match(icmpv6_type, {'set': ['destination-unreachable',
+                                          'packet-too-big',
+                                          'time-exceeded',
+                                          'parameter-problem']})],
+            [_match(icmpv6_type, {'set': ['nd-router-advert',
+                                          'nd-neighbor-solicit',
+                                          'nd-neighbor-advert',
+                                          'nd-redirect']}),
+             _match(hoplimit, 255)],
+            [_match(icmpv6_type, 'mld-listener-query'),
+             _match(hoplimit, 1)],
+            [_match(_NFPROTO, 'ipv4'),
+             _match(_payload('udp', 'sport'), 67),
+             _match(_payload('udp', 'dport'), 68)],
+            [_match(_NFPROTO, 'ipv6'),
+             _match(_payload('udp', 'sport'), 547),
+             _match(_payload('udp', 'dport'), 546)],
+        ]
+        return [match + [_counter('essentials'), ACCEPT] for match in matches]
+
+    # Whole plan -------------------------------------------------------
+
+    def build(self):
+        installed = self.installed
+        listener_rules = self.listener_map()
+        member_rules = self.member_rules()
+        vrrp_rules = self.vrrp_rules()
+        for ifname in self.roles:
+            self.counters.add(drop_counter_name(ifname))
+        new_counters = sorted(self.counters - installed.counters)
+        # The table and the counters go first: the chains created in this
+        # same transaction refer to them.
+        head = []
+        if not installed.table:
+            head.append({'add': {'table': {'family': FAMILY,
+                                           'name': TABLE}}})
+        head.extend({'add': _object('counter', name=name)}
+                    for name in new_counters)
+        self.prepare[:0] = head
+        if not installed.essentials:
+            self.prepare.append({'add': _object('chain',
+                                                name=ESSENTIALS_CHAIN)})
+            self.prepare.extend(_rule(ESSENTIALS_CHAIN, *rule)
+                                for rule in self.essentials_rules())
+
+        switch = []
+        for ifname, role in sorted(self.roles.items()):
+            chain = base_chain_name(ifname)
+            if ifname in installed.base_chains:
+                switch.append({'flush': _object('chain', name=chain)})
+            else:
+                switch.append({'add': _object(
+                    'chain', name=chain, type='filter', hook='ingress',
+                    dev=ifname, prio=BASE_CHAIN_PRIORITY, policy='drop')})
+            rules = []
+            if role == ROLE_VIP:
+                rules.extend([expr] for expr in listener_rules)
+            rules.extend(self.fragment_rules())
+            rules.extend(member_rules)
+            if role == ROLE_VIP:
+                rules.extend(vrrp_rules)
+            rules.append([{'jump': {'target': ESSENTIALS_CHAIN}}])
+            rules.append([_counter(drop_counter_name(ifname)), DROP])
+            switch.extend(_rule(chain, *rule) for rule in rules)
+        for ifname, chain in sorted(installed.base_chains.items()):
+            if ifname not in self.roles:
+                switch.append({'delete': _object('chain', name=chain)})
+        # Maps jump to chains and chains look up sets: delete in that order.
+        switch.extend(_deletes(installed.maps, installed.chains,
+                               installed.sets))
+        switch.extend({'delete': _object('counter', name=name)}
+                      for name in sorted(installed.counters - self.counters))
+
+        rollback = _deletes(self.maps, self.chains, self.sets)
+        rollback.extend({'delete': _object('counter', name=name)}
+                        for name in new_counters)
+        result = Installed(
+            table=True, essentials=True, serial=self.serial,
+            base_chains={ifname: base_chain_name(ifname)
+                         for ifname in self.roles},
+            chains=self.chains, sets=self.sets, maps=self.maps,
+            counters=set(self.counters))
+        return Plan(prepare=self.prepare, switch=switch, rollback=rollback,
+                    result=result)
+
+
+def _deletes(maps, chains, sets):
+    commands = []
+    for kind, names in (('map', maps), ('chain', chains), ('set', sets)):
+        commands.extend({'delete': _object(kind, name=name)}
+                        for name in names)
+    return commands
+
+
+def build(sg, roles, ephemeral_ports, installed):
+    """Plan the transactions that put ``sg`` in force.
+
+    ``roles`` maps every filtered interface name to ROLE_VIP or
+    ROLE_MEMBER, ``ephemeral_ports`` is the namespace's
+    ``ip_local_port_range`` as (first, last), ``installed`` what the table
+    holds now. ``sg`` may have no listeners, peers or members: the drop-all
+    base is such a SecurityGroup.
+    """
+    return _Builder(sg, roles, ephemeral_ports, installed).build()

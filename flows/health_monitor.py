@@ -1,0 +1,28 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Flows on health monitors."""
+
+from flows import common
+
+
+def create_flow():
+    return common.object_flow('health_monitor.create', 'health_monitor')
+
+
+def update_flow():
+    return common.object_flow('health_monitor.update', 'health_monitor',
+                              updating=True)
+
+
+def delete_flow():
+    return common.object_flow('health_monitor.delete', 'health_monitor',
+                              deleting=True)

@@ -1,0 +1,98 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Read-only lookups in Octavia's database for the provider driver.
+
+The driver runs inside octavia-api, which hands it one object per call: a
+member knows its pool but not its load balancer, and nothing but the load
+balancer carries the flavor. These lookups fill the gap from the same
+database octavia-api uses, in a short transaction of their own. The parents
+they read (load balancer, listener, pool, L7 policy) are committed before a
+child can be created, so they are visible even while octavia-api still
+holds the child's transaction open.
+"""
+
+from octavia.api.drivers import utils as driver_utils
+from octavia.db import api as db_api
+from octavia.db import models
+from octavia.db import repositories
+from octavia_lib.api.drivers import exceptions as lib_exceptions
+
+
+def _not_found(obj_id, kind):
+    message = f'{kind} {obj_id} not found'
+    return lib_exceptions.DriverError(user_fault_string=message,
+                                      operator_fault_string=message)
+
+
+def _one(query, kind, obj_id):
+    row = query.one_or_none()
+    if row is None:
+        raise _not_found(obj_id, kind)
+    return row
+
+
+def pool_load_balancer_id(pool_id):
+    session = db_api.get_session()
+    with session.begin():
+        query = session.query(models.Pool.load_balancer_id).filter(
+            models.Pool.id == pool_id)
+        return _one(query, 'pool', pool_id)[0]
+
+
+def listener_load_balancer_id_and_protocol(listener_id):
+    session = db_api.get_session()
+    with session.begin():
+        query = session.query(models.Listener.load_balancer_id,
+                              models.Listener.protocol).filter(
+            models.Listener.id == listener_id)
+        return tuple(_one(query, 'listener', listener_id))
+
+
+def l7policy_load_balancer_id(l7policy_id):
+    session = db_api.get_session()
+    with session.begin():
+        query = session.query(models.Listener.load_balancer_id).filter(
+            models.L7Policy.id == l7policy_id,
+            models.L7Policy.listener_id == models.Listener.id)
+        return _one(query, 'L7 policy', l7policy_id)[0]
+
+
+def load_balancer_flavor_and_zone(loadbalancer_id):
+    """Return (flavor metadata, availability zone metadata), {} for none."""
+    session = db_api.get_session()
+    with session.begin():
+        query = session.query(models.LoadBalancer.flavor_id,
+                              models.LoadBalancer.availability_zone).filter(
+            models.LoadBalancer.id == loadbalancer_id)
+        flavor_id, zone = _one(query, 'load balancer', loadbalancer_id)
+        flavor = (repositories.FlavorRepository().get_flavor_metadata_dict(
+            session, flavor_id) if flavor_id else {})
+        az = (repositories.AvailabilityZoneRepository()
+              .get_availability_zone_metadata_dict(session, zone)
+              if zone else {})
+    return flavor, az
+
+
+def provider_load_balancer(loadbalancer_id):
+    """The load balancer as octavia-lib's provider object, without secrets.
+
+    for_delete=True makes Octavia leave TLS secrets out (they must not
+    travel through the jobboard).
+    """
+    session = db_api.get_session()
+    with session.begin():
+        db_lb = repositories.LoadBalancerRepository().get(
+            session, id=loadbalancer_id)
+        if db_lb is None:
+            raise _not_found(loadbalancer_id, 'load balancer')
+        return driver_utils.db_loadbalancer_to_provider_loadbalancer(
+            db_lb, for_delete=True)

@@ -1,0 +1,185 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The worker's conductor: claims jobs, runs their flows, keeps its claims.
+
+Several workers (driver-agent provider agents or standalone processes) share
+one jobboard. A worker renews the claims of the jobs it runs; when it dies
+its claims expire and another worker claims the job and resumes the flow
+from the persisted task states, so finished tasks do not run again. A worker
+that finds its claim taken over suspends that flow instead of running it a
+second time beside the new owner.
+"""
+
+import contextlib
+import os
+import socket
+import threading
+
+from oslo_log import log as logging
+from oslo_utils import uuidutils
+from taskflow.conductors.backends import impl_nonblocking
+from taskflow import exceptions as tf_exc
+from taskflow.listeners import base as listener_base
+
+from sriov_octavia.worker import jobboard
+from sriov_octavia.worker import persistence
+
+LOG = logging.getLogger(__name__)
+
+
+def worker_name():
+    """A name unique to this process.
+
+    Claims are owned by name: two workers sharing a name would take each
+    other's jobs for their own.
+    """
+    return '%s:%d:%s' % (socket.gethostname(), os.getpid(),
+                         uuidutils.generate_uuid()[:8])
+
+
+class _HeldJob(listener_base.Listener):
+    """Registers a job with its engine while the engine runs it."""
+
+    def __init__(self, engine, job, held):
+        super(_HeldJob, self).__init__(engine)
+        self._job = job
+        self._held = held
+
+    def register(self):
+        super(_HeldJob, self).register()
+        self._held[self._job.uuid] = (self._job, self._engine)
+
+    def deregister(self):
+        self._held.pop(self._job.uuid, None)
+        super(_HeldJob, self).deregister()
+
+
+class WorkerConductor(impl_nonblocking.NonBlockingConductor):
+    """taskflow's thread-pool conductor plus claim renewal and cleanup."""
+
+    def __init__(self, name, board, persistence_backend, claim_expiry,
+                 save_logbook=False, **kwargs):
+        super(WorkerConductor, self).__init__(
+            name, board, persistence=persistence_backend, **kwargs)
+        self.claim_expiry = claim_expiry
+        self._held = {}
+        if not save_logbook:
+            self.notifier.register('job_consumed', self._destroy_logbook)
+
+    def _listeners_from_job(self, job, engine):
+        listeners = super(WorkerConductor, self)._listeners_from_job(
+            job, engine)
+        listeners.append(_HeldJob(engine, job, self._held))
+        return listeners
+
+    def _destroy_logbook(self, event, details):
+        job = details['job']
+        book = job.book
+        if book is None:
+            return
+        try:
+            with contextlib.closing(
+                    self._persistence.get_connection()) as connection:
+                connection.destroy_logbook(book.uuid)
+        except tf_exc.NotFound:
+            LOG.debug('Logbook of job %s already gone.', job.uuid)
+
+    def _owner(self, job):
+        try:
+            return self._jobboard.find_owner(job)
+        except TypeError:
+            # The Redis board cannot decode a missing owner: nobody owns it.
+            return None
+
+    def renew_claims(self):
+        """Extend the claims of the running jobs this worker still owns."""
+        if self.claim_expiry is None:
+            return
+        for job, engine in list(self._held.values()):
+            try:
+                owner = self._owner(job)
+                if owner is None:
+                    # Expired without anybody taking it over: take it back.
+                    self._jobboard.claim(job, self._name)
+                    LOG.warning('Claim on job %s had expired; reclaimed.',
+                                job)
+                    continue
+                if owner == self._name:
+                    job.extend_expiry(self.claim_expiry)
+                    continue
+            except (tf_exc.UnclaimableJob, tf_exc.NotFound):
+                owner = self._owner(job)
+            except tf_exc.JobFailure:
+                LOG.warning('Could not renew the claim on job %s; retrying.',
+                            job, exc_info=True)
+                continue
+            LOG.error('Job %s is now owned by %s, not by this worker (%s): '
+                      'suspending its flow here so that it does not run '
+                      'twice.', job, owner, self._name)
+            engine.suspend()
+
+
+def _engine_settings(group):
+    if group.engine == 'parallel':
+        return group.engine, {'max_workers': group.engine_max_workers}
+    return group.engine, {}
+
+
+def run(conf, stop_event, name=None):
+    """Claim and run jobs until ``stop_event`` is set.
+
+    On stop the running flows are suspended after their current task and
+    their jobs handed back to the jobboard for another worker.
+    Raises when the conductor dies on its own (jobboard or database
+    unreachable), so that a supervisor can restart it.
+    """
+    group = conf.sriov_worker
+    name = name or worker_name()
+    engine, engine_options = _engine_settings(group)
+    with persistence.backend(conf) as backend:
+        with jobboard.open_board(conf, backend) as board:
+            conductor = WorkerConductor(
+                name, board, backend, jobboard.claim_expiry(conf),
+                save_logbook=group.save_logbook,
+                engine=engine, engine_options=engine_options,
+                wait_timeout=group.poll_interval,
+                max_simultaneous_jobs=group.max_workers)
+            errors = []
+
+            def _run_conductor():
+                try:
+                    conductor.run()
+                except Exception as e:
+                    errors.append(e)
+                    LOG.exception('Worker %s stopped on an error.', name)
+
+            runner = threading.Thread(target=_run_conductor,
+                                      name='conductor-' + name, daemon=True)
+            LOG.info('Worker %s claims jobs on %s jobboard %s.', name,
+                     group.jobboard_backend_driver, group.jobboard_name)
+            runner.start()
+            # Renew well before expiry: a renewal may be late by a poll.
+            period = (group.jobboard_expiration_time / 3.0
+                      if conductor.claim_expiry else 1.0)
+            try:
+                while runner.is_alive() and not stop_event.wait(period):
+                    conductor.renew_claims()
+            finally:
+                conductor.stop()
+                # Running flows finish their current task before they
+                # suspend: keep their claims alive meanwhile.
+                while runner.is_alive():
+                    runner.join(period)
+                    conductor.renew_claims()
+            LOG.info('Worker %s stopped.', name)
+            if errors:
+                raise errors[0]

@@ -1,0 +1,219 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The jobboard between the provider driver and the workers.
+
+The driver posts one job per operation and returns at once; any worker may
+claim it. A job holds no flow object: the flow's factory (an importable
+function) and the store are saved in the flow persistence, so the worker
+that claims the job, or the one that takes it over after a crash, rebuilds
+the same flow and continues from the persisted task states.
+"""
+
+import contextlib
+
+from oslo_log import log as logging
+from oslo_utils import netutils
+from taskflow import engines
+from taskflow.jobs import backends as job_backends
+from taskflow.jobs.backends import impl_redis
+from taskflow.jobs import base
+from taskflow.persistence import models
+
+import flows
+from sriov_octavia import conf as sriov_conf
+from sriov_octavia.worker import persistence
+from sriov_octavia.worker import status
+
+LOG = logging.getLogger(__name__)
+
+REDIS = 'redis_taskflow_driver'
+ZOOKEEPER = 'zookeeper_taskflow_driver'
+ETCD = 'etcd_taskflow_driver'
+
+
+# Most urgent first, as taskflow's JobPriority lists them.
+_PRIORITY_RANK = {priority: rank for rank, priority in enumerate(
+    (base.JobPriority.VERY_HIGH, base.JobPriority.HIGH,
+     base.JobPriority.NORMAL, base.JobPriority.LOW,
+     base.JobPriority.VERY_LOW))}
+
+
+class ExpiringRedisJobBoard(impl_redis.RedisJobBoard):
+    """A Redis jobboard whose claims expire unless their owner renews them.
+
+    taskflow's Redis claims live forever unless ``claim`` is given an
+    expiry, and its conductors never give one: the job of a worker that
+    died would stay claimed for good.
+    """
+
+    def _fetch_jobs(self):
+        # taskflow lists the newest job of a priority first: under a steady
+        # stream of posts the oldest jobs would wait the longest. Oldest
+        # first instead.
+        return sorted(
+            super(ExpiringRedisJobBoard, self)._fetch_jobs(),
+            key=lambda job: (_PRIORITY_RANK[job.priority], job.sequence))
+
+    def __init__(self, name, conf, claim_expiry, persistence=None):
+        super(ExpiringRedisJobBoard, self).__init__(
+            name, conf, persistence=persistence)
+        self.claim_expiry = claim_expiry
+
+    def claim(self, job, who, expiry=None):
+        if expiry is None:
+            expiry = self.claim_expiry
+        super(ExpiringRedisJobBoard, self).claim(job, who, expiry=expiry)
+
+
+def claim_expiry(conf):
+    """Seconds a claim lives unless renewed.
+
+    None when the backend ties claims to the owner's session instead
+    (ZooKeeper's ephemeral nodes).
+    """
+    if conf.sriov_worker.jobboard_backend_driver == ZOOKEEPER:
+        return None
+    return conf.sriov_worker.jobboard_expiration_time
+
+
+def _redis_board(group, persistence):
+    hosts = group.jobboard_backend_hosts
+    board_conf = {
+        'host': hosts[0],
+        'port': group.jobboard_backend_port,
+        'db': group.jobboard_redis_db,
+        'namespace': group.jobboard_name,
+    }
+    if group.jobboard_backend_username:
+        board_conf['username'] = group.jobboard_backend_username
+    if group.jobboard_backend_password:
+        board_conf['password'] = group.jobboard_backend_password
+    if group.jobboard_redis_sentinel:
+        board_conf['sentinel'] = group.jobboard_redis_sentinel
+        board_conf['sentinel_fallbacks'] = [
+            '%s:%d' % (netutils.escape_ipv6(host),
+                       group.jobboard_backend_port)
+            for host in hosts[1:]]
+    return ExpiringRedisJobBoard(group.jobboard_name, board_conf,
+                                 group.jobboard_expiration_time,
+                                 persistence=persistence)
+
+
+def _zookeeper_board(group, persistence):
+    board_conf = {
+        'board': 'zookeeper',
+        'hosts': ','.join('%s:%d' % (netutils.escape_ipv6(host),
+                                     group.jobboard_backend_port)
+                          for host in group.jobboard_backend_hosts),
+        'path': '/' + group.jobboard_name,
+    }
+    return job_backends.fetch(group.jobboard_name, board_conf,
+                              persistence=persistence)
+
+
+def _etcd_board(group, persistence):
+    board_conf = {
+        'board': 'etcd',
+        'host': group.jobboard_backend_hosts[0],
+        'port': group.jobboard_backend_port,
+        'path': group.jobboard_name,
+        # The etcd board puts every claim on a lease of this many seconds.
+        'ttl': group.jobboard_expiration_time,
+    }
+    return job_backends.fetch(group.jobboard_name, board_conf,
+                              persistence=persistence)
+
+
+_BOARDS = {
+    REDIS: _redis_board,
+    ZOOKEEPER: _zookeeper_board,
+    ETCD: _etcd_board,
+}
+
+
+@contextlib.contextmanager
+def open_board(conf, persistence_backend):
+    """The configured jobboard, connected; closed on exit."""
+    group = conf.sriov_worker
+    board = _BOARDS[group.jobboard_backend_driver](group, persistence_backend)
+    board.connect()
+    try:
+        yield board
+    finally:
+        board.close()
+
+
+def job_name(flow_name, store):
+    """``"<flow name> <object id>"``: what operators see in the jobboard.
+
+    The object is the one the flow name starts with; a member batch is named
+    after its pool and anything else missing falls back to the load balancer.
+    """
+    object_type = flow_name.split('.', 1)[0]
+    if object_type in store and object_type in status.ID_KEYS:
+        obj_id = status.object_id(object_type, store[object_type])
+    else:
+        obj_id = store.get('pool_id') or store['loadbalancer_id']
+    return '%s %s' % (flow_name, obj_id)
+
+
+def post_factory_job(flow_factory, name, store, conf=sriov_conf.CONF,
+                     factory_args=None, factory_kwargs=None):
+    """Post a job running ``flow_factory(*factory_args, **factory_kwargs)``.
+
+    :param flow_factory: a module-level function returning a taskflow flow;
+        it is saved by its import path, so every worker must be able to
+        import it.
+    :param name: the job name.
+    :param store: JSON-serialisable dict the flow's tasks take inputs from.
+    :returns: the job's uuid.
+    """
+    with persistence.backend(conf) as backend:
+        book = models.LogBook(name)
+        flow_detail = models.FlowDetail(name, book.uuid)
+        # The store lives with the flow state rather than in the jobboard:
+        # jobboards keep small postings, the database keeps what resuming
+        # needs.
+        flow_detail.meta = {'store': store}
+        book.add(flow_detail)
+        with contextlib.closing(backend.get_connection()) as connection:
+            connection.save_logbook(book)
+        engines.save_factory_details(flow_detail, flow_factory,
+                                     factory_args, factory_kwargs,
+                                     backend=backend)
+        try:
+            with open_board(conf, backend) as board:
+                job = board.post(name, book=book,
+                                 details={'flow_uuid': flow_detail.uuid})
+        except Exception:
+            # Without a job nobody would ever run or delete this logbook.
+            with contextlib.closing(backend.get_connection()) as connection:
+                connection.destroy_logbook(book.uuid)
+            raise
+    LOG.info('Posted job %s (%s).', job.uuid, name)
+    return job.uuid
+
+
+def post_job(flow_name, store, conf=sriov_conf.CONF):
+    """Post the flow ``flows.FLOWS[flow_name]`` with ``store``.
+
+    :returns: the job id, without waiting for a worker.
+    :raises ValueError: the flow name is unknown.
+    """
+    try:
+        factory = flows.FLOWS[flow_name]
+    except KeyError:
+        message = 'Unknown flow %r; known flows: %s' % (
+            flow_name, ', '.join(sorted(flows.FLOWS)))
+        raise ValueError(message)
+    return post_factory_job(factory, job_name(flow_name, store), store,
+                            conf=conf)

@@ -1,0 +1,170 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Bring a testbed instance up, take it down, tell what runs."""
+
+import os
+import subprocess
+import time
+
+from oslo_log import log as logging
+
+from testbed import clouds
+from testbed import config
+from testbed import inventory
+from testbed import plumbing
+from testbed import schema_cache
+from testbed import seed
+from testbed.services import base
+from testbed.services import identity
+from testbed.services import neutron
+from testbed.services import neutron_db
+from testbed.services import nova
+from testbed.services import octavia
+from testbed.services import process
+from testbed.services import redis
+
+LOG = logging.getLogger(__name__)
+
+# Start order; "down" goes the other way.
+SERVICE_CLASSES = (redis.Redis, identity.Identity, neutron.Neutron,
+                   octavia.OctaviaApi, octavia.DriverAgent, nova.Nova)
+
+
+def services(testbed):
+    return [cls(testbed) for cls in SERVICE_CLASSES]
+
+
+def _run_steps(steps, testbed):
+    """Run one-shot commands side by side; fail with the first error."""
+    running = []
+    for name, argv in steps:
+        log_file = os.path.join(testbed.logs_dir, f'{name}.log')
+        with open(log_file, 'ab') as log:
+            running.append((name, log_file, subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT)))
+    failed = [(name, log_file) for name, log_file, child in running
+              if child.wait() != 0]
+    if failed:
+        raise process.StartError(
+            'failed: ' + ', '.join(f'{name} (see {log_file})'
+                                   for name, log_file in failed))
+
+
+def _prepare_databases(testbed, inv):
+    """Schemas where missing, then the emulated agents' records.
+
+    Creating a schema imports Neutron's or Octavia's models (seconds each):
+    both run at once, and only when the schema cache has no copy yet.
+    """
+    neutron_api = neutron.Neutron(testbed)
+    octavia_api = octavia.OctaviaApi(testbed)
+    builds = []
+    for package, service in (('neutron', neutron_api),
+                             ('octavia', octavia_api)):
+        if not (os.path.exists(service.db_file)
+                or schema_cache.restore(package, service.db_file)):
+            builds.append((package, service))
+    try:
+        _run_steps([(f'{package}-db', service.init_db_argv())
+                    for package, service in builds], testbed)
+    except process.StartError:
+        # A half made schema would be taken for a complete one next time.
+        for _, service in builds:
+            if os.path.exists(service.db_file):
+                os.unlink(service.db_file)
+        raise
+    for package, service in builds:
+        schema_cache.store(package, service.db_file)
+    # On every "up": the heartbeat must be recent for Neutron to bind.
+    neutron_db.refresh_agents(neutron_api.db_url, inv)
+
+
+def up(testbed, seed_cloud=True, skip=()):
+    """Start whatever is not running, then seed; returns seconds taken.
+
+    ``skip``: names of services not to start (e.g. "nova").
+    """
+    started = time.monotonic()
+    for directory in testbed.directories():
+        os.makedirs(directory, exist_ok=True)
+    testbed.save()
+    inv = inventory.write_default(testbed.inventory_file)
+    clouds.write(testbed)
+
+    wanted = [service for service in services(testbed)
+              if service.available() and service.name not in skip]
+    to_start = [service for service in wanted if not service.process.pid()]
+    for service in to_start:
+        if service.port and base.tcp_answers(config.HOST, service.port):
+            raise process.StartError(
+                f'port {service.port} of {service.name} is taken by a '
+                f'process that is not this testbed\'s: choose another '
+                f'--port-base')
+    for service in to_start:
+        service.prepare()
+    _prepare_databases(testbed, inv)
+    for service in to_start:
+        service.process.start()
+    for service in wanted:
+        service.wait_ready()
+
+    if seed_cloud:
+        conn = clouds.connect(testbed)
+        try:
+            subnets = seed.seed_networks(conn, testbed.mgmt_cidr)
+            mgmt = subnets[seed.MGMT_SUBNET]
+            fabric = plumbing.Fabric(testbed.state_dir,
+                                     prefix=testbed.prefix)
+            try:
+                fabric.ensure_mgmt_network({'cidr': mgmt.cidr,
+                                            'gateway_ip': mgmt.gateway_ip})
+            except plumbing.PlumbingError as e:
+                raise process.StartError(f'management network: {e}')
+            if any(isinstance(service, nova.Nova) for service in wanted):
+                seed.seed_compute(conn, inv)
+        finally:
+            conn.close()
+    elapsed = time.monotonic() - started
+    LOG.info('testbed %s up in %.1f s', testbed.prefix, elapsed)
+    return elapsed
+
+
+def down(testbed, grace=10.0):
+    """Stop every service by pid, then remove the instance's kernel objects.
+
+    Returns the names of the services that were stopped.
+    """
+    stopped = []
+    # The emulator goes first: it may be booting amphorae.
+    for service in reversed(services(testbed)):
+        if service.process.stop(grace=grace):
+            stopped.append(service.name)
+    if os.path.isdir(testbed.state_dir):
+        plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix).cleanup()
+    return stopped
+
+
+def status(testbed):
+    """``[(name, pid or None, port or None, state)]`` for every service.
+
+    state is "alive", "dead" or "not installed".
+    """
+    rows = []
+    for service in services(testbed):
+        pid = service.process.pid()
+        if not service.available():
+            state = 'not installed'
+        else:
+            state = 'alive' if pid else 'dead'
+        rows.append((service.name, pid, service.port, state))
+    return rows

@@ -1,0 +1,84 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The emulator's own admin API, for tests: fault injection and the VF pool.
+
+- ``GET /testbed/faults``: the current fault settings.
+- ``POST /testbed/faults`` with a JSON object: merge settings (see
+  ``testbed.nova.faults``); answers the settings now in force.
+- ``DELETE /testbed/faults``: clear all faults, reconnect cut agents.
+- ``GET /testbed/pci``: per host and physical network the VFs in total and
+  free, and who holds each allocated VF (pci_slot -> server_id, port_id).
+"""
+
+from testbed.nova import errors
+from testbed.nova import faults as faults_mod
+from testbed.nova import inventory as pci
+from testbed.nova import wsgi
+
+PREFIX = '/testbed'
+
+
+class AdminAPI:
+    def __init__(self, manager, faults):
+        self.manager = manager
+        self.faults = faults
+
+    def router(self):
+        router = wsgi.Router()
+        router.add('GET', PREFIX + '/faults', self.show_faults)
+        router.add('POST', PREFIX + '/faults', self.set_faults)
+        router.add('DELETE', PREFIX + '/faults', self.clear_faults)
+        router.add('GET', PREFIX + '/pci', self.show_pci)
+        return router
+
+    def show_faults(self, req):
+        return wsgi.json_response({'faults': self.faults.current()})
+
+    def set_faults(self, req):
+        settings = wsgi.json_body(req)
+        if not isinstance(settings, dict):
+            raise errors.BadRequest('Faults are a JSON object')
+        try:
+            faults_mod.check(settings)
+        except faults_mod.InvalidFault as e:
+            raise errors.BadRequest(str(e))
+        if 'agent' in settings:
+            self.manager.set_agents_reachable(
+                settings.get('servers'), settings['agent'] == 'reachable')
+        current = self.faults.update(settings)
+        return wsgi.json_response({'faults': current})
+
+    def clear_faults(self, req):
+        had_agent_fault = 'agent' in self.faults.current()
+        self.faults.clear()
+        if had_agent_fault:
+            self.manager.set_agents_reachable(None, True)
+        return wsgi.json_response(None, status=204)
+
+    def show_pci(self, req):
+        inventory = self.manager.inventory
+        with self.manager.state.read() as data:
+            allocations = data['pci_allocations']
+            hosts = {}
+            for host in inventory.hosts:
+                networks = {}
+                for physnet in inventory.physical_networks(host):
+                    total = [vf for vf in inventory.vfs(host)
+                             if vf.physical_network == physnet]
+                    networks[physnet] = {
+                        'total': len(total),
+                        'free': len(pci.free_vfs(inventory, allocations,
+                                                 host, physnet))}
+                hosts[host] = {
+                    'physical_networks': networks,
+                    'allocations': dict(allocations.get(host, {}))}
+        return wsgi.json_response({'hosts': hosts})

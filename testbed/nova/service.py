@@ -1,0 +1,105 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Process entry point: options, the WSGI app, the threaded server."""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from testbed.nova import admin_api
+from testbed.nova import compute
+from testbed.nova import compute_api
+from testbed.nova import faults as faults_mod
+from testbed.nova import image_api
+from testbed.nova import inventory as inventory_mod
+from testbed.nova import neutron
+from testbed.nova import state as state_mod
+from testbed.nova import wsgi
+
+LOG = logging.getLogger(__name__)
+
+CLI_OPTS = [
+    cfg.StrOpt('state-dir', required=True,
+               help='Directory for the emulator state (and the fabric).'),
+    cfg.PortOpt('port', default=19774, help='TCP port to serve on.'),
+    cfg.StrOpt('bind', default='127.0.0.1', help='Address to serve on.'),
+    cfg.URIOpt('neutron-url', default='http://127.0.0.1:19696',
+               help='Root URL of the real Neutron API.'),
+    cfg.StrOpt('inventory', required=True,
+               help='JSON file with the hosts and their SR-IOV PFs.'),
+    cfg.StrOpt('prefix', default='sotb',
+               help='Prefix of every kernel object of this testbed.'),
+    cfg.BoolOpt('kernel-plumbing', default=True,
+                help='Turn servers into namespaces running the amphora '
+                     'agent (testbed.plumbing). Without it, servers, ports '
+                     'and VFs are only API state.'),
+]
+
+
+def build_app(state_dir, neutron_url, inventory_file, fabric):
+    """The emulator's WSGI app and its ComputeManager."""
+    state = state_mod.State(state_dir)
+    faults = faults_mod.Faults()
+    manager = compute.ComputeManager(
+        state, inventory_mod.Inventory.load(inventory_file),
+        neutron.Neutron(neutron_url), fabric, faults)
+
+    def latency(req):
+        delay = faults.api_latency
+        if delay and not req.path_info.startswith(admin_api.PREFIX):
+            time.sleep(delay)
+
+    app = wsgi.Application(
+        [admin_api.AdminAPI(manager, faults).router(),
+         image_api.ImageAPI(state).router(),
+         compute_api.ComputeAPI(manager).router()],
+        before_request=latency)
+    return app, manager
+
+
+def _fabric(conf):
+    if not conf.kernel_plumbing:
+        return None
+    # Imported only when used: API-only runs need no pyroute2 privileges.
+    from testbed import plumbing
+    return plumbing.Fabric(conf.state_dir, prefix=conf.prefix)
+
+
+def main(argv=None):
+    conf = cfg.ConfigOpts()
+    logging.register_options(conf)
+    conf.register_cli_opts(CLI_OPTS)
+    conf(sys.argv[1:] if argv is None else argv, project='testbed-nova')
+    logging.setup(conf, 'testbed-nova')
+    os.makedirs(conf.state_dir, exist_ok=True)
+    app, manager = build_app(conf.state_dir, conf.neutron_url,
+                             conf.inventory, _fabric(conf))
+    manager.recover()
+    server = wsgi.make_server(conf.bind, conf.port, app)
+
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever(): call it from elsewhere.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    LOG.info('Compute emulator serving on %s:%s (state %s)', conf.bind,
+             conf.port, conf.state_dir)
+    server.serve_forever()
+    server.server_close()
+    manager.wait(timeout=30)
+    LOG.info('Compute emulator stopped')

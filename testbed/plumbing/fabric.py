@@ -1,0 +1,680 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The testbed's stand-in for hypervisors, VFs and physical networks.
+
+An amphora is a pair of network namespaces running the real amphora agent:
+``<prefix>-amp-<id>`` holds the management interface and the agent (an
+amphora's root namespace), ``<prefix>-amp-<id>-lb`` the VIP and member
+interfaces (the agent's ``network_namespace``). The management network is
+the bridge ``<prefix>-mgmt`` in the root namespace, carrying the management
+subnets' gateway addresses, so the controller reaches every agent directly.
+A VF is a veth pair: one end, with the Neutron port's MAC address, appears
+in the amphora's data namespace as a hot-plugged VF would (down, without an
+address); the other joins the bridge of the port's network in
+``<prefix>-phys``. That namespace is also the router between networks: a
+subnet's gateway address sits on its network's bridge. Clients and members
+are namespaces with one interface on a network's bridge.
+
+What has to survive a restart of the process using the fabric (agent PIDs,
+which VF is which interface) is kept in ``<state>/amphorae/<id>/``; all
+else is read back from the kernel.
+"""
+
+import dataclasses
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import threading
+import time
+
+from oslo_log import log as logging
+from pyroute2 import netns as pyroute2_netns
+
+from testbed import certs
+from testbed import netlab
+from testbed.plumbing import agent_config
+from testbed.plumbing import links
+from testbed.plumbing import names as names_mod
+from testbed.plumbing import processes
+
+LOG = logging.getLogger(__name__)
+
+AGENT_EXECUTABLE = 'amphora-sriov-agent'
+CONTROLLER_CERT_NAME = 'octavia-controller'
+_RECORD = 'amphora.json'
+_POLL_INTERVAL = 0.2
+
+
+class PlumbingError(Exception):
+    """A request the fabric cannot carry out as asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Amphora:
+    server_id: str
+    mgmt_ip: str
+    agent_url: str
+    pid: int
+    namespace: str
+    data_namespace: str
+
+
+def _url_host(ip):
+    return f'[{ip}]' if ipaddress.ip_address(ip).version == 6 else ip
+
+
+def _fixed_ips(port):
+    ips = [fixed['ip_address'] for fixed in port.get('fixed_ips') or ()]
+    if not ips:
+        raise PlumbingError(f"port {port.get('id')} has no fixed IP")
+    return ips
+
+
+def mgmt_interfaces(fixed_ips, gateway_addresses):
+    """Match a port's fixed IPs with the management gateways.
+
+    ``gateway_addresses`` are the ip_interfaces on the management bridge
+    (one per management subnet). Returns ``[(ip_interface, gateway_ip)]``,
+    one per fixed IP, in the port's order.
+    """
+    matched = []
+    for ip in fixed_ips:
+        address = ipaddress.ip_address(ip)
+        gateway = next((gw for gw in gateway_addresses
+                        if address in gw.network and address != gw.ip), None)
+        if gateway is None:
+            raise PlumbingError(
+                f'{ip} is on no management subnet this fabric routes; '
+                f'ensure_mgmt_network() must be given its subnet first')
+        matched.append((ipaddress.ip_interface(
+            f'{address}/{gateway.network.prefixlen}'), gateway.ip))
+    return matched
+
+
+def _subnet_gateway(subnet):
+    """The gateway's ip_interface of a Neutron subnet dict, or None."""
+    gateway = (subnet or {}).get('gateway_ip')
+    if not gateway:
+        return None
+    network = ipaddress.ip_network(subnet['cidr'], strict=False)
+    return ipaddress.ip_interface(f'{gateway}/{network.prefixlen}')
+
+
+class _StateLock:
+    """Serialises the fabric's work across threads and processes.
+
+    The flock covers a second process on the same state directory (the
+    emulator and the testbed CLI's ``down``); the re-entrant lock lets one
+    public method call another.
+    """
+
+    def __init__(self, path):
+        self._path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._file = None
+
+    def __enter__(self):
+        self._thread_lock.acquire()
+        if self._depth == 0:
+            self._file = open(self._path, 'a')
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            self._file.close()
+            self._file = None
+        self._thread_lock.release()
+
+
+class Fabric:
+    """Kernel objects and agent processes of one testbed instance."""
+
+    def __init__(self, state_dir, prefix='sotb', agent_executable=None,
+                 stop_grace=10.0):
+        self.state_dir = os.path.abspath(state_dir)
+        self.names = names_mod.Names(prefix)
+        self.prefix = prefix
+        # The agent installed beside the running interpreter: the testbed
+        # runs from the project's virtualenv, which is not on PATH.
+        self.agent_executable = agent_executable or os.path.join(
+            os.path.dirname(sys.executable), AGENT_EXECUTABLE)
+        self.stop_grace = stop_grace
+        for directory in (self._path('amphorae'), self._path('certs'),
+                          self._path('logs'), self._path('run')):
+            os.makedirs(directory, exist_ok=True)
+        self._lock = _StateLock(self._path('run', 'fabric.lock'))
+        # Agents started by this process, kept to reap them when stopped.
+        self._children = {}
+
+    def _path(self, *parts):
+        return os.path.join(self.state_dir, *parts)
+
+    # Certificates -------------------------------------------------------
+
+    @property
+    def ca_cert(self):
+        """The CA that signed every agent's and the controller's cert."""
+        return self._certificate_authority().path
+
+    @property
+    def agent_client_cert(self):
+        """Certificate + key PEM the controller presents to the agents."""
+        path = self._path('certs', 'controller.pem')
+        with self._lock:
+            if not os.path.exists(path):
+                self._certificate_authority().issue_client(
+                    path, CONTROLLER_CERT_NAME)
+        return path
+
+    def _certificate_authority(self):
+        path = self._path('certs', 'ca.pem')
+        with self._lock:
+            if os.path.exists(path):
+                return certs.CertificateAuthority.load(path)
+            return certs.CertificateAuthority.create(
+                path, name=f'{self.prefix} testbed CA')
+
+    # Networks -----------------------------------------------------------
+
+    def ensure_mgmt_network(self, subnet):
+        """Bridge ``<prefix>-mgmt`` with the subnet's gateway address.
+
+        ``subnet`` is a Neutron subnet dict (``cidr``, ``gateway_ip``); the
+        root namespace gets the gateway address, hence a route to every
+        amphora on the subnet. Call once per management subnet (IPv4 and
+        IPv6 may both be used). Returns the bridge's name.
+        """
+        gateway = _subnet_gateway(subnet)
+        if gateway is None:
+            raise PlumbingError(
+                f"management subnet {(subnet or {}).get('cidr')} has no "
+                f'gateway_ip: the controller reaches agents through it')
+        bridge = self.names.mgmt_bridge
+        with self._lock:
+            clash = [
+                f'{network} (dev {ifname})'
+                for network, ifname in links.routed_networks(None)
+                if ifname != bridge and network.overlaps(gateway.network)]
+            if clash:
+                # The gateway address would hijack the machine's own
+                # traffic to that network (even its default gateway).
+                raise PlumbingError(
+                    f'management subnet {gateway.network} overlaps routes '
+                    f'of this machine: {", ".join(clash)}; choose another')
+            links.ensure_bridge(None, bridge)
+            links.ensure_address(None, bridge, gateway)
+        return bridge
+
+    def ensure_network(self, network_id, subnet=None):
+        """The bridge of a Neutron network in the phys namespace.
+
+        With ``subnet`` (``cidr``, ``gateway_ip``), the bridge also gets the
+        subnet's gateway address, making the phys namespace the router
+        between the testbed's subnets. Returns the bridge's name.
+        """
+        bridge = self.names.network_bridge(network_id)
+        gateway = _subnet_gateway(subnet)
+        with self._lock:
+            phys = self._ensure_phys_namespace()
+            links.ensure_bridge(phys, bridge)
+            if gateway is not None:
+                links.ensure_address(phys, bridge, gateway)
+        return bridge
+
+    def _ensure_phys_namespace(self):
+        name = self.names.phys_namespace
+        if not netlab.namespace_exists(name):
+            pyroute2_netns.create(name)
+            links.set_state(name, 'lo', True)
+            for key in ('net.ipv4.ip_forward',
+                        'net.ipv6.conf.all.forwarding'):
+                netlab.run(name, ['sysctl', '-q', '-w', f'{key}=1'])
+        return name
+
+    # Amphorae -----------------------------------------------------------
+
+    def boot_amphora(self, server_id, mgmt_port, mgmt_subnet=None,
+                     hostnames=(), start_agent=True):
+        """Create an amphora and start its agent.
+
+        ``mgmt_port`` is the Neutron port dict of the management interface
+        (``mac_address``, ``fixed_ips``); its subnet must be known through
+        ``ensure_mgmt_network`` or be given as ``mgmt_subnet``. The agent's
+        server certificate names the management IPs, the server id and
+        ``hostnames``. ``start_agent=False`` boots an amphora whose agent
+        never comes up. Returns an ``Amphora``; the agent may still be
+        starting (``wait_for_agent``).
+        """
+        with self._lock:
+            if self._load(server_id) is not None:
+                raise PlumbingError(f'amphora {server_id} exists already')
+            if mgmt_subnet is not None:
+                self.ensure_mgmt_network(mgmt_subnet)
+            record = self._new_record(server_id, mgmt_port)
+            try:
+                self._create_namespaces(record)
+                self._plug_mgmt(record)
+                if start_agent:
+                    self._start_agent(record, hostnames)
+            except BaseException:
+                LOG.exception('Booting amphora %s failed; removing what was '
+                              'created', server_id)
+                self._destroy(server_id, record)
+                raise
+            LOG.info('Amphora %s booted: namespaces %s and %s, agent pid %s',
+                     server_id, record['namespace'],
+                     record['data_namespace'], record['agent']['pid'])
+            return self._amphora(record)
+
+    def _new_record(self, server_id, mgmt_port):
+        namespace = self.names.amphora_namespace(server_id)
+        for existing in self._records():
+            if existing['namespace'] == namespace:
+                raise PlumbingError(
+                    f"servers {existing['server_id']} and {server_id} would "
+                    f'share namespace {namespace}')
+        for name in (namespace, self.names.data_namespace(server_id)):
+            if netlab.namespace_exists(name):
+                raise PlumbingError(f'namespace {name} exists already')
+        bridge = self.names.mgmt_bridge
+        gateways = ([address for address in links.addresses(None, bridge)
+                     if not address.ip.is_link_local]
+                    if links.find(None, bridge) else [])
+        interfaces = mgmt_interfaces(_fixed_ips(mgmt_port), gateways)
+        directory = self._path('amphorae', server_id)
+        os.makedirs(directory, exist_ok=True)
+        return {
+            'server_id': server_id,
+            'namespace': namespace,
+            'data_namespace': self.names.data_namespace(server_id),
+            'mgmt': {
+                'ifname': names_mod.MGMT_IFNAME,
+                'peer': self.names.mgmt_peer(server_id),
+                'mac': mgmt_port['mac_address'],
+                'addresses': [str(iface) for iface, _gw in interfaces],
+                'gateways': sorted({str(gw) for _iface, gw in interfaces}),
+                'ip': str(interfaces[0][0].ip),
+            },
+            'agent': {'pid': None, 'start_time': None,
+                      'url': 'https://%s:%d' % (
+                          _url_host(str(interfaces[0][0].ip)),
+                          agent_config.AGENT_PORT)},
+            'reachable': True,
+            'vfs': {},
+        }
+
+    def _create_namespaces(self, record):
+        for name in (record['namespace'], record['data_namespace']):
+            pyroute2_netns.create(name)
+            # Written at once: from here on cleanup must find this amphora.
+            self._save(record)
+            links.set_state(name, 'lo', True)
+
+    def _plug_mgmt(self, record):
+        mgmt = record['mgmt']
+        namespace = record['namespace']
+        links.add_veth(None, mgmt['peer'], namespace, mgmt['ifname'],
+                       mgmt['mac'])
+        links.set_master(None, mgmt['peer'], self.names.mgmt_bridge)
+        links.set_state(None, mgmt['peer'], True)
+        links.set_state(namespace, mgmt['ifname'], True)
+        for address in mgmt['addresses']:
+            links.ensure_address(namespace, mgmt['ifname'],
+                                 ipaddress.ip_interface(address))
+        for gateway in mgmt['gateways']:
+            links.add_default_route(namespace, gateway)
+
+    def _start_agent(self, record, hostnames):
+        server_id = record['server_id']
+        directory = self._path('amphorae', server_id)
+        ca = self._certificate_authority()
+        server_cert = ca.issue_server(
+            os.path.join(directory, 'server.pem'),
+            hostnames=[server_id] + list(hostnames),
+            ips=[str(ipaddress.ip_interface(address).ip)
+                 for address in record['mgmt']['addresses']])
+        log_file = self._path('logs', f'amphora-{server_id}.log')
+        config_file = agent_config.write(
+            os.path.join(directory, 'agent.conf'),
+            server_ca=ca.path, server_cert=server_cert,
+            data_namespace=record['data_namespace'],
+            firewall_state_file=os.path.join(directory, 'firewall.json'),
+            bind_host=record['mgmt']['ip'], log_file=log_file)
+        record['agent'].update(config_file=config_file, log_file=log_file)
+        self._spawn_agent(record)
+
+    def _spawn_agent(self, record):
+        agent = record['agent']
+        child = processes.start(
+            record['namespace'],
+            [self.agent_executable, '--config-file', agent['config_file']],
+            agent['log_file'])
+        self._children[child.pid] = child
+        agent.update(pid=child.pid,
+                     start_time=processes.start_time(child.pid))
+        self._save(record)
+
+    def reboot_amphora(self, server_id):
+        """Restart the amphora as a reboot would, VFs and all.
+
+        The agent is stopped, the data namespace loses what lived in its
+        memory (nftables rules, VF addresses and routes; the VFs go down),
+        and the agent starts again from its files: whatever firewall it
+        persisted is all that protects the VFs afterwards.
+        """
+        with self._lock:
+            record = self._record(server_id)
+            if not record['agent'].get('config_file'):
+                raise PlumbingError(f'amphora {server_id} was booted '
+                                    f'without an agent')
+            self._stop_agent(record)
+            data_namespace = record['data_namespace']
+            netlab.run(data_namespace, ['nft', 'flush', 'ruleset'])
+            for vf in record['vfs'].values():
+                links.flush_addresses(data_namespace, vf['ifname'])
+                links.set_state(data_namespace, vf['ifname'], False)
+            self._spawn_agent(record)
+            LOG.info('Amphora %s rebooted, agent pid %s', server_id,
+                     record['agent']['pid'])
+            return self._amphora(record)
+
+    def amphora(self, server_id):
+        """The ``Amphora`` booted as ``server_id``, or None."""
+        record = self._load(server_id)
+        return self._amphora(record) if record else None
+
+    def amphorae(self):
+        return [self._amphora(record) for record in self._records()]
+
+    @staticmethod
+    def _amphora(record):
+        return Amphora(server_id=record['server_id'],
+                       mgmt_ip=record['mgmt']['ip'],
+                       agent_url=record['agent']['url'],
+                       pid=record['agent']['pid'],
+                       namespace=record['namespace'],
+                       data_namespace=record['data_namespace'])
+
+    def agent_running(self, server_id):
+        agent = self._record(server_id)['agent']
+        return bool(agent['pid']) and processes.is_running(
+            agent['pid'], agent['start_time'])
+
+    def wait_for_agent(self, server_id, timeout=60.0):
+        """Wait until the agent completes a TLS handshake on its mgmt IP.
+
+        The handshake is the controller's: the client certificate, and the
+        agent's certificate checked against the CA and the mgmt IP, so a
+        certificate mix-up shows here rather than in the first API call.
+        Raises PlumbingError, with the end of the agent's log, if the agent
+        exits or does not answer within ``timeout`` seconds.
+        """
+        record = self._record(server_id)
+        address = (record['mgmt']['ip'], agent_config.AGENT_PORT)
+        context = ssl.create_default_context(cafile=self.ca_cert)
+        context.load_cert_chain(self.agent_client_cert)
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.agent_running(server_id):
+                raise PlumbingError(
+                    f'the agent of amphora {server_id} is not running:\n'
+                    f'{self._log_tail(record)}')
+            try:
+                with socket.create_connection(address, timeout=2) as sock:
+                    with context.wrap_socket(sock,
+                                             server_hostname=address[0]):
+                        return
+            except ssl.SSLCertVerificationError as error:
+                # Retrying cannot fix a wrong certificate.
+                raise PlumbingError(
+                    f'the agent of amphora {server_id} presents a '
+                    f'certificate that does not verify: {error}') from error
+            except OSError as error:
+                if time.monotonic() >= deadline:
+                    raise PlumbingError(
+                        f'the agent of amphora {server_id} does not answer '
+                        f'on {address} ({error}):\n'
+                        f'{self._log_tail(record)}') from error
+            time.sleep(_POLL_INTERVAL)
+
+    @staticmethod
+    def _log_tail(record, lines=20):
+        path = record['agent'].get('log_file')
+        if not path or not os.path.exists(path):
+            return '(no agent log)'
+        with open(path, errors='replace') as log:
+            return ''.join(log.readlines()[-lines:])
+
+    def set_agent_reachable(self, server_id, reachable):
+        """Cut (or restore) the amphora's management link.
+
+        The agent keeps running, as in a real management network outage:
+        the controller's connections time out instead of being refused.
+        """
+        with self._lock:
+            record = self._record(server_id)
+            links.set_state(None, record['mgmt']['peer'], reachable)
+            record['reachable'] = bool(reachable)
+            self._save(record)
+
+    def delete_amphora(self, server_id):
+        """Stop the agent and remove everything the amphora had.
+
+        Deleting an amphora that is gone already does nothing, as deleting
+        a server twice should not fail half way.
+        """
+        with self._lock:
+            self._destroy(server_id, self._load(server_id))
+
+    def _destroy(self, server_id, record):
+        if record is not None:
+            self._stop_agent(record)
+            for vf in record['vfs'].values():
+                links.delete(self.names.phys_namespace, vf['peer'])
+        for name in (self.names.data_namespace(server_id),
+                     self.names.amphora_namespace(server_id)):
+            if netlab.namespace_exists(name):
+                pyroute2_netns.remove(name)
+        links.delete(None, self.names.mgmt_peer(server_id))
+        shutil.rmtree(self._path('amphorae', server_id), ignore_errors=True)
+        LOG.info('Amphora %s deleted', server_id)
+
+    def _stop_agent(self, record):
+        """Stop the recorded agent; True if it was running."""
+        pid = record['agent']['pid']
+        if not pid:
+            return False
+        return processes.stop(pid, record['agent']['start_time'],
+                              grace=self.stop_grace,
+                              child=self._children.pop(pid, None))
+
+    # VFs ----------------------------------------------------------------
+
+    def attach_vf(self, server_id, port, subnet=None):
+        """Hot-plug a "VF" for a Neutron port into the amphora.
+
+        ``port`` is the Neutron port dict (``id``, ``mac_address``,
+        ``network_id``); ``subnet``, if given, makes sure the network's
+        bridge carries the subnet's gateway. The VF appears in the data
+        namespace as ``eth<N>`` with the port's MAC, down and without
+        address, like a freshly plugged VF. Returns its interface name.
+        """
+        with self._lock:
+            record = self._record(server_id)
+            if port['id'] in record['vfs']:
+                raise PlumbingError(f"port {port['id']} is attached to "
+                                    f'amphora {server_id} already')
+            bridge = self.ensure_network(port['network_id'], subnet)
+            phys = self.names.phys_namespace
+            peer = self.names.vf_peer(port['id'])
+            if links.find(phys, peer):
+                raise PlumbingError(f"port {port['id']} is attached to "
+                                    f'another amphora')
+            ifname = self._free_ifname(record['data_namespace'])
+            links.add_veth(phys, peer, record['data_namespace'], ifname,
+                           port['mac_address'])
+            try:
+                links.set_master(phys, peer, bridge)
+                links.set_state(phys, peer, True)
+            except BaseException:
+                links.delete(phys, peer)
+                raise
+            record['vfs'][port['id']] = {
+                'ifname': ifname, 'peer': peer, 'mac': port['mac_address'],
+                'network_id': port['network_id'], 'bridge': bridge}
+            self._save(record)
+            LOG.info('Port %s attached to amphora %s as %s', port['id'],
+                     server_id, ifname)
+            return ifname
+
+    @staticmethod
+    def _free_ifname(namespace):
+        taken = set(links.names(namespace))
+        number = 1
+        while f'eth{number}' in taken:
+            number += 1
+        return f'eth{number}'
+
+    def detach_vf(self, server_id, port_id):
+        with self._lock:
+            record = self._record(server_id)
+            vf = record['vfs'].pop(port_id, None)
+            if vf is None:
+                raise PlumbingError(f'port {port_id} is not attached to '
+                                    f'amphora {server_id}')
+            # The veth pair goes with either end, wherever the amphora's
+            # agent may have moved or renamed its own end.
+            links.delete(self.names.phys_namespace, vf['peer'])
+            self._save(record)
+            LOG.info('Port %s detached from amphora %s', port_id, server_id)
+
+    def vfs(self, server_id):
+        """``{port id: {'ifname', 'peer', 'mac', 'network_id', 'bridge'}}``."""
+        return dict(self._record(server_id)['vfs'])
+
+    # Hosts --------------------------------------------------------------
+
+    def add_host(self, name, network_id, mac, cidr, gateway=None):
+        """A client or member: namespace ``<prefix>-host-<name>``.
+
+        Its ``eth0`` (MAC ``mac``, address ``cidr``) sits on the network's
+        bridge; with ``gateway``, the host routes through it and the bridge
+        gets that address (the phys namespace routes between subnets).
+        Returns the namespace's name.
+        """
+        namespace = self.names.host_namespace(name)
+        interface = ipaddress.ip_interface(cidr)
+        subnet = ({'cidr': str(interface.network), 'gateway_ip': gateway}
+                  if gateway else None)
+        with self._lock:
+            if netlab.namespace_exists(namespace):
+                raise PlumbingError(f'host {name} exists already')
+            bridge = self.ensure_network(network_id, subnet)
+            phys = self.names.phys_namespace
+            peer = self.names.host_peer(name)
+            pyroute2_netns.create(namespace)
+            try:
+                links.set_state(namespace, 'lo', True)
+                links.add_veth(phys, peer, namespace, names_mod.HOST_IFNAME,
+                               mac)
+                links.set_master(phys, peer, bridge)
+                links.set_state(phys, peer, True)
+                links.set_state(namespace, names_mod.HOST_IFNAME, True)
+                links.ensure_address(namespace, names_mod.HOST_IFNAME,
+                                     interface)
+                if gateway:
+                    links.add_default_route(namespace, gateway)
+            except BaseException:
+                self.remove_host(name)
+                raise
+        return namespace
+
+    def remove_host(self, name):
+        namespace = self.names.host_namespace(name)
+        with self._lock:
+            if netlab.namespace_exists(namespace):
+                pyroute2_netns.remove(namespace)
+            links.delete(self.names.phys_namespace, self.names.host_peer(name))
+
+    # Everything ---------------------------------------------------------
+
+    def cleanup(self):
+        """Remove every namespace, link and agent of this testbed instance.
+
+        Agents are stopped first (by the PIDs recorded at boot): a process
+        inside a namespace keeps the namespace, and its links, alive after
+        the name is removed. Returns what was removed, by kind.
+        """
+        removed = {'agents': [], 'namespaces': [], 'links': []}
+        with self._lock:
+            for record in self._records():
+                if self._stop_agent(record):
+                    removed['agents'].append(record['agent']['pid'])
+            for name in pyroute2_netns.listnetns():
+                if self.names.owns(name):
+                    pyroute2_netns.remove(name)
+                    removed['namespaces'].append(name)
+            # Bridge ports first, so that deleting the bridge finds none.
+            root_links = sorted(
+                (name for name in links.names(None) if self.names.owns(name)),
+                key=lambda name: name == self.names.mgmt_bridge)
+            for name in root_links:
+                if links.delete(None, name):
+                    removed['links'].append(name)
+            for server_id in os.listdir(self._path('amphorae')):
+                shutil.rmtree(self._path('amphorae', server_id),
+                              ignore_errors=True)
+        LOG.info('Testbed %s cleaned up: %s', self.prefix, removed)
+        return removed
+
+    # Records ------------------------------------------------------------
+
+    def _record_path(self, server_id):
+        return self._path('amphorae', server_id, _RECORD)
+
+    def _load(self, server_id):
+        try:
+            with open(self._record_path(server_id)) as record_file:
+                return json.load(record_file)
+        except FileNotFoundError:
+            return None
+
+    def _record(self, server_id):
+        record = self._load(server_id)
+        if record is None:
+            raise PlumbingError(f'no amphora {server_id}')
+        return record
+
+    def _records(self):
+        records = []
+        for server_id in sorted(os.listdir(self._path('amphorae'))):
+            record = self._load(server_id)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _save(self, record):
+        path = self._record_path(record['server_id'])
+        # Written whole and renamed, so a crash never leaves half a record.
+        temporary = f'{path}.tmp'
+        with open(temporary, 'w') as record_file:
+            json.dump(record, record_file, indent=2, sort_keys=True)
+        os.replace(temporary, path)

@@ -1,0 +1,186 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Start, find and stop one background process through a pid file.
+
+The pid file records the process start time next to the pid, so a pid that
+the kernel reused for somebody else's process is never taken for ours.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+
+class StartError(RuntimeError):
+    """A service exited or did not become ready in time."""
+
+
+def _start_time(pid):
+    """Kernel start time of ``pid`` in clock ticks, None if it is gone."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces: split after it.
+    fields = stat.rsplit(')', 1)[1].split()
+    if fields[0] == 'Z':
+        return None
+    return int(fields[19])
+
+
+def _reap(pid):
+    # Our own children stay zombies until waited for; other processes'
+    # children are not ours to wait for.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+class Process:
+    """One supervised process of a testbed instance."""
+
+    def __init__(self, name, argv, run_dir, logs_dir, env=None, cwd=None):
+        self.name = name
+        self.argv = list(argv)
+        self.env = env
+        self.cwd = cwd
+        self.pid_file = os.path.join(run_dir, f'{name}.pid')
+        self.log_file = os.path.join(logs_dir, f'{name}.log')
+
+    def pid(self):
+        """The pid of the running process, or None."""
+        try:
+            with open(self.pid_file) as f:
+                pid, started = (int(v) for v in f.read().split())
+        except (OSError, ValueError):
+            return None
+        _reap(pid)
+        if _start_time(pid) != started:
+            return None
+        return pid
+
+    def start(self):
+        """Start the process unless it runs already; return its pid."""
+        pid = self.pid()
+        if pid:
+            return pid
+        env = dict(os.environ)
+        env.update(self.env or {})
+        with open(self.log_file, 'ab') as log:
+            # A session of its own: the process and its workers form one
+            # process group that stop() ends, and a terminal's Ctrl-C on
+            # the caller does not reach them.
+            child = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=env, cwd=self.cwd,
+                start_new_session=True)
+        started = _start_time(child.pid)
+        if started is None:
+            raise StartError(f'{self.name} exited at once; see '
+                             f'{self.log_file}')
+        with open(self.pid_file, 'w') as f:
+            f.write(f'{child.pid} {started}\n')
+        LOG.info('started %s (pid %d)', self.name, child.pid)
+        return child.pid
+
+    def stop(self, grace=10.0):
+        """Stop the process; True if it ran.
+
+        SIGTERM goes to the process alone, so a master shuts its workers
+        down in its own order; after ``grace`` seconds, or once it is gone,
+        whatever is left of its process group gets SIGKILL.
+        """
+        pid = self.pid()
+        if not pid:
+            self._forget()
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while self.pid() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.pid():
+            LOG.warning('%s (pid %d) ignored SIGTERM for %.0f s, killing it',
+                        self.name, pid, grace)
+        while self._group_alive(pid):
+            self._signal(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        self._forget()
+        LOG.info('stopped %s (pid %d)', self.name, pid)
+        return True
+
+    @staticmethod
+    def _signal(pid, signum):
+        # The group id is the pid (start_new_session): this reaches the
+        # workers a master forked, and nothing else.
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _group_alive(pid):
+        _reap(pid)
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A group whose only members are zombies is gone too.
+        for entry in os.listdir('/proc'):
+            if entry.isdigit():
+                try:
+                    if os.getpgid(int(entry)) == pid and _start_time(
+                            int(entry)) is not None:
+                        return True
+                except OSError:
+                    continue
+        return False
+
+    def _forget(self):
+        try:
+            os.unlink(self.pid_file)
+        except FileNotFoundError:
+            pass
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_file, errors='replace') as f:
+                return ''.join(f.readlines()[-lines:])
+        except OSError:
+            return ''
+
+
+def wait_until(check, process, what, timeout):
+    """Poll ``check()`` until true; fail early if ``process`` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        # Alive first: a port answering for a process that died may be
+        # somebody else's.
+        if not process.pid():
+            raise StartError(f'{process.name} exited before {what}; last '
+                             f'log lines of {process.log_file}:\n'
+                             f'{process.log_tail()}')
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise StartError(f'{process.name}: no {what} after {timeout} s; '
+                             f'see {process.log_file}')
+        time.sleep(0.2)

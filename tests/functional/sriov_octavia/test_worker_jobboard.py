@@ -1,0 +1,349 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The worker against a real redis-server, real SQLite flow persistence and
+driver-agent sockets spoken to by octavia-lib's real DriverLibrary.
+"""
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from oslo_config import cfg
+from oslo_utils import uuidutils
+import pytest
+
+from sriov_octavia import conf as sriov_conf
+from sriov_octavia.worker import agent
+from sriov_octavia.worker import conductor
+from sriov_octavia.worker import jobboard
+from sriov_octavia.worker import persistence
+from tests.functional.sriov_octavia import worker_fixtures
+from tests.functional.sriov_octavia import worker_flows
+from tests.functional.sriov_octavia.worker_fixtures import driver_agent  # noqa
+from tests.functional.sriov_octavia.worker_fixtures import redis_server  # noqa
+
+pytestmark = pytest.mark.services
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+WORKER = os.path.join(os.path.dirname(sys.executable),
+                      'sriov-octavia-worker')
+wait_until = worker_fixtures.wait_until
+
+
+@pytest.fixture
+def worker_env(tmp_path, redis_server, driver_agent):  # noqa: F811
+    """Options for in-process workers and posts, and for worker processes.
+
+    Global CONF is overridden (tasks read it), a config file is written for
+    worker processes, and every test gets a jobboard of its own.
+    """
+    conf = cfg.CONF
+    sriov_conf.register_opts(conf)
+    options, path = worker_fixtures.worker_config(
+        tmp_path, redis_server.port, driver_agent, tmp_path / 'tf.sqlite',
+        'twk-' + uuidutils.generate_uuid()[:8])
+    for key, value in options.items():
+        conf.set_override(key, value, group='sriov_worker')
+    record_dir = tmp_path / 'records'
+    record_dir.mkdir()
+    env = {'conf': conf, 'conf_file': path, 'record_dir': str(record_dir),
+           'tmp': tmp_path, 'options': options, 'redis': redis_server,
+           'agent': driver_agent}
+    yield env
+    for key in options:
+        conf.clear_override(key, group='sriov_worker')
+
+
+@contextlib.contextmanager
+def worker_thread(conf):
+    stop = threading.Event()
+    runner = threading.Thread(target=conductor.run, args=(conf, stop))
+    runner.start()
+    try:
+        yield runner
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+
+
+class WorkerProcess(object):
+    def __init__(self, env, name):
+        self.log_path = env['tmp'] / ('%s.log' % name)
+        self._log = open(self.log_path, 'w')
+        self.process = subprocess.Popen(
+            [WORKER, '--config-file', env['conf_file']],
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=TOP))
+        self.pid = self.process.pid
+
+    def log(self):
+        with open(self.log_path) as log:
+            return log.read()
+
+    def ready(self):
+        return 'claims jobs on' in self.log()
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def workers():
+    started = []
+
+    def start(env, name):
+        worker = WorkerProcess(env, name)
+        started.append(worker)
+        wait_until(lambda: worker.ready() or worker.process.poll() is not None,
+                   'worker %s to start' % name)
+        assert worker.process.poll() is None, worker.log()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _listener_store(env, lb_id=None, listener_id=None, job_key=None):
+    lb_id = lb_id or uuidutils.generate_uuid()
+    listener_id = listener_id or uuidutils.generate_uuid()
+    env['agent'].loadbalancers[lb_id] = {
+        'loadbalancer_id': lb_id,
+        'listeners': [{'listener_id': listener_id, 'loadbalancer_id': lb_id,
+                       'protocol': 'TCP', 'protocol_port': 80}]}
+    return {'listener': {'listener_id': listener_id,
+                         'loadbalancer_id': lb_id, 'protocol': 'TCP',
+                         'protocol_port': 80},
+            'loadbalancer_id': lb_id,
+            'record_dir': env['record_dir'],
+            'job_key': job_key or listener_id}
+
+
+def _board_jobs(env):
+    return env['redis'].client.hlen(
+        ('%s:listings' % env['options']['jobboard_name']).encode())
+
+
+def _logbooks(conf):
+    with persistence.backend(conf) as backend:
+        with contextlib.closing(backend.get_connection()) as connection:
+            return list(connection.get_logbooks())
+
+
+def test_listener_create_reaches_driver_agent(worker_env):
+    store = _listener_store(worker_env)
+    listener_id = store['listener']['listener_id']
+    lb_id = store['loadbalancer_id']
+    agent = worker_env['agent']
+    with worker_thread(worker_env['conf']):
+        job_id = jobboard.post_job('listener.create', store)
+        assert uuidutils.is_uuid_like(job_id)
+        wait_until(lambda: agent.provisioning('listeners', listener_id),
+                   'the listener status')
+        wait_until(lambda: _board_jobs(worker_env) == 0,
+                   'the job to be consumed')
+    assert agent.provisioning('listeners', listener_id) == ['ACTIVE']
+    assert agent.provisioning('loadbalancers', lb_id) == ['ACTIVE']
+    # Finished jobs leave no flow state behind.
+    assert _logbooks(worker_env['conf']) == []
+
+
+def test_member_ops_hand_back_pool_and_listeners(worker_env):
+    agent = worker_env['agent']
+    lb_id, listener_id, pool_id = (uuidutils.generate_uuid()
+                                   for _ in range(3))
+    kept, new, gone = (uuidutils.generate_uuid() for _ in range(3))
+    agent.loadbalancers[lb_id] = {
+        'loadbalancer_id': lb_id,
+        'listeners': [{'listener_id': listener_id,
+                       'default_pool_id': pool_id}],
+        'pools': [{'pool_id': pool_id, 'listener_id': listener_id,
+                   'members': [{'member_id': kept, 'pool_id': pool_id},
+                               {'member_id': gone, 'pool_id': pool_id}]}]}
+    member = {'member_id': new, 'pool_id': pool_id, 'address': '192.0.2.9',
+              'protocol_port': 80}
+    with worker_thread(worker_env['conf']):
+        jobboard.post_job('member.create',
+                          {'member': member, 'loadbalancer_id': lb_id})
+        wait_until(lambda: agent.provisioning('members', new),
+                   'the member create')
+        jobboard.post_job('member.batch_update', {
+            'members': [{'member_id': kept, 'pool_id': pool_id},
+                        member],
+            'pool_id': pool_id, 'loadbalancer_id': lb_id})
+        wait_until(lambda: agent.provisioning('members', gone),
+                   'the batch update')
+    assert agent.provisioning('members', new) == ['ACTIVE', 'ACTIVE']
+    assert agent.provisioning('members', kept) == ['ACTIVE']
+    assert agent.provisioning('members', gone) == ['DELETED']
+    assert agent.provisioning('pools', pool_id) == ['ACTIVE', 'ACTIVE']
+    assert agent.provisioning('listeners', listener_id) == ['ACTIVE'] * 2
+    assert agent.provisioning('loadbalancers', lb_id) == ['ACTIVE', 'ACTIVE']
+
+
+def test_failed_flow_marks_object_error_and_lb_active(worker_env):
+    store = _listener_store(worker_env)
+    listener_id = store['listener']['listener_id']
+    agent = worker_env['agent']
+    with worker_thread(worker_env['conf']):
+        jobboard.post_factory_job(worker_flows.failing_flow,
+                                  'test.failing ' + listener_id, store)
+        wait_until(lambda: agent.provisioning('listeners', listener_id),
+                   'the listener status')
+        wait_until(lambda: _board_jobs(worker_env) == 0,
+                   'the job to be consumed')
+    assert agent.provisioning('listeners', listener_id) == ['ERROR']
+    assert agent.provisioning('loadbalancers',
+                              store['loadbalancer_id']) == ['ACTIVE']
+    ran = [what for what, _ in worker_flows.records(
+        worker_env['record_dir'], store['job_key'])]
+    assert ran == ['first', 'fail']
+
+
+def test_post_returns_with_no_worker_running(worker_env):
+    stores = [_listener_store(worker_env) for _ in range(3)]
+    for store in stores:
+        jobboard.post_job('listener.create', store)
+    # Nobody runs them yet: they wait on the board.
+    assert _board_jobs(worker_env) == 3
+    agent = worker_env['agent']
+    with worker_thread(worker_env['conf']):
+        wait_until(lambda: _board_jobs(worker_env) == 0, 'the jobs to run')
+    for store in stores:
+        assert agent.provisioning(
+            'listeners', store['listener']['listener_id']) == ['ACTIVE']
+    # One worker running one job at a time takes them oldest first.
+    reported = [update['listeners'][0]['id']
+                for update in agent.status_updates]
+    assert reported == [store['listener']['listener_id'] for store in stores]
+
+
+def test_unknown_flow_is_refused(worker_env):
+    with pytest.raises(ValueError, match='listener.create'):
+        jobboard.post_job('listener.explode',
+                          _listener_store(worker_env))
+    assert _board_jobs(worker_env) == 0
+
+
+def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
+    first = workers(worker_env, 'worker-a')
+    second = workers(worker_env, 'worker-b')
+    record_dir = worker_env['record_dir']
+    # Each worker runs one job at a time (max_workers = 1): two blocked
+    # jobs must be held by the two workers.
+    blocked = [_listener_store(worker_env) for _ in range(2)]
+    for store in blocked:
+        jobboard.post_factory_job(worker_flows.blocking_flow,
+                                  'test.blocking ' + store['job_key'], store)
+    quick = [_listener_store(worker_env) for _ in range(10)]
+    for store in quick:
+        jobboard.post_factory_job(worker_flows.recording_flow,
+                                  'test.recording ' + store['job_key'], store)
+
+    def started(store):
+        return [pid for what, pid in worker_flows.records(
+            record_dir, store['job_key']) if what == 'block-started']
+
+    wait_until(lambda: all(started(store) for store in blocked),
+               'both blocking jobs to start')
+    assert {started(store)[0] for store in blocked} == {first.pid,
+                                                        second.pid}
+    for store in blocked:
+        open(os.path.join(record_dir, store['job_key'] + '.release'),
+             'w').close()
+    wait_until(lambda: _board_jobs(worker_env) == 0, 'all jobs to run')
+
+    for store in quick:
+        ran = worker_flows.records(record_dir, store['job_key'])
+        assert [what for what, _ in ran] == ['work']
+        assert ran[0][1] in (first.pid, second.pid)
+    for store in blocked:
+        assert [what for what, _ in worker_flows.records(
+            record_dir, store['job_key'])] == [
+                'first', 'block-started', 'block-released', 'last']
+    agent = worker_env['agent']
+    for store in blocked + quick:
+        assert agent.provisioning(
+            'listeners', store['listener']['listener_id']) == ['ACTIVE']
+    assert first.stop() == 0
+    assert second.stop() == 0
+
+
+def test_killed_worker_job_resumes_on_another(worker_env, workers):
+    record_dir = worker_env['record_dir']
+    doomed = workers(worker_env, 'worker-doomed')
+    store = _listener_store(worker_env)
+    job_key = store['job_key']
+    jobboard.post_factory_job(worker_flows.blocking_flow,
+                              'test.blocking ' + job_key, store)
+    wait_until(lambda: ('block-started', doomed.pid) in worker_flows.records(
+        record_dir, job_key), 'the doomed worker to start the job')
+    doomed.kill()
+
+    survivor = workers(worker_env, 'worker-survivor')
+    # The job stays on the board, claimed by a dead worker until the claim
+    # expires; then the survivor takes it and reruns only the task that
+    # was running when the first worker died.
+    wait_until(lambda: ('block-started', survivor.pid) in
+               worker_flows.records(record_dir, job_key),
+               'the survivor to resume the job')
+    open(os.path.join(record_dir, job_key + '.release'), 'w').close()
+    wait_until(lambda: _board_jobs(worker_env) == 0, 'the job to finish')
+
+    assert worker_flows.records(record_dir, job_key) == [
+        ('first', doomed.pid),
+        ('block-started', doomed.pid),
+        ('block-started', survivor.pid),
+        ('block-released', survivor.pid),
+        ('last', survivor.pid)]
+    assert worker_env['agent'].provisioning(
+        'listeners', store['listener']['listener_id']) == ['ACTIVE']
+    assert survivor.stop() == 0
+
+
+def test_provider_agent_runs_jobs_until_exit_event(worker_env):
+    # As octavia-driver-agent does: fork, call agent(exit_event), set the
+    # event on shutdown.
+    context = multiprocessing.get_context('fork')
+    exit_event = context.Event()
+    process = context.Process(target=agent.provider_agent,
+                              args=(exit_event,))
+    process.start()
+    try:
+        store = _listener_store(worker_env)
+        jobboard.post_job('listener.create', store)
+        listener_id = store['listener']['listener_id']
+        wait_until(lambda: worker_env['agent'].provisioning(
+            'listeners', listener_id), 'the provider agent to run the job')
+    finally:
+        exit_event.set()
+        process.join(timeout=120)
+    assert process.exitcode == 0
+    assert worker_env['agent'].provisioning('listeners',
+                                            listener_id) == ['ACTIVE']

@@ -1,0 +1,339 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The CIDR collapse and the nftables JSON plans (no kernel involved)."""
+
+import ipaddress
+import json
+import random
+
+import pytest
+
+from amphora_agent.firewall import addresses
+from amphora_agent.firewall import model
+from amphora_agent.firewall import render
+
+EPHEMERAL = (32768, 60999)
+
+
+def networks(*texts):
+    return [addresses.parse_network(text) for text in texts]
+
+
+def intervals(family, *texts):
+    return [(addresses.format_address(family, first),
+             addresses.format_address(family, last))
+            for first, last in addresses.collapse(networks(*texts), family)]
+
+
+# Addresses and collapse -----------------------------------------------------
+
+def test_parse_network_clears_host_bits_and_accepts_bare_addresses():
+    assert addresses.parse_network('10.1.2.3/8') == (4, 10 << 24, 8)
+    assert addresses.parse_network('192.0.2.1') == (4, 0xc0000201, 32)
+    assert addresses.parse_network('2001:db8::1/32') == (
+        6, 0x20010db8 << 96, 32)
+    assert addresses.parse_network('0.0.0.0/0') == (4, 0, 0)
+
+
+@pytest.mark.parametrize('text', [
+    '10.0.0.0/33', '10.0.0.256', '10.1', '10.0.0.0/8/8', '10.0.0.0/ 8',
+    '010.0.0.1', '::1/129', 'fe80::1%eth0', '', '/8', 'a.b.c.d/8',
+    '10.0.0.0/0008'])
+def test_parse_network_rejects(text):
+    with pytest.raises(ValueError):
+        addresses.parse_network(text)
+
+
+def test_collapse_merges_overlaps_containment_and_neighbours():
+    assert intervals(4, '10.0.0.0/8', '10.1.0.0/16', '10.2.3.4') == [
+        ('10.0.0.0', '10.255.255.255')]
+    # Adjacent blocks become one interval, gaps stay.
+    assert intervals(4, '192.0.2.0/25', '192.0.2.128/25', '198.51.100.1',
+                     '198.51.100.3') == [
+        ('192.0.2.0', '192.0.2.255'), ('198.51.100.1', '198.51.100.1'),
+        ('198.51.100.3', '198.51.100.3')]
+    assert intervals(6, '2001:db8::/32', '2001:db8:1::/48', '10.0.0.0/8',
+                     '2001:db9::/32') == [('2001:db8::', '2001:db9:ffff:'
+                                           'ffff:ffff:ffff:ffff:ffff')]
+    assert intervals(4, '2001:db8::/32') == []
+
+
+def test_collapse_matches_ipaddress_on_random_input():
+    rng = random.Random(7)
+    texts = [f'{rng.randint(0, 255)}.{rng.randint(0, 255)}.'
+             f'{rng.randint(0, 255)}.{rng.randint(0, 255)}/'
+             f'{rng.choice((8, 12, 16, 20, 24, 28, 30, 32))}'
+             for _ in range(2000)]
+    expected = [
+        (int(net.network_address), int(net.broadcast_address))
+        for net in ipaddress.collapse_addresses(
+            ipaddress.ip_network(text, strict=False) for text in texts)]
+    merged = []
+    for first, last in expected:
+        if merged and first == merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    assert addresses.collapse(networks(*texts), 4) == merged
+
+
+def test_interval_elements_use_the_cheapest_exact_form():
+    element = addresses.interval_element
+    assert element(4, 5, 5) == '0.0.0.5'
+    assert element(4, 10 << 24, (11 << 24) - 1) == {
+        'prefix': {'addr': '10.0.0.0', 'len': 8}}
+    assert element(4, 1, 2) == {'range': ['0.0.0.1', '0.0.0.2']}
+    assert element(6, 0, (1 << 128) - 1) == {'prefix': {'addr': '::',
+                                                        'len': 0}}
+
+
+def test_covers_everything():
+    assert addresses.covers_everything(
+        addresses.collapse(networks('0.0.0.0/1', '128.0.0.0/1'), 4), 4)
+    assert not addresses.covers_everything(
+        addresses.collapse(networks('0.0.0.0/1'), 4), 4)
+
+
+def test_ifname_encoding_round_trips():
+    for ifname in ('eth0', 'ens1f0v3', 'eth0.100', 'v_f@x', 'a-b'):
+        encoded = render.encode_ifname(ifname)
+        assert encoded.replace('_', '').isalnum()
+        assert render.decode_ifname(encoded) == ifname
+
+
+# Plans ----------------------------------------------------------------------
+
+def sg(**changes):
+    body = {'vip_interfaces': ['203.0.113.10'],
+            'listeners': [{'protocol': 'TCP', 'port': 80,
+                           'allowed_cidrs': ['10.0.0.0/8', '10.1.0.0/16',
+                                             '2001:db8::/32']},
+                          {'protocol': 'UDP', 'port': 53}],
+            'vrrp_peers': ['203.0.113.11'],
+            'members': [{'address': '198.51.100.5', 'protocol': 'TCP',
+                         'port': 8080},
+                        {'address': '198.51.100.6', 'protocol': 'ICMP'}]}
+    body.update(changes)
+    return model.parse_security_group(body)
+
+
+ROLES = {'eth1': render.ROLE_VIP, 'eth2': render.ROLE_MEMBER}
+
+
+def commands(plan_part, verb, kind):
+    return [command[verb][kind] for command in plan_part
+            if verb in command and kind in command[verb]]
+
+
+def rules_of(plan_part, chain):
+    return [rule['expr'] for rule in commands(plan_part, 'add', 'rule')
+            if rule['chain'] == chain]
+
+
+def test_first_plan_creates_table_counters_and_essentials_up_front():
+    plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    assert plan.prepare[0] == {'add': {'table': {
+        'family': 'inet', 'name': 'sriov_octavia'}}}
+    counters = {counter['name'] for counter in commands(
+        plan.prepare, 'add', 'counter')}
+    assert counters == {
+        'essentials', 'fragments', 'members', 'vrrp', 'drop_eth1',
+        'drop_eth2', 'listener_TCP_80_accepted', 'listener_TCP_80_dropped',
+        'listener_UDP_53_accepted', 'listener_UDP_53_dropped'}
+    # Every counter exists before the first rule that names it.
+    first_rule = next(index for index, command in enumerate(plan.prepare)
+                      if 'rule' in command.get('add', {}))
+    last_counter = max(index for index, command in enumerate(plan.prepare)
+                       if 'counter' in command.get('add', {}))
+    assert last_counter < first_rule
+    assert rules_of(plan.prepare, render.ESSENTIALS_CHAIN)
+
+
+def test_sets_are_created_before_and_looked_up_after_the_switch():
+    """The hitless order: nothing in force looks up a set being created.
+
+    The prepare transaction only fills chains it creates itself, which no
+    base chain reaches yet; the switch creates no set or map.
+    """
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    plan = render.build(sg(), ROLES, EPHEMERAL, first.result)
+    assert not commands(plan.switch, 'add', 'set')
+    assert not commands(plan.switch, 'add', 'map')
+    assert not any('hook' in chain for chain in commands(
+        plan.prepare, 'add', 'chain'))
+    created_chains = {chain['name'] for chain in commands(
+        plan.prepare, 'add', 'chain')}
+    assert {rule['chain'] for rule in commands(
+        plan.prepare, 'add', 'rule')} == created_chains
+    assert [flushed['name'] for flushed in commands(
+        plan.switch, 'flush', 'chain')] == ['in_eth1', 'in_eth2']
+    text = json.dumps(plan.switch)
+    for name in ('r2_listeners', 'r2_members_4', 'r2_pinged_4',
+                 'r2_vrrp_4'):
+        assert f'"@{name}"' in text
+
+
+def test_listener_chain_uses_collapsed_interval_sets():
+    plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    sets = {item['name']: item for item in commands(plan.prepare, 'add',
+                                                    'set')}
+    assert sets['r1_tcp_80_4'] == {
+        'family': 'inet', 'table': 'sriov_octavia', 'name': 'r1_tcp_80_4',
+        'type': 'ipv4_addr', 'flags': ['interval'],
+        'elem': [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]}
+    assert sets['r1_tcp_80_6']['elem'] == [
+        {'prefix': {'addr': '2001:db8::', 'len': 32}}]
+    assert len(rules_of(plan.prepare, 'r1_tcp_80')) == 3
+    assert rules_of(plan.prepare, 'r1_tcp_80')[-1] == [
+        {'counter': 'listener_TCP_80_dropped'}, {'drop': None}]
+    assert rules_of(plan.prepare, 'r1_udp_53') == [
+        [{'counter': 'listener_UDP_53_accepted'}, {'accept': None}]]
+    listener_map, = commands(plan.prepare, 'add', 'map')
+    assert listener_map['elem'] == [
+        [{'concat': ['tcp', 80]}, {'goto': {'target': 'r1_tcp_80'}}],
+        [{'concat': ['udp', 53]}, {'goto': {'target': 'r1_udp_53'}}]]
+
+
+def test_rule_count_does_not_grow_with_cidrs():
+    many = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 20000, 2)]
+    small = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    large = render.build(
+        sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                       'allowed_cidrs': many + ['2001:db8::/32']},
+                      {'protocol': 'UDP', 'port': 53}]),
+        ROLES, EPHEMERAL, render.Installed())
+    count = len(commands(small.prepare + small.switch, 'add', 'rule'))
+    assert len(commands(large.prepare + large.switch, 'add',
+                        'rule')) == count
+    sets = {item['name']: item for item in commands(large.prepare, 'add',
+                                                    'set')}
+    assert len(sets['r1_tcp_80_4']['elem']) == 10000
+
+
+def test_everything_cidr_needs_no_set():
+    plan = render.build(
+        sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                       'allowed_cidrs': ['0.0.0.0/1', '128.0.0.0/1']}]),
+        ROLES, EPHEMERAL, render.Installed())
+    assert not [item for item in commands(plan.prepare, 'add', 'set')
+                if item['name'].startswith('r1_tcp')]
+    assert rules_of(plan.prepare, 'r1_tcp_80')[0][0] == {'match': {
+        'op': '==', 'left': {'meta': {'key': 'nfproto'}}, 'right': 'ipv4'}}
+
+
+def test_vip_and_member_interfaces_get_their_chains():
+    plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    vip = json.dumps(rules_of(plan.switch, 'in_eth1'))
+    member = json.dumps(rules_of(plan.switch, 'in_eth2'))
+    assert '"@r1_listeners"' in vip and '"@r1_listeners"' not in member
+    assert '"@r1_vrrp_4"' in vip and '"@r1_vrrp_4"' not in member
+    for text in (vip, member):
+        assert '"@r1_members_4"' in text and '"@r1_pinged_4"' in text
+        assert '"range": [32768, 60999]' in text
+        assert '"frag-off"' in text
+        assert '{"jump": {"target": "essentials"}}' in text
+    assert rules_of(plan.switch, 'in_eth1')[-1] == [
+        {'counter': 'drop_eth1'}, {'drop': None}]
+    members, = [item for item in commands(plan.prepare, 'add', 'set')
+                if item['name'] == 'r1_members_4']
+    assert members['type'] == ['ipv4_addr', 'inet_proto', 'inet_service']
+    assert members['elem'] == [{'concat': ['198.51.100.5', 'tcp', 8080]}]
+
+
+def test_unknown_members_are_matched_by_shape():
+    plan = render.build(sg(members=None), ROLES, EPHEMERAL,
+                        render.Installed())
+    text = json.dumps(rules_of(plan.switch, 'in_eth2'))
+    assert '"@r1_members' not in text
+    assert ('{"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, '
+            '"ack"]}, "right": "ack"') in text
+    assert '{"protocol": "udp", "field": "dport"}' in text
+    assert '"echo-reply"' in text
+
+
+def test_base_has_essentials_and_drop_only():
+    plan = render.build(model.SecurityGroup(vip_interfaces=(), members=()),
+                        {'eth1': render.ROLE_MEMBER}, EPHEMERAL,
+                        render.Installed())
+    assert not commands(plan.prepare, 'add', 'set')
+    assert rules_of(plan.switch, 'in_eth1') == [
+        [{'match': {'op': '!=', 'left': {'&': [
+            {'payload': {'protocol': 'ip', 'field': 'frag-off'}}, 8191]},
+            'right': 0}}, {'counter': 'fragments'}, {'accept': None}],
+        [{'match': {'op': '!=', 'left': {'exthdr': {
+            'name': 'frag', 'field': 'frag-off'}}, 'right': 0}},
+         {'counter': 'fragments'}, {'accept': None}],
+        [{'jump': {'target': 'essentials'}}],
+        [{'counter': 'drop_eth1'}, {'drop': None}]]
+
+
+def test_next_plan_replaces_the_previous_generation():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    second = render.build(
+        sg(listeners=[{'protocol': 'TCP', 'port': 443}]),
+        {'eth1': render.ROLE_VIP}, EPHEMERAL, first.result)
+    # Nothing created twice, counters kept, names of the new generation.
+    assert not commands(second.prepare, 'add', 'table')
+    assert not [chain for chain in commands(second.prepare, 'add', 'chain')
+                if chain['name'] == render.ESSENTIALS_CHAIN]
+    assert {counter['name'] for counter in commands(
+        second.prepare, 'add', 'counter')} == {
+        'listener_TCP_443_accepted', 'listener_TCP_443_dropped'}
+    assert {item['name'] for item in commands(second.prepare, 'add',
+                                              'set')} == {'r2_members_4',
+                                                          'r2_pinged_4',
+                                                          'r2_vrrp_4'}
+    # The switch refills the kept base chain, drops the vanished one and
+    # then deletes maps, chains, sets, counters of the old generation.
+    assert commands(second.switch, 'flush', 'chain')[0]['name'] == 'in_eth1'
+    deleted = [(kind, item['name']) for command in second.switch
+               if 'delete' in command
+               for kind, item in command['delete'].items()]
+    assert deleted[0] == ('chain', 'in_eth2')
+    assert ('map', 'r1_listeners') in deleted
+    assert deleted.index(('map', 'r1_listeners')) < deleted.index(
+        ('chain', 'r1_tcp_80')) < deleted.index(('set', 'r1_tcp_80_4'))
+    assert ('counter', 'listener_UDP_53_accepted') in deleted
+    assert ('counter', 'drop_eth2') in deleted
+    assert ('counter', 'essentials') not in deleted
+    assert second.result.serial == 2
+
+
+def test_rollback_removes_exactly_what_prepare_added():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    second = render.build(sg(listeners=[{'protocol': 'SCTP', 'port': 9}]),
+                          ROLES, EPHEMERAL, first.result)
+    added = {(kind, item['name']) for command in second.prepare
+             for kind, item in command['add'].items() if kind != 'rule'}
+    removed = {(kind, item['name']) for command in second.rollback
+               for kind, item in command['delete'].items()}
+    assert removed == added
+
+
+def test_installed_from_listing_recognises_our_objects():
+    def item(kind, name, **extra):
+        return {kind: dict(family='inet', table='sriov_octavia', name=name,
+                           **extra)}
+
+    installed = render.installed_from_listing([
+        {'metainfo': {}},
+        {'table': {'family': 'inet', 'name': 'sriov_octavia'}},
+        item('counter', 'drop_eth0_2e100', packets=1, bytes=2),
+        item('set', 'r7_tcp_80_4'), item('map', 'r7_listeners'),
+        item('chain', 'r7_tcp_80'), item('chain', 'essentials'),
+        item('chain', 'in_eth0_2e100', hook='ingress'),
+        {'rule': {'chain': 'in_eth0_2e100', 'expr': []}}])
+    assert installed == render.Installed(
+        table=True, essentials=True, serial=7,
+        base_chains={'eth0.100': 'in_eth0_2e100'}, chains=['r7_tcp_80'],
+        sets=['r7_tcp_80_4'], maps=['r7_listeners'],
+        counters={'drop_eth0_2e100'})
