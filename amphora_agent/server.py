@@ -33,6 +33,7 @@ LOG = logging.getLogger(__name__)
 _MAX_REQUEST_LINE = 65536
 # A chunk-size line is a hex number and optional extensions.
 _MAX_CHUNK_LINE = 1024
+SERVER_SOFTWARE = 'amphora-sriov-agent'
 
 
 def make_ssl_context(server_pem, client_ca):
@@ -144,12 +145,18 @@ class ContinueOnRead:
 
 
 class _ServerHandler(simple_server.ServerHandler):
+    # wsgiref would announce its own and Python's versions.
+    server_software = SERVER_SOFTWARE
+
     def log_exception(self, exc_info):
         LOG.error('Request failed', exc_info=exc_info)
 
 
 class AgentRequestHandler(simple_server.WSGIRequestHandler):
     """One request per TLS connection, logged through oslo.log."""
+
+    server_version = SERVER_SOFTWARE
+    sys_version = ''
 
     def setup(self):
         self.timeout = self.server.read_timeout
@@ -184,7 +191,7 @@ class AgentRequestHandler(simple_server.WSGIRequestHandler):
             body = ContinueOnRead(body, self.wfile)
         encoding = environ.get('HTTP_TRANSFER_ENCODING', '').lower()
         if 'chunked' in encoding:
-            body = ChunkedReader(self.rfile)
+            body = ChunkedReader(body)
             environ['wsgi.input_terminated'] = True
             environ.pop('CONTENT_LENGTH', None)
         handler = _ServerHandler(body, self.wfile, self.get_stderr(),

@@ -34,8 +34,6 @@ from sriov_octavia.worker import jobboard
 
 LOG = logging.getLogger(__name__)
 
-PROVIDER = 'amphora-sriov'
-
 SUPPORTED_LISTENER_PROTOCOLS = (
     lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
     lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_UDP,
@@ -60,7 +58,7 @@ def _dump(obj):
 
 
 def _set(value):
-    """The value, or None for octavia-lib's Unset."""
+    """The value, or None when it is octavia-lib's Unset or empty."""
     return value or None
 
 
@@ -252,8 +250,9 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
     def _member_job(self, flow_name, parent_pool_id, checked, **objects):
         lb_id = octavia_db.pool_load_balancer_id(parent_pool_id)
         flavor, zone = octavia_db.load_balancer_flavor_and_zone(lb_id)
+        full_flavor = sriov_flavor.with_defaults(flavor)
         for member in checked:
-            _check_member(member, sriov_flavor.with_defaults(flavor))
+            _check_member(member, full_flavor)
         _post(flow_name, lb_id, flavor, zone, **objects)
 
     def member_create(self, member):

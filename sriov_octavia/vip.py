@@ -151,10 +151,10 @@ def _create_port(conn, loadbalancer_id, project_id, vip, additional_vips):
                                       f'{loadbalancer_id}: {message}')
         raise _driver_error(f'Neutron could not allocate a VIP address on '
                             f'network {network_id}: {message}', e)
-    except os_exceptions.NotFoundException as e:
-        raise _driver_error(f'vip_network_id {network_id}: '
-                            f'{_neutron_message(e)}', e)
-    except os_exceptions.BadRequestException as e:
+    except (os_exceptions.NotFoundException,
+            os_exceptions.BadRequestException) as e:
+        # Neutron's message names what it did not find or accept (the
+        # network, an additional VIP's subnet, an address).
         raise _driver_error(f'Neutron refused the VIP port: '
                             f'{_neutron_message(e)}', e)
     LOG.info('Created VIP port %s (%s) for load balancer %s', port.id,
@@ -204,18 +204,27 @@ def _describe(port, vip, additional_vips, owned):
 def delete_vip_port(conn, loadbalancer_id, port_id):
     """Delete the VIP port if this provider made it for that load balancer.
 
-    Used when a load balancer create is refused after its port was made.
-    Errors are logged: the caller is already reporting a failure.
+    A port the user brought (vip_port_id) is left alone. For the driver
+    after a refused load balancer create, and for the worker when a load
+    balancer is deleted. Errors are logged, not raised: both callers are
+    past the point where a leftover port could change the outcome.
+
+    :returns: True when the port is gone (deleted now or already missing).
     """
     try:
         port = conn.network.get_port(port_id)
-        if (port.device_owner == DEVICE_OWNER and
-                port.device_id == device_id(loadbalancer_id)):
-            conn.network.delete_port(port, ignore_missing=True)
-            LOG.info('Deleted VIP port %s of refused load balancer %s',
-                     port_id, loadbalancer_id)
+        if (port.device_owner != DEVICE_OWNER or
+                port.device_id != device_id(loadbalancer_id)):
+            LOG.info('VIP port %s of load balancer %s belongs to its user; '
+                     'leaving it', port_id, loadbalancer_id)
+            return False
+        conn.network.delete_port(port, ignore_missing=True)
     except os_exceptions.NotFoundException:
-        pass
+        return True
     except (os_exceptions.SDKException, ks_exceptions.ClientException) as e:
-        LOG.error('Could not delete VIP port %s of refused load balancer '
-                  '%s; delete it by hand: %s', port_id, loadbalancer_id, e)
+        LOG.error('Could not delete VIP port %s of load balancer %s; delete '
+                  'it by hand: %s', port_id, loadbalancer_id, e)
+        return False
+    LOG.info('Deleted VIP port %s of load balancer %s', port_id,
+             loadbalancer_id)
+    return True

@@ -72,7 +72,7 @@ def main(argv=None):
     if args.command == 'up':
         try:
             elapsed = lifecycle.up(testbed, seed_cloud=not args.no_seed,
-                                  skip=args.skip)
+                                   skip=args.skip)
         except process.StartError as e:
             sys.stderr.write(f'up failed: {e}\n')
             return 1

@@ -31,9 +31,11 @@ PROJECT = {'id': 'fake_project_id', 'name': 'fake_project_id',
            'domain_id': 'default', 'description': 'The testbed project',
            'enabled': True, 'is_domain': False, 'parent_id': 'default',
            'tags': []}
-VERSION = {'id': 'v3.14', 'status': 'stable', 'updated': '2020-04-07T00:00:00Z',
-           'media-types': [{'base': 'application/json',
-                            'type': 'application/vnd.openstack.identity-v3+json'}]}
+VERSION = {'id': 'v3.14', 'status': 'stable',
+           'updated': '2020-04-07T00:00:00Z',
+           'media-types': [{
+               'base': 'application/json',
+               'type': 'application/vnd.openstack.identity-v3+json'}]}
 
 
 def _url(environ, path):

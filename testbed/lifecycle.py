@@ -144,11 +144,8 @@ def down(testbed, grace=10.0):
 
     Returns the names of the services that were stopped.
     """
-    stopped = []
-    # The emulator goes first: it may be booting amphorae.
-    for service in reversed(services(testbed)):
-        if service.process.stop(grace=grace):
-            stopped.append(service.name)
+    stopped = [proc.name for proc in process.stop_all(
+        [service.process for service in services(testbed)], grace=grace)]
     if os.path.isdir(testbed.state_dir):
         plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix).cleanup()
     return stopped

@@ -33,7 +33,6 @@ AMPHORA_IMAGE = 'amphora-x64-haproxy'
 AMPHORA_IMAGE_TAG = 'amphora'
 
 
-
 def networks(mgmt_cidr):
     """The provider networks with their subnets, by name."""
     mgmt = ipaddress.ip_network(mgmt_cidr)

@@ -206,31 +206,40 @@ class Firewall:
         for attempt in (1, 2):
             plan = render.build(sg, roles, self._ephemeral_ports(),
                                 self._installed)
+            prepared = 0
             try:
-                self._nft_run(plan.prepare)
-            except FirewallError:
-                if attempt == 2:
-                    raise
-                LOG.warning('Preparing the ruleset failed; re-reading the '
-                            'table and retrying', exc_info=True)
-                self._installed = self._read_installed()
-                continue
-            try:
+                for index, commands in enumerate(plan.prepare):
+                    self._nft_run(commands)
+                    prepared += 1
+                    # Let the JSON of a done step be freed during the next.
+                    plan.prepare[index] = None
                 self._nft_run(plan.switch)
             except FirewallError:
-                try:
-                    self._nft_run(plan.rollback)
-                except FirewallError:
-                    LOG.exception('Removing the unused new generation '
-                                  'failed')
+                self._undo(plan.rollback[:prepared])
                 self._installed = self._read_installed()
                 if attempt == 2:
                     raise
-                LOG.warning('Switching to the new ruleset failed; '
-                            'retrying', exc_info=True)
+                LOG.warning('Applying the ruleset failed; re-read the table '
+                            'and retrying once', exc_info=True)
                 continue
             self._installed = plan.result
+            try:
+                self._nft_run(plan.cleanup)
+            except FirewallError:
+                # The new generation is in force; the old one is unused and
+                # is found and deleted by the next render.
+                LOG.exception('Deleting the previous generation failed')
+                self._installed = self._read_installed()
             return
+
+    def _undo(self, rollbacks):
+        commands = [command for undo in reversed(rollbacks)
+                    for command in undo]
+        try:
+            self._nft_run(commands)
+        except FirewallError:
+            LOG.exception('Removing the unused new generation failed; the '
+                          'next apply removes it')
 
     def _restore(self):
         self._installed = self._read_installed()

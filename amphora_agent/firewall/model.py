@@ -113,8 +113,8 @@ class InvalidRequest(Exception):
 class Listener:
     protocol: str
     port: int
-    # Sorted, de-duplicated (family, value, prefixlen) tuples, host bits
-    # cleared; empty means any source.
+    # Sorted, de-duplicated network tuples (see addresses); empty means
+    # any source.
     allowed_cidrs: tuple = ()
 
     @property
@@ -123,7 +123,7 @@ class Listener:
 
     def to_dict(self):
         return {'protocol': self.protocol, 'port': self.port,
-                'allowed_cidrs': [addresses.format_network(network)
+                'allowed_cidrs': [network[3]
                                   for network in self.allowed_cidrs]}
 
 
@@ -155,7 +155,7 @@ class SecurityGroup:
 
     vip_interfaces: tuple  # (family, value) addresses
     listeners: tuple = ()  # Listener, sorted by protocol and port
-    vrrp_peers: tuple = ()  # (family, value, prefixlen), sorted
+    vrrp_peers: tuple = ()  # network tuples (see addresses), sorted
     members: tuple = None  # Member, sorted; None: unknown
 
     # Computed once: formatting 50k networks back to text costs tens of ms,
@@ -166,8 +166,7 @@ class SecurityGroup:
             'vip_interfaces': [addresses.format_address(*address)
                                for address in self.vip_interfaces],
             'listeners': [listener.to_dict() for listener in self.listeners],
-            'vrrp_peers': [addresses.format_network(network)
-                           for network in self.vrrp_peers],
+            'vrrp_peers': [network[3] for network in self.vrrp_peers],
             'members': (None if self.members is None else
                         [member.to_dict() for member in self.members]),
         }
@@ -320,7 +319,8 @@ def from_upstream_rules(interface_address, rules):
                                                      f'[{index}].cidr')
         if protocol == UPSTREAM_VRRP:
             peers.update([network] if network else
-                         [(4, 0, 0), (6, 0, 0)])
+                         [addresses.parse_network('0.0.0.0/0'),
+                          addresses.parse_network('::/0')])
         elif protocol in LISTENER_PROTOCOLS:
             entries.append(((protocol, int(rule['port'])),
                             None if network is None else [network]))

@@ -45,9 +45,13 @@ machines: rules that look up a set created in the same transaction dropped
 packets during the swap, while switching rules to sets that already exist
 lost none. ``prepare`` therefore creates the new generation's sets, maps and
 listener chains (named ``r<serial>_...`` so they never clash with the
-generation in force), and ``switch`` re-fills the base chains to point at
-them and deletes the previous generation. The essentials chain uses
-anonymous sets and is therefore never replaced, only created once.
+generation in force), ``switch`` re-fills the base chains to point at them,
+and ``cleanup`` deletes the previous generation. Deleting it in the switch
+transaction itself still lost a packet now and then (2 in 39 applies at
+~10 kpps): a packet still walking the old rules at the commit looks up the
+old sets with the new generation mask, under which their elements are
+already gone. The essentials chain uses anonymous sets and is therefore
+never replaced, only created once.
 
 Counters are named objects with stable names, so their values carry over a
 re-apply as long as the thing they count exists.
@@ -178,10 +182,29 @@ def installed_from_listing(objects):
 
 @dataclasses.dataclass
 class Plan:
+    """The transactions of one render.
+
+    ``prepare`` is a list of transactions run in order, each creating
+    objects nothing in force refers to yet; ``rollback[i]`` removes what
+    ``prepare[i]`` created. Splitting the preparation (the table and
+    counters, one transaction per listener, then the shared sets and the
+    verdict map) bounds libnftables' memory by the largest listener instead
+    of the whole request: ~60 MB less peak RSS at 50k CIDRs. ``switch`` is
+    the one transaction that puts the new generation in force, ``cleanup``
+    then deletes the previous one.
+    """
+
     prepare: list
     switch: list
+    cleanup: list
     rollback: list
     result: Installed
+
+
+@dataclasses.dataclass
+class _Step:
+    commands: list = dataclasses.field(default_factory=list)
+    undo: list = dataclasses.field(default_factory=list)
 
 
 class _Builder:
@@ -192,7 +215,8 @@ class _Builder:
         self.ephemeral = {'range': list(ephemeral_ports)}
         self.installed = installed
         self.serial = installed.serial + 1
-        self.prepare = []
+        self.steps = []
+        self.step = None
         self.chains = []
         self.sets = []
         self.maps = []
@@ -201,50 +225,58 @@ class _Builder:
     def name(self, suffix):
         return f'r{self.serial}_{suffix}'
 
+    def begin_step(self):
+        self.step = _Step()
+        self.steps.append(self.step)
+
+    def create(self, kind, **fields):
+        """Create an object in the current step; its undo goes first."""
+        self.step.commands.append({'add': _object(kind, **fields)})
+        self.step.undo.insert(0, {'delete': _object(kind,
+                                                    name=fields['name'])})
+        getattr(self, kind + 's').append(fields['name'])
+
     def add_set(self, suffix, set_type, elements, interval=False):
         name = self.name(suffix)
         fields = {'name': name, 'type': set_type, 'elem': elements}
         if interval:
             fields['flags'] = ['interval']
-        self.prepare.append({'add': _object('set', **fields)})
-        self.sets.append(name)
+        self.create('set', **fields)
         return '@' + name
 
     def add_chain(self, suffix):
         name = self.name(suffix)
-        self.prepare.append({'add': _object('chain', name=name)})
-        self.chains.append(name)
+        self.create('chain', name=name)
         return name
 
     def source_set(self, suffix, family, intervals):
         return self.add_set(
             f'{suffix}_{family}', _ADDR_TYPE[family],
-            [addresses.interval_element(family, first, last)
-             for first, last in intervals], interval=True)
+            addresses.interval_elements(family, intervals), interval=True)
 
     # Listeners --------------------------------------------------------
 
     def listener_map(self):
         elements = []
         for listener in self.sg.listeners:
+            self.begin_step()
             chain = self.listener_chain(listener)
             elements.append([
                 {'concat': [listener.protocol.lower(), listener.port]},
                 {'goto': {'target': chain}}])
+        # The map, the member and the VRRP sets share the last step.
+        self.begin_step()
         if not elements:
             return []
         name = self.name('listeners')
-        self.prepare.append({'add': _object(
-            'map', name=name, type=['inet_proto', 'inet_service'],
-            map='verdict', elem=elements)})
-        self.maps.append(name)
+        self.create('map', name=name, type=['inet_proto', 'inet_service'],
+                    map='verdict', elem=elements)
         return [{'vmap': {'key': {'concat': [_L4PROTO,
                                              _payload('th', 'dport')]},
                           'data': '@' + name}}]
 
     def listener_chain(self, listener):
         suffix = f'{listener.protocol.lower()}_{listener.port}'
-        chain = self.add_chain(suffix)
         accepted = listener_counter_name(listener, 'accepted')
         dropped = listener_counter_name(listener, 'dropped')
         self.counters.update((accepted, dropped))
@@ -263,7 +295,10 @@ class _Builder:
             rules.append([source, _counter(accepted), ACCEPT])
         if listener.allowed_cidrs:
             rules.append([_counter(dropped), DROP])
-        self.prepare.extend(_rule(chain, *rule) for rule in rules)
+        # Created after its sets, so that its undo (which takes its rules
+        # along) comes before theirs.
+        chain = self.add_chain(suffix)
+        self.step.commands.extend(_rule(chain, *rule) for rule in rules)
         return chain
 
     # Members ----------------------------------------------------------
@@ -382,20 +417,23 @@ class _Builder:
         for ifname in self.roles:
             self.counters.add(drop_counter_name(ifname))
         new_counters = sorted(self.counters - installed.counters)
-        # The table and the counters go first: the chains created in this
-        # same transaction refer to them.
-        head = []
+        # The table and the counters go first: every chain refers to them.
+        # The table and the essentials chain stay even when undone: they
+        # are the same for every generation.
+        head = _Step()
         if not installed.table:
-            head.append({'add': {'table': {'family': FAMILY,
-                                           'name': TABLE}}})
-        head.extend({'add': _object('counter', name=name)}
-                    for name in new_counters)
-        self.prepare[:0] = head
+            head.commands.append({'add': {'table': {'family': FAMILY,
+                                                    'name': TABLE}}})
+        for name in new_counters:
+            head.commands.append({'add': _object('counter', name=name)})
+            if name != 'essentials':
+                head.undo.append({'delete': _object('counter', name=name)})
         if not installed.essentials:
-            self.prepare.append({'add': _object('chain',
-                                                name=ESSENTIALS_CHAIN)})
-            self.prepare.extend(_rule(ESSENTIALS_CHAIN, *rule)
-                                for rule in self.essentials_rules())
+            head.commands.append({'add': _object('chain',
+                                                 name=ESSENTIALS_CHAIN)})
+            head.commands.extend(_rule(ESSENTIALS_CHAIN, *rule)
+                                 for rule in self.essentials_rules())
+        steps = [step for step in [head] + self.steps if step.commands]
 
         switch = []
         for ifname, role in sorted(self.roles.items()):
@@ -420,21 +458,18 @@ class _Builder:
             if ifname not in self.roles:
                 switch.append({'delete': _object('chain', name=chain)})
         # Maps jump to chains and chains look up sets: delete in that order.
-        switch.extend(_deletes(installed.maps, installed.chains,
-                               installed.sets))
-        switch.extend({'delete': _object('counter', name=name)}
-                      for name in sorted(installed.counters - self.counters))
+        cleanup = _deletes(installed.maps, installed.chains, installed.sets)
+        cleanup.extend({'delete': _object('counter', name=name)}
+                       for name in sorted(installed.counters - self.counters))
 
-        rollback = _deletes(self.maps, self.chains, self.sets)
-        rollback.extend({'delete': _object('counter', name=name)}
-                        for name in new_counters)
         result = Installed(
             table=True, essentials=True, serial=self.serial,
             base_chains={ifname: base_chain_name(ifname)
                          for ifname in self.roles},
             chains=self.chains, sets=self.sets, maps=self.maps,
             counters=set(self.counters))
-        return Plan(prepare=self.prepare, switch=switch, rollback=rollback,
+        return Plan(prepare=[step.commands for step in steps], switch=switch,
+                    cleanup=cleanup, rollback=[step.undo for step in steps],
                     result=result)
 
 

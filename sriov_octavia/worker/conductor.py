@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 
+import futurist
 from oslo_log import log as logging
 from oslo_utils import uuidutils
 from taskflow.conductors.backends import impl_nonblocking
@@ -74,6 +75,11 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
         self._held = {}
         if not save_logbook:
             self.notifier.register('job_consumed', self._destroy_logbook)
+
+    @property
+    def name(self):
+        """The owner name of this worker's claims."""
+        return self._name
 
     def _listeners_from_job(self, job, engine):
         listeners = super(WorkerConductor, self)._listeners_from_job(
@@ -128,10 +134,49 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
             engine.suspend()
 
 
+@contextlib.contextmanager
 def _engine_settings(group):
-    if group.engine == 'parallel':
-        return group.engine, {'max_workers': group.engine_max_workers}
-    return group.engine, {}
+    """The engine name and options every job's engine gets."""
+    if group.engine != 'parallel':
+        yield group.engine, {}
+        return
+    # One thread pool for all the jobs of this worker: an engine with a pool
+    # of its own starts and joins its threads for every job, which costs
+    # more than a small flow's work.
+    executor = futurist.ThreadPoolExecutor(
+        max_workers=group.max_workers * group.engine_max_workers)
+    try:
+        yield group.engine, {'executor': executor}
+    finally:
+        executor.shutdown(wait=True)
+
+
+def _serve(conductor, period, stop_event):
+    """Run the conductor in a thread, renewing claims until stopped."""
+    errors = []
+
+    def _run_conductor():
+        try:
+            conductor.run()
+        except Exception as e:
+            errors.append(e)
+            LOG.exception('Worker %s stopped on an error.', conductor.name)
+
+    runner = threading.Thread(target=_run_conductor,
+                              name='conductor-' + conductor.name, daemon=True)
+    runner.start()
+    try:
+        while runner.is_alive() and not stop_event.wait(period):
+            conductor.renew_claims()
+    finally:
+        conductor.stop()
+        # Running flows finish their current task before they suspend:
+        # keep their claims alive meanwhile.
+        while runner.is_alive():
+            runner.join(period)
+            conductor.renew_claims()
+    if errors:
+        raise errors[0]
 
 
 def run(conf, stop_event, name=None):
@@ -144,42 +189,18 @@ def run(conf, stop_event, name=None):
     """
     group = conf.sriov_worker
     name = name or worker_name()
-    engine, engine_options = _engine_settings(group)
-    with persistence.backend(conf) as backend:
-        with jobboard.open_board(conf, backend) as board:
-            conductor = WorkerConductor(
-                name, board, backend, jobboard.claim_expiry(conf),
-                save_logbook=group.save_logbook,
-                engine=engine, engine_options=engine_options,
-                wait_timeout=group.poll_interval,
-                max_simultaneous_jobs=group.max_workers)
-            errors = []
-
-            def _run_conductor():
-                try:
-                    conductor.run()
-                except Exception as e:
-                    errors.append(e)
-                    LOG.exception('Worker %s stopped on an error.', name)
-
-            runner = threading.Thread(target=_run_conductor,
-                                      name='conductor-' + name, daemon=True)
-            LOG.info('Worker %s claims jobs on %s jobboard %s.', name,
-                     group.jobboard_backend_driver, group.jobboard_name)
-            runner.start()
-            # Renew well before expiry: a renewal may be late by a poll.
-            period = (group.jobboard_expiration_time / 3.0
-                      if conductor.claim_expiry else 1.0)
-            try:
-                while runner.is_alive() and not stop_event.wait(period):
-                    conductor.renew_claims()
-            finally:
-                conductor.stop()
-                # Running flows finish their current task before they
-                # suspend: keep their claims alive meanwhile.
-                while runner.is_alive():
-                    runner.join(period)
-                    conductor.renew_claims()
-            LOG.info('Worker %s stopped.', name)
-            if errors:
-                raise errors[0]
+    expiry = jobboard.claim_expiry(conf)
+    # Renew well before expiry: a renewal may be late by a poll or two.
+    period = expiry / 3.0 if expiry else 1.0
+    with persistence.backend(conf) as backend, \
+            jobboard.open_board(conf, backend) as board, \
+            _engine_settings(group) as (engine, engine_options):
+        conductor = WorkerConductor(
+            name, board, backend, expiry, save_logbook=group.save_logbook,
+            engine=engine, engine_options=engine_options,
+            wait_timeout=group.poll_interval,
+            max_simultaneous_jobs=group.max_workers)
+        LOG.info('Worker %s claims jobs on %s jobboard %s.', name,
+                 group.jobboard_backend_driver, group.jobboard_name)
+        _serve(conductor, period, stop_event)
+    LOG.info('Worker %s stopped.', name)

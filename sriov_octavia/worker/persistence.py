@@ -18,9 +18,11 @@ stopped instead of running finished tasks again.
 
 import contextlib
 import threading
+import time
 
 from oslo_log import log as logging
-from taskflow.persistence import backends
+import sqlalchemy
+from taskflow.persistence.backends import impl_sqlalchemy
 
 LOG = logging.getLogger(__name__)
 
@@ -28,15 +30,88 @@ LOG = logging.getLogger(__name__)
 # costs a round of queries, a post or a worker start needs it once.
 _UPGRADED = set()
 _UPGRADE_LOCK = threading.Lock()
+_UPGRADE_ATTEMPTS = 5
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    cursor = dbapi_connection.cursor()
+    # Every task state change is a commit. With the default rollback
+    # journal each one waits for fsync (30 ms and more on a busy VM disk);
+    # in WAL mode with synchronous=NORMAL a commit survives a crash of any
+    # worker process and only an OS crash may lose the last ones. WAL also
+    # lets workers read flow state while another one writes.
+    cursor.execute('PRAGMA journal_mode=WAL')
+    cursor.execute('PRAGMA synchronous=NORMAL')
+    cursor.close()
+
+
+def _sqlite_engine(url):
+    # taskflow opens file SQLite without a pool: a new database connection,
+    # and a WAL checkpoint when it closes, for every statement. A pool of
+    # open connections avoids both.
+    engine = sqlalchemy.create_engine(
+        url, connect_args={'check_same_thread': False})
+    sqlalchemy.event.listen(engine, 'connect', _sqlite_pragmas)
+    return engine
+
+
+class SQLAlchemyBackend(impl_sqlalchemy.SQLAlchemyBackend):
+    """taskflow's SQL backend, made cheap per read and write of flow state.
+
+    taskflow asks its backend for a new connection object for every read or
+    write of flow state, and each one builds its own table metadata, so
+    SQLAlchemy cannot reuse a compiled statement: on a small job that was
+    most of the run time. The connection object holds only the (thread
+    safe) engine and those tables, and closing it releases nothing, so one
+    serves every thread.
+    """
+
+    def __init__(self, conf):
+        url = sqlalchemy.engine.make_url(conf['connection'])
+        self._sqlite = (url.get_backend_name() == 'sqlite' and
+                        url.database not in (None, '', ':memory:'))
+        engine = _sqlite_engine(url) if self._sqlite else None
+        super(SQLAlchemyBackend, self).__init__(conf, engine=engine)
+        self._shared = None
+        self._shared_lock = threading.Lock()
+
+    def get_connection(self):
+        with self._shared_lock:
+            if self._shared is None:
+                self._shared = super(SQLAlchemyBackend,
+                                     self).get_connection()
+            return self._shared
+
+    def close(self):
+        with self._shared_lock:
+            self._shared = None
+        super(SQLAlchemyBackend, self).close()
+        if self._sqlite:
+            # An engine handed to taskflow is not disposed by taskflow.
+            self.engine.dispose()
 
 
 def _ensure_schema(backend, url):
     with _UPGRADE_LOCK:
         if url in _UPGRADED:
             return
-        with contextlib.closing(backend.get_connection()) as connection:
-            # taskflow's own alembic migrations create or upgrade the tables.
-            connection.upgrade()
+        for attempt in range(1, _UPGRADE_ATTEMPTS + 1):
+            try:
+                with contextlib.closing(backend.get_connection()) as conn:
+                    # taskflow's own alembic migrations create or upgrade
+                    # the tables.
+                    conn.upgrade()
+                break
+            except sqlalchemy.exc.OperationalError:
+                # Another process (a worker, the API posting) may be
+                # creating the same tables right now; once it is done the
+                # upgrade finds nothing left to do.
+                if attempt == _UPGRADE_ATTEMPTS:
+                    raise
+                LOG.warning('Flow persistence schema upgrade failed '
+                            '(attempt %d), retrying.', attempt,
+                            exc_info=True)
+                time.sleep(attempt * 0.5)
         _UPGRADED.add(url)
         LOG.debug('Flow persistence schema is up to date.')
 
@@ -48,7 +123,7 @@ def backend(conf):
     The URL is ``[sriov_worker] persistence_connection``.
     """
     url = conf.sriov_worker.persistence_connection
-    persistence = backends.fetch({'connection': url})
+    persistence = SQLAlchemyBackend({'connection': url})
     try:
         _ensure_schema(persistence, url)
         yield persistence

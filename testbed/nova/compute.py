@@ -58,8 +58,13 @@ class ComputeManager:
         # None: API-only emulation, servers get no namespaces.
         self.fabric = fabric
         self.faults = faults
-        self._locks = collections.defaultdict(threading.Lock)
+        self._locks = {}
+        self._locks_guard = threading.Lock()
         self._threads = []
+
+    def _server_lock(self, server_id):
+        with self._locks_guard:
+            return self._locks.setdefault(server_id, threading.Lock())
 
     # -- availability zones -------------------------------------------------
 
@@ -234,7 +239,7 @@ class ComputeManager:
     # -- build --------------------------------------------------------------
 
     def _build(self, server_id):
-        with self._locks[server_id]:
+        with self._server_lock(server_id):
             try:
                 server = self._schedule(server_id)
             except scheduler.NoValidHost as e:
@@ -262,7 +267,7 @@ class ComputeManager:
             else:
                 port = self.neutron.create_port(
                     request['network_id'], server['project_id'], server_id,
-                    zone)
+                    zone, fixed_ip=request.get('fixed_ip'))
                 port_id, created = port.id, True
             vf = self._vf(host, request.get('pci_slot'))
             # Record first: a failing bind must still be cleaned up.
@@ -282,20 +287,29 @@ class ComputeManager:
             else None
 
     def _spawn(self, server, ports):
-        """Turn the server into an amphora: namespaces, agent, VFs."""
+        """Turn the server into an amphora: namespaces, agent, VFs.
+
+        The first port with a normal vNIC is the management one (Octavia
+        boots amphorae with the lb-mgmt-net first); every other port is
+        plugged as a data-plane "VF". A server without such a port stays
+        API state only: there is no way to reach an agent on it.
+        """
         server_id = server['id']
+        mgmt = next((p for p in ports if p.binding_vnic_type
+                     not in neutron_ports.SRIOV_VNIC_TYPES), None)
+        if mgmt is None:
+            LOG.warning('Server %s has no management port: no amphora is '
+                        'started for it', server_id)
+            return
         self._mark(server_id, spawned=True)
-        if ports:
-            # The first NIC is the management one (Octavia puts the
-            # lb-mgmt-net first); every other NIC is a data-plane "VF".
-            self.fabric.boot_amphora(
-                server_id, ports[0].to_dict(computed=False),
-                mgmt_subnet=self._subnet(ports[0]),
-                hostnames=(server['name'],))
-            if self.faults.agents_unreachable:
-                self.fabric.set_agent_reachable(server_id, False)
-        for port in ports[1:]:
-            self._plug(server_id, port)
+        self.fabric.boot_amphora(
+            server_id, mgmt.to_dict(computed=False),
+            mgmt_subnet=self._subnet(mgmt), hostnames=(server['name'],))
+        if self.faults.agents_unreachable:
+            self.fabric.set_agent_reachable(server_id, False)
+        for port in ports:
+            if port is not mgmt:
+                self._plug(server_id, port)
 
     def _subnet(self, port):
         if not port.fixed_ips:
@@ -358,7 +372,7 @@ class ComputeManager:
         self._start(self._delete, server_id)
 
     def _delete(self, server_id):
-        with self._locks[server_id]:
+        with self._server_lock(server_id):
             self._tear_down(server_id)
             with self.state.transaction() as data:
                 server = data['servers'].pop(server_id, None)
@@ -366,7 +380,8 @@ class ComputeManager:
                     (server or {}).get('group_id') or '')
                 if group and server_id in group['members']:
                     group['members'].remove(server_id)
-        self._locks.pop(server_id, None)
+        with self._locks_guard:
+            self._locks.pop(server_id, None)
 
     def _tear_down(self, server_id):
         """Give back everything a server holds: namespaces, ports, VFs."""
@@ -379,7 +394,12 @@ class ComputeManager:
                 LOG.exception('Removing the namespaces of %s failed',
                               server_id)
         for interface in server['interfaces']:
-            self._release_port(interface)
+            try:
+                self._release_port(interface)
+            except Exception:
+                # Keep going: the VFs and the other ports must come back.
+                LOG.exception('Releasing port %s of %s failed',
+                              interface['port_id'], server_id)
         with self.state.transaction() as data:
             pci.release(data['pci_allocations'], server_id)
             server = data['servers'][server_id]
@@ -396,7 +416,7 @@ class ComputeManager:
     # -- interfaces ---------------------------------------------------------
 
     def attach_interface(self, server_id, port_id=None, net_id=None):
-        with self._locks[server_id]:
+        with self._server_lock(server_id):
             server = self._active_server(server_id, 'attach_interface')
             if port_id:
                 port = self._attachable_port(server, port_id)
@@ -490,7 +510,7 @@ class ComputeManager:
                     interface['created_by_nova'])
 
     def _detach_locked(self, server_id, port_id, created):
-        with self._locks[server_id]:
+        with self._server_lock(server_id):
             self._detach(server_id, port_id, created, unplug=True)
 
     def _detach(self, server_id, port_id, created, unplug):

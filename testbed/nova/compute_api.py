@@ -163,13 +163,15 @@ class ComputeAPI:
         """Negotiate the microversion and echo it like Nova does."""
         def call(req, **kwargs):
             try:
-                req.environ['nova.version'] = requested_version(req)
+                version = requested_version(req)
             except errors.ApiError as e:
-                return wsgi.json_response(
-                    {e.title: {'code': e.code, 'message': e.message}},
-                    status=e.code)
-            response = handler(req, **kwargs)
-            value = _version_string(req.environ['nova.version'])
+                return wsgi.error_response(e)
+            req.environ['nova.version'] = version
+            try:
+                response = handler(req, **kwargs)
+            except errors.ApiError as e:
+                response = wsgi.error_response(e)
+            value = _version_string(version)
             response.headers['OpenStack-API-Version'] = 'compute ' + value
             response.headers['X-OpenStack-Nova-API-Version'] = value
             response.headers['Vary'] = ', '.join(VERSION_HEADERS)

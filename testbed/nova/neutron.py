@@ -81,11 +81,15 @@ class Neutron:
     def get_subnet(self, subnet_id):
         return self._network.get_subnet(subnet_id)
 
-    def create_port(self, network_id, project_id, server_id, zone):
+    def create_port(self, network_id, project_id, server_id, zone,
+                    fixed_ip=None):
         """A port for a ``{"uuid": network}`` request, owned by the server."""
+        attrs = {}
+        if fixed_ip:
+            attrs['fixed_ips'] = [{'ip_address': fixed_ip}]
         return self._network.create_port(
             network_id=network_id, project_id=project_id,
-            device_id=server_id, device_owner=f'compute:{zone}')
+            device_id=server_id, device_owner=f'compute:{zone}', **attrs)
 
     def bind_port(self, port_id, server_id, host, zone, vf=None):
         """Bind to ``host``; raise PortBindingFailed if Neutron cannot."""

@@ -35,6 +35,13 @@ def json_response(body, status=200, headers=None):
     return response
 
 
+def error_response(error):
+    """Nova's error document: {"<title>": {"code": ..., "message": ...}}."""
+    return json_response(
+        {error.title: {'code': error.code, 'message': error.message}},
+        status=error.code)
+
+
 def json_body(req):
     if not req.body:
         return {}
@@ -77,9 +84,7 @@ class Application:
             try:
                 return handler(req, **match)
             except errors.ApiError as e:
-                return json_response(
-                    {e.title: {'code': e.code, 'message': e.message}},
-                    status=e.code)
+                return error_response(e)
             except webob.exc.HTTPException as e:
                 # The Image API answers with plain HTTP errors, like Glance.
                 return e

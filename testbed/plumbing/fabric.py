@@ -467,7 +467,8 @@ class Fabric:
         """Cut (or restore) the amphora's management link.
 
         The agent keeps running, as in a real management network outage:
-        the controller's connections time out instead of being refused.
+        the controller's connections fail to get through (no answer to
+        ARP, so "no route to host" or a timeout) instead of being refused.
         """
         with self._lock:
             record = self._record(server_id)

@@ -100,32 +100,8 @@ class Process:
         return child.pid
 
     def stop(self, grace=10.0):
-        """Stop the process; True if it ran.
-
-        SIGTERM goes to the process alone, so a master shuts its workers
-        down in its own order; after ``grace`` seconds, or once it is gone,
-        whatever is left of its process group gets SIGKILL.
-        """
-        pid = self.pid()
-        if not pid:
-            self._forget()
-            return False
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + grace
-        while self.pid() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.pid():
-            LOG.warning('%s (pid %d) ignored SIGTERM for %.0f s, killing it',
-                        self.name, pid, grace)
-        while self._group_alive(pid):
-            self._signal(pid, signal.SIGKILL)
-            time.sleep(0.05)
-        self._forget()
-        LOG.info('stopped %s (pid %d)', self.name, pid)
-        return True
+        """Stop the process (see ``stop_all``); True if it ran."""
+        return bool(stop_all([self], grace=grace))
 
     @staticmethod
     def _signal(pid, signum):
@@ -166,6 +142,37 @@ class Process:
                 return ''.join(f.readlines()[-lines:])
         except OSError:
             return ''
+
+
+def stop_all(processes, grace=10.0):
+    """Stop processes side by side; return those that were running.
+
+    SIGTERM goes to each process alone, so a master shuts its workers down
+    in its own order; after ``grace`` seconds, or once it is gone, whatever
+    is left of its process group gets SIGKILL.
+    """
+    running = [(proc, proc.pid()) for proc in processes]
+    running = [(proc, pid) for proc, pid in running if pid]
+    for proc, pid in running:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while (any(proc.pid() for proc, _ in running)
+           and time.monotonic() < deadline):
+        time.sleep(0.1)
+    for proc, pid in running:
+        if proc.pid():
+            LOG.warning('%s (pid %d) ignored SIGTERM for %.0f s, killing it',
+                        proc.name, pid, grace)
+        while proc._group_alive(pid):
+            proc._signal(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        LOG.info('stopped %s (pid %d)', proc.name, pid)
+    for proc in processes:
+        proc._forget()
+    return [proc for proc, _ in running]
 
 
 def wait_until(check, process, what, timeout):

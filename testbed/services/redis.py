@@ -11,7 +11,6 @@
 # under the License.
 """A real redis-server on loopback for the taskflow jobboard."""
 
-import os
 import shutil
 
 import redis as redis_client

@@ -34,7 +34,9 @@ NAMESPACES_LINE = re.compile(r'^# namespaces (tbn-\S+)-\*$', re.M)
 CASES = {
     'apply_latency.py': [
         'apply_speedup_upstream_over_ours_200',
-        'apply_speedup_upstream_over_ours_1000'],
+        'apply_speedup_upstream_over_ours_1000',
+        'apply_cpu_ratio_upstream_over_ours_200',
+        'apply_cpu_ratio_upstream_over_ours_1000'],
     'datapath.py': [
         'udp_ours_over_none_500', 'tcp_ours_over_none_500',
         'udp_upstream_over_none_500', 'tcp_upstream_over_none_500',

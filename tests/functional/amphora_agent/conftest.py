@@ -19,6 +19,7 @@ and is stopped by its PID.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,11 +32,33 @@ from testbed import certs
 from testbed import netlab
 
 AGENT = os.path.join(sys.prefix, 'bin', 'amphora-sriov-agent')
-# Ports 19440-19459 belong to the agent API tests; the subprocess agents
-# use the upper half.
-AGENT_PORT = 19450
+# Ports 19440-19459 belong to the agent API tests: the in-process servers
+# use the lower half, the subprocess agents the upper half.
+IN_PROCESS_PORTS = range(19440, 19450)
+AGENT_PORTS = range(19450, 19460)
 STARTUP_DEADLINE = 60
 STOP_DEADLINE = 30
+# Two runs of these tests at once (two people, two terminals) must not
+# share namespaces: the prefix carries this run's PID.
+NAMESPACE_PREFIX = f'tapi-{os.getpid()}'
+
+
+def free_port(ports):
+    """The first port of ``ports`` nothing listens on (IPv4 or IPv6)."""
+    for port in ports:
+        try:
+            for family, host in ((socket.AF_INET, '127.0.0.1'),
+                                 (socket.AF_INET6, '::')):
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    # As the agent does: connections it closed linger in
+                    # TIME_WAIT and must not make the port look taken.
+                    probe.setsockopt(socket.SOL_SOCKET,
+                                     socket.SO_REUSEADDR, 1)
+                    probe.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f'ports {ports.start}-{ports.stop - 1} all in use')
 
 
 @pytest.fixture(scope='session')
@@ -56,12 +79,15 @@ def pki(tmp_path_factory):
                                             'intruder'))
 
 
+class PortTaken(AssertionError):
+    """The agent exited because its port was taken after we chose it."""
+
+
 class AgentProcess:
     """The ``amphora-sriov-agent`` console script run as a subprocess."""
 
-    def __init__(self, workdir, pki, namespace, name='agent',
-                 host='127.0.0.1', port=AGENT_PORT, max_body=4096,
-                 read_timeout=30):
+    def __init__(self, workdir, pki, namespace, port, name='agent',
+                 host='127.0.0.1', max_body=4096, read_timeout=30):
         self.workdir = workdir
         self.pki = pki
         self.host = host
@@ -108,9 +134,11 @@ class AgentProcess:
         deadline = time.monotonic() + STARTUP_DEADLINE
         while True:
             if self.process.poll() is not None:
-                raise AssertionError(
-                    f'agent exited with {self.process.returncode}:\n'
-                    f'{self.log()}')
+                log = self.log()
+                error = (PortTaken if 'Cannot listen on' in log
+                         else AssertionError)
+                raise error(f'agent exited with {self.process.returncode}:'
+                            f'\n{log}')
             try:
                 self.request('GET', '/1.0/info', timeout=5)
                 return self
@@ -159,7 +187,7 @@ def amphora():
     client side ``eth0`` holds 203.0.113.20 and .21 and 2001:db8:10::20 so a
     test can connect from an allowed and a denied source.
     """
-    lab = netlab.Lab('tapi')
+    lab = netlab.Lab(NAMESPACE_PREFIX)
     try:
         amp = lab.namespace('amp')
         client = lab.namespace('cli')
@@ -184,11 +212,22 @@ def agent_factory(tmp_path, pki, amphora):
     """
     started = []
 
-    def factory(start=True, **kwargs):
-        agent = AgentProcess(str(tmp_path), pki, amphora.namespace,
-                             name=f'agent{len(started)}', **kwargs)
-        started.append(agent)
-        return agent.start() if start else agent
+    def factory(start=True, port=None, **kwargs):
+        # Another run of these tests may take the free port found before
+        # this agent binds it; then the next free one is tried.
+        for _ in range(len(AGENT_PORTS)):
+            agent = AgentProcess(str(tmp_path), pki, amphora.namespace,
+                                 port or free_port(AGENT_PORTS),
+                                 name=f'agent{len(started)}', **kwargs)
+            started.append(agent)
+            if not start:
+                return agent
+            try:
+                return agent.start()
+            except PortTaken:
+                if port:
+                    raise
+        raise AssertionError('no port of the agent tests stayed free')
 
     yield factory
     for agent in started:

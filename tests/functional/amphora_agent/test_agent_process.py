@@ -68,6 +68,8 @@ def test_info_names_the_agent(agent, amphora):
     response = agent.request('GET', '/1.0/info')
 
     assert response.status_code == 200
+    # Nothing about the Python or library versions inside.
+    assert response.headers['Server'] == 'amphora-sriov-agent'
     info = response.json()
     assert info['hostname'] == socket.gethostname()
     assert info['api_version'] == '1.0'
@@ -297,7 +299,7 @@ def test_unreadable_certificate_stops_the_agent_at_start(agent_factory,
 
 
 def test_port_in_use_stops_the_second_agent(agent, agent_factory):
-    second = agent_factory(start=False)
+    second = agent_factory(start=False, port=agent.port)
 
     assert second.run_to_exit() == 1
     assert 'Cannot listen on' in second.log()

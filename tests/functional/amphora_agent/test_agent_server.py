@@ -24,8 +24,7 @@ import requests
 
 from amphora_agent.api import middleware
 from amphora_agent import server
-
-PORT = 19440
+from tests.functional.amphora_agent import conftest
 
 
 def hello_app(environ, start_response):
@@ -41,8 +40,9 @@ def serve(pki):
 
     def start(host, read_timeout=30):
         httpd = server.AgentServer(
-            host, PORT, server.make_ssl_context(pki.server, pki.ca),
-            read_timeout, hello_app)
+            host, conftest.free_port(conftest.IN_PROCESS_PORTS),
+            server.make_ssl_context(pki.server, pki.ca), read_timeout,
+            hello_app)
         stop = threading.Event()
         thread = threading.Thread(target=server.serve_until,
                                   args=(httpd, stop))
@@ -56,39 +56,39 @@ def serve(pki):
         thread.join()
 
 
-def get(pki, host, **kwargs):
-    return requests.get(f'https://{host}:{PORT}/', cert=pki.client,
+def get(pki, host, port, **kwargs):
+    return requests.get(f'https://{host}:{port}/', cert=pki.client,
                         verify=pki.ca, timeout=30, **kwargs)
 
 
 def test_ipv6_any_serves_ipv4_and_ipv6_clients(serve, pki):
-    serve('::')
+    port = serve('::').server_port
 
-    assert get(pki, '127.0.0.1').text == 'hello controller over https'
-    assert get(pki, '[::1]').text == 'hello controller over https'
+    assert get(pki, '127.0.0.1', port).text == 'hello controller over https'
+    assert get(pki, '[::1]', port).text == 'hello controller over https'
 
 
 def test_ipv4_bind_address(serve, pki):
     httpd = serve('127.0.0.1')
 
     assert httpd.socket.family == socket.AF_INET
-    assert get(pki, '127.0.0.1').status_code == 200
+    assert get(pki, '127.0.0.1', httpd.server_port).status_code == 200
 
 
 def test_stalled_handshake_does_not_block_other_clients(serve, pki):
     # Were handshakes done by the accepting thread, the stalled one would
     # hold the next client for longer than its 30 s timeout.
-    serve('127.0.0.1', read_timeout=120)
+    port = serve('127.0.0.1', read_timeout=120).server_port
     # A client that connects and never starts its TLS handshake.
-    with socket.create_connection(('127.0.0.1', PORT), 30):
-        assert get(pki, '127.0.0.1').status_code == 200
+    with socket.create_connection(('127.0.0.1', port), 30):
+        assert get(pki, '127.0.0.1', port).status_code == 200
 
 
 def test_idle_connection_is_closed_after_the_read_timeout(serve, pki):
-    serve('127.0.0.1', read_timeout=1)
+    port = serve('127.0.0.1', read_timeout=1).server_port
     context = ssl.create_default_context(cafile=pki.ca)
     context.load_cert_chain(pki.client)
-    with socket.create_connection(('127.0.0.1', PORT), 30) as plain:
+    with socket.create_connection(('127.0.0.1', port), 30) as plain:
         with context.wrap_socket(plain, server_hostname='127.0.0.1') as tls:
             # Handshake done, request never sent: the server gives up and
             # closes, which the client sees as the end of the stream.
@@ -96,10 +96,10 @@ def test_idle_connection_is_closed_after_the_read_timeout(serve, pki):
 
 
 def test_handshake_without_client_certificate_fails(serve, pki):
-    serve('127.0.0.1')
+    port = serve('127.0.0.1').server_port
 
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(f'https://127.0.0.1:{PORT}/', verify=pki.ca,
+        requests.get(f'https://127.0.0.1:{port}/', verify=pki.ca,
                      timeout=30)
 
 
@@ -109,10 +109,10 @@ def body_length_app(environ, start_response):
     return [str(len(body)).encode()]
 
 
-def _tls_connection(pki):
+def _tls_connection(pki, port):
     context = ssl.create_default_context(cafile=pki.ca)
     context.load_cert_chain(pki.client)
-    plain = socket.create_connection(('127.0.0.1', PORT), 30)
+    plain = socket.create_connection(('127.0.0.1', port), 30)
     return context.wrap_socket(plain, server_hostname='127.0.0.1')
 
 
@@ -124,7 +124,8 @@ def _expect_continue_head(length):
 @pytest.fixture
 def serve_limited(pki):
     httpd = server.AgentServer(
-        '127.0.0.1', PORT, server.make_ssl_context(pki.server, pki.ca), 30,
+        '127.0.0.1', conftest.free_port(conftest.IN_PROCESS_PORTS),
+        server.make_ssl_context(pki.server, pki.ca), 30,
         middleware.BodySizeLimit(body_length_app, 4096))
     stop = threading.Event()
     thread = threading.Thread(target=server.serve_until, args=(httpd, stop))
@@ -135,7 +136,7 @@ def serve_limited(pki):
 
 
 def test_expect_continue_invites_the_body(serve_limited, pki):
-    with _tls_connection(pki) as tls:
+    with _tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(_expect_continue_head(100))
         replies = tls.makefile('rb')
         # Only now does a waiting client send its body.
@@ -148,7 +149,20 @@ def test_expect_continue_invites_the_body(serve_limited, pki):
 
 def test_expect_continue_with_oversized_body_is_413_at_once(serve_limited,
                                                             pki):
-    with _tls_connection(pki) as tls:
+    with _tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(_expect_continue_head(10 ** 9))
 
         assert b' 413 ' in tls.makefile('rb').readline()
+
+
+def test_expect_continue_with_a_chunked_body(serve_limited, pki):
+    head = (b'POST / HTTP/1.1\r\nHost: agent\r\nExpect: 100-continue\r\n'
+            b'Transfer-Encoding: chunked\r\n\r\n')
+    with _tls_connection(pki, serve_limited.server_port) as tls:
+        tls.sendall(head)
+        replies = tls.makefile('rb')
+        assert replies.readline() == b'HTTP/1.1 100 Continue\r\n'
+        assert replies.readline() == b'\r\n'
+        tls.sendall(b'3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n')
+        assert b' 200 ' in replies.readline()
+        assert replies.read().endswith(b'\r\n\r\n7')

@@ -175,10 +175,20 @@ def test_availability_zone_profiles(tb, conn):
               json.dumps({'management_network': missing_net}), check=False)
     assert (f"management_network: no Neutron network with ID "
             f"'{missing_net}' exists") in bad.stderr
+    bad = cli(tb, 'loadbalancer', 'availabilityzoneprofile', 'create',
+              '--name', unique('azp'), '--provider', PROVIDER,
+              '--availability-zone-data',
+              json.dumps({'compute_zone': 'no-such-zone'}), check=False)
+    assert ("compute_zone: no Nova availability zone 'no-such-zone' exists"
+            in bad.stderr)
+    zone_name = next(iter(conn.compute.availability_zones())).name
+    vip_net = conn.network.find_network('vip-net', ignore_missing=False)
     profile = cli_json(tb, 'loadbalancer', 'availabilityzoneprofile',
                        'create', '--name', unique('azp'), '--provider',
                        PROVIDER, '--availability-zone-data',
-                       json.dumps({'management_network': mgmt.id}))
+                       json.dumps({'management_network': mgmt.id,
+                                   'compute_zone': zone_name,
+                                   'valid_vip_networks': [vip_net.id]}))
     zone = cli_json(tb, 'loadbalancer', 'availabilityzone', 'create',
                     '--name', unique('az'), '--availabilityzoneprofile',
                     profile['id'])
@@ -296,13 +306,19 @@ def test_create_vip_port_in_neutron(conn, vip_subnet, vip_subnet_v6):
     assert conn.network.find_port(vip_dict['vip_port_id']) is None
 
 
-def test_create_vip_port_names_a_missing_subnet(conn):
+def test_create_vip_port_names_a_missing_subnet_or_network(conn):
     missing = str(uuid.uuid4())
     with pytest.raises(lib_exceptions.DriverError) as info:
         vip.create_vip_port(conn, str(uuid.uuid4()), uuid.uuid4().hex,
                             {'vip_subnet_id': missing}, [])
     assert info.value.user_fault_string == (
         f'vip_subnet_id {missing}: no such subnet in Neutron')
+    with pytest.raises(lib_exceptions.DriverError) as info:
+        vip.create_vip_port(conn, str(uuid.uuid4()), uuid.uuid4().hex,
+                            {'vip_network_id': missing}, [])
+    assert missing in info.value.user_fault_string
+    assert info.value.user_fault_string.startswith(
+        'Neutron refused the VIP port: ')
 
 
 # Jobs reach a real redis jobboard

@@ -213,6 +213,7 @@ def test_after_a_reboot_the_persisted_rules_protect_the_vf(
     assert rebooted.pid != amphora.pid
     # A reboot forgets the VF's configuration and the kernel's rules.
     assert not links.find(amphora.data_namespace, ifname)['up']
+    assert links.addresses(amphora.data_namespace, ifname) == []
     fabric.wait_for_agent(amphora.server_id)
     _configure_vip(amphora, ifname)
     start_listener(amphora.data_namespace)

@@ -292,6 +292,12 @@ def test_an_unreachable_agent_is_cut_off_and_comes_back(fabric):
     assert ping(None, amphora.mgmt_ip)
 
 
+def test_an_amphora_without_agent_cannot_reboot(fabric):
+    amphora = boot(fabric)
+    with pytest.raises(plumbing.PlumbingError, match='without an agent'):
+        fabric.reboot_amphora(amphora.server_id)
+
+
 def test_delete_removes_the_amphora_and_is_idempotent(fabric):
     amphora = boot(fabric)
     network_id = _new_id()

@@ -31,17 +31,22 @@ def networks(*texts):
 def intervals(family, *texts):
     return [(addresses.format_address(family, first),
              addresses.format_address(family, last))
-            for first, last in addresses.collapse(networks(*texts), family)]
+            for first, last, _ in addresses.collapse(networks(*texts),
+                                                     family)]
 
 
 # Addresses and collapse -----------------------------------------------------
 
 def test_parse_network_clears_host_bits_and_accepts_bare_addresses():
-    assert addresses.parse_network('10.1.2.3/8') == (4, 10 << 24, 8)
-    assert addresses.parse_network('192.0.2.1') == (4, 0xc0000201, 32)
-    assert addresses.parse_network('2001:db8::1/32') == (
-        6, 0x20010db8 << 96, 32)
-    assert addresses.parse_network('0.0.0.0/0') == (4, 0, 0)
+    assert addresses.parse_network('10.1.2.3/8') == (4, 10 << 24, 8,
+                                                     '10.0.0.0/8')
+    assert addresses.parse_network('10.0.0.0/08') == (4, 10 << 24, 8,
+                                                      '10.0.0.0/8')
+    assert addresses.parse_network('192.0.2.1') == (4, 0xc0000201, 32,
+                                                    '192.0.2.1/32')
+    assert addresses.parse_network('2001:DB8::1/32') == (
+        6, 0x20010db8 << 96, 32, '2001:db8::/32')
+    assert addresses.parse_network('0.0.0.0/0') == (4, 0, 0, '0.0.0.0/0')
 
 
 @pytest.mark.parametrize('text', [
@@ -83,17 +88,24 @@ def test_collapse_matches_ipaddress_on_random_input():
             merged[-1] = (merged[-1][0], last)
         else:
             merged.append((first, last))
-    assert addresses.collapse(networks(*texts), 4) == merged
+    assert [(first, last) for first, last, _ in addresses.collapse(
+        networks(*texts), 4)] == merged
 
 
 def test_interval_elements_use_the_cheapest_exact_form():
-    element = addresses.interval_element
-    assert element(4, 5, 5) == '0.0.0.5'
-    assert element(4, 10 << 24, (11 << 24) - 1) == {
-        'prefix': {'addr': '10.0.0.0', 'len': 8}}
-    assert element(4, 1, 2) == {'range': ['0.0.0.1', '0.0.0.2']}
-    assert element(6, 0, (1 << 128) - 1) == {'prefix': {'addr': '::',
-                                                        'len': 0}}
+    def elements(family, *texts):
+        return addresses.interval_elements(
+            family, addresses.collapse(networks(*texts), family))
+
+    assert elements(4, '0.0.0.5', '10.0.0.0/8', '10.1.0.0/16') == [
+        '0.0.0.5', {'prefix': {'addr': '10.0.0.0', 'len': 8}}]
+    # Merged intervals: a prefix when aligned, a range otherwise.
+    assert elements(4, '192.0.2.0/25', '192.0.2.128/25', '0.0.0.1',
+                    '0.0.0.2') == [
+        {'range': ['0.0.0.1', '0.0.0.2']},
+        {'prefix': {'addr': '192.0.2.0', 'len': 24}}]
+    assert elements(6, '::/1', '8000::/1') == [{'prefix': {'addr': '::',
+                                                           'len': 0}}]
 
 
 def test_covers_everything():
@@ -129,6 +141,14 @@ def sg(**changes):
 ROLES = {'eth1': render.ROLE_VIP, 'eth2': render.ROLE_MEMBER}
 
 
+def prepared(plan):
+    return [command for step in plan.prepare for command in step]
+
+
+def undone(plan):
+    return [command for step in plan.rollback for command in step]
+
+
 def commands(plan_part, verb, kind):
     return [command[verb][kind] for command in plan_part
             if verb in command and kind in command[verb]]
@@ -141,21 +161,21 @@ def rules_of(plan_part, chain):
 
 def test_first_plan_creates_table_counters_and_essentials_up_front():
     plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
-    assert plan.prepare[0] == {'add': {'table': {
+    assert prepared(plan)[0] == {'add': {'table': {
         'family': 'inet', 'name': 'sriov_octavia'}}}
     counters = {counter['name'] for counter in commands(
-        plan.prepare, 'add', 'counter')}
+        prepared(plan), 'add', 'counter')}
     assert counters == {
         'essentials', 'fragments', 'members', 'vrrp', 'drop_eth1',
         'drop_eth2', 'listener_TCP_80_accepted', 'listener_TCP_80_dropped',
         'listener_UDP_53_accepted', 'listener_UDP_53_dropped'}
     # Every counter exists before the first rule that names it.
-    first_rule = next(index for index, command in enumerate(plan.prepare)
+    first_rule = next(index for index, command in enumerate(prepared(plan))
                       if 'rule' in command.get('add', {}))
-    last_counter = max(index for index, command in enumerate(plan.prepare)
+    last_counter = max(index for index, command in enumerate(prepared(plan))
                        if 'counter' in command.get('add', {}))
     assert last_counter < first_rule
-    assert rules_of(plan.prepare, render.ESSENTIALS_CHAIN)
+    assert rules_of(prepared(plan), render.ESSENTIALS_CHAIN)
 
 
 def test_sets_are_created_before_and_looked_up_after_the_switch():
@@ -169,11 +189,11 @@ def test_sets_are_created_before_and_looked_up_after_the_switch():
     assert not commands(plan.switch, 'add', 'set')
     assert not commands(plan.switch, 'add', 'map')
     assert not any('hook' in chain for chain in commands(
-        plan.prepare, 'add', 'chain'))
+        prepared(plan), 'add', 'chain'))
     created_chains = {chain['name'] for chain in commands(
-        plan.prepare, 'add', 'chain')}
+        prepared(plan), 'add', 'chain')}
     assert {rule['chain'] for rule in commands(
-        plan.prepare, 'add', 'rule')} == created_chains
+        prepared(plan), 'add', 'rule')} == created_chains
     assert [flushed['name'] for flushed in commands(
         plan.switch, 'flush', 'chain')] == ['in_eth1', 'in_eth2']
     text = json.dumps(plan.switch)
@@ -184,7 +204,7 @@ def test_sets_are_created_before_and_looked_up_after_the_switch():
 
 def test_listener_chain_uses_collapsed_interval_sets():
     plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
-    sets = {item['name']: item for item in commands(plan.prepare, 'add',
+    sets = {item['name']: item for item in commands(prepared(plan), 'add',
                                                     'set')}
     assert sets['r1_tcp_80_4'] == {
         'family': 'inet', 'table': 'sriov_octavia', 'name': 'r1_tcp_80_4',
@@ -192,12 +212,12 @@ def test_listener_chain_uses_collapsed_interval_sets():
         'elem': [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]}
     assert sets['r1_tcp_80_6']['elem'] == [
         {'prefix': {'addr': '2001:db8::', 'len': 32}}]
-    assert len(rules_of(plan.prepare, 'r1_tcp_80')) == 3
-    assert rules_of(plan.prepare, 'r1_tcp_80')[-1] == [
+    assert len(rules_of(prepared(plan), 'r1_tcp_80')) == 3
+    assert rules_of(prepared(plan), 'r1_tcp_80')[-1] == [
         {'counter': 'listener_TCP_80_dropped'}, {'drop': None}]
-    assert rules_of(plan.prepare, 'r1_udp_53') == [
+    assert rules_of(prepared(plan), 'r1_udp_53') == [
         [{'counter': 'listener_UDP_53_accepted'}, {'accept': None}]]
-    listener_map, = commands(plan.prepare, 'add', 'map')
+    listener_map, = commands(prepared(plan), 'add', 'map')
     assert listener_map['elem'] == [
         [{'concat': ['tcp', 80]}, {'goto': {'target': 'r1_tcp_80'}}],
         [{'concat': ['udp', 53]}, {'goto': {'target': 'r1_udp_53'}}]]
@@ -211,10 +231,10 @@ def test_rule_count_does_not_grow_with_cidrs():
                        'allowed_cidrs': many + ['2001:db8::/32']},
                       {'protocol': 'UDP', 'port': 53}]),
         ROLES, EPHEMERAL, render.Installed())
-    count = len(commands(small.prepare + small.switch, 'add', 'rule'))
-    assert len(commands(large.prepare + large.switch, 'add',
+    count = len(commands(prepared(small) + small.switch, 'add', 'rule'))
+    assert len(commands(prepared(large) + large.switch, 'add',
                         'rule')) == count
-    sets = {item['name']: item for item in commands(large.prepare, 'add',
+    sets = {item['name']: item for item in commands(prepared(large), 'add',
                                                     'set')}
     assert len(sets['r1_tcp_80_4']['elem']) == 10000
 
@@ -224,9 +244,9 @@ def test_everything_cidr_needs_no_set():
         sg(listeners=[{'protocol': 'TCP', 'port': 80,
                        'allowed_cidrs': ['0.0.0.0/1', '128.0.0.0/1']}]),
         ROLES, EPHEMERAL, render.Installed())
-    assert not [item for item in commands(plan.prepare, 'add', 'set')
+    assert not [item for item in commands(prepared(plan), 'add', 'set')
                 if item['name'].startswith('r1_tcp')]
-    assert rules_of(plan.prepare, 'r1_tcp_80')[0][0] == {'match': {
+    assert rules_of(prepared(plan), 'r1_tcp_80')[0][0] == {'match': {
         'op': '==', 'left': {'meta': {'key': 'nfproto'}}, 'right': 'ipv4'}}
 
 
@@ -243,7 +263,7 @@ def test_vip_and_member_interfaces_get_their_chains():
         assert '{"jump": {"target": "essentials"}}' in text
     assert rules_of(plan.switch, 'in_eth1')[-1] == [
         {'counter': 'drop_eth1'}, {'drop': None}]
-    members, = [item for item in commands(plan.prepare, 'add', 'set')
+    members, = [item for item in commands(prepared(plan), 'add', 'set')
                 if item['name'] == 'r1_members_4']
     assert members['type'] == ['ipv4_addr', 'inet_proto', 'inet_service']
     assert members['elem'] == [{'concat': ['198.51.100.5', 'tcp', 8080]}]
@@ -264,7 +284,7 @@ def test_base_has_essentials_and_drop_only():
     plan = render.build(model.SecurityGroup(vip_interfaces=(), members=()),
                         {'eth1': render.ROLE_MEMBER}, EPHEMERAL,
                         render.Installed())
-    assert not commands(plan.prepare, 'add', 'set')
+    assert not commands(prepared(plan), 'add', 'set')
     assert rules_of(plan.switch, 'in_eth1') == [
         [{'match': {'op': '!=', 'left': {'&': [
             {'payload': {'protocol': 'ip', 'field': 'frag-off'}}, 8191]},
@@ -282,29 +302,34 @@ def test_next_plan_replaces_the_previous_generation():
         sg(listeners=[{'protocol': 'TCP', 'port': 443}]),
         {'eth1': render.ROLE_VIP}, EPHEMERAL, first.result)
     # Nothing created twice, counters kept, names of the new generation.
-    assert not commands(second.prepare, 'add', 'table')
-    assert not [chain for chain in commands(second.prepare, 'add', 'chain')
+    assert not commands(prepared(second), 'add', 'table')
+    assert not [chain for chain in commands(prepared(second), 'add', 'chain')
                 if chain['name'] == render.ESSENTIALS_CHAIN]
     assert {counter['name'] for counter in commands(
-        second.prepare, 'add', 'counter')} == {
+        prepared(second), 'add', 'counter')} == {
         'listener_TCP_443_accepted', 'listener_TCP_443_dropped'}
-    assert {item['name'] for item in commands(second.prepare, 'add',
+    assert {item['name'] for item in commands(prepared(second), 'add',
                                               'set')} == {'r2_members_4',
                                                           'r2_pinged_4',
                                                           'r2_vrrp_4'}
-    # The switch refills the kept base chain, drops the vanished one and
-    # then deletes maps, chains, sets, counters of the old generation.
+    # The switch refills the kept base chain and drops the vanished one;
+    # the cleanup then deletes maps, chains, sets, counters of the old
+    # generation.
     assert commands(second.switch, 'flush', 'chain')[0]['name'] == 'in_eth1'
-    deleted = [(kind, item['name']) for command in second.switch
-               if 'delete' in command
+    assert [(kind, item['name']) for command in second.switch
+            if 'delete' in command
+            for kind, item in command['delete'].items()] == [
+        ('chain', 'in_eth2')]
+    deleted = [(kind, item['name']) for command in second.cleanup
                for kind, item in command['delete'].items()]
-    assert deleted[0] == ('chain', 'in_eth2')
     assert ('map', 'r1_listeners') in deleted
     assert deleted.index(('map', 'r1_listeners')) < deleted.index(
         ('chain', 'r1_tcp_80')) < deleted.index(('set', 'r1_tcp_80_4'))
     assert ('counter', 'listener_UDP_53_accepted') in deleted
     assert ('counter', 'drop_eth2') in deleted
     assert ('counter', 'essentials') not in deleted
+    assert not [command for command in second.cleanup
+                if 'delete' not in command]
     assert second.result.serial == 2
 
 
@@ -312,9 +337,9 @@ def test_rollback_removes_exactly_what_prepare_added():
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     second = render.build(sg(listeners=[{'protocol': 'SCTP', 'port': 9}]),
                           ROLES, EPHEMERAL, first.result)
-    added = {(kind, item['name']) for command in second.prepare
+    added = {(kind, item['name']) for command in prepared(second)
              for kind, item in command['add'].items() if kind != 'rule'}
-    removed = {(kind, item['name']) for command in second.rollback
+    removed = {(kind, item['name']) for command in undone(second)
                for kind, item in command['delete'].items()}
     assert removed == added
 
@@ -337,3 +362,22 @@ def test_installed_from_listing_recognises_our_objects():
         base_chains={'eth0.100': 'in_eth0_2e100'}, chains=['r7_tcp_80'],
         sets=['r7_tcp_80_4'], maps=['r7_listeners'],
         counters={'drop_eth0_2e100'})
+
+
+def test_preparation_is_split_per_listener_with_matching_undo():
+    plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    assert len(plan.prepare) == len(plan.rollback) == 4
+    head, tcp, udp, shared = plan.prepare
+    assert [set(command['add']) for command in head[:1]] == [{'table'}]
+    assert {item['name'] for item in commands(tcp, 'add', 'set')} == {
+        'r1_tcp_80_4', 'r1_tcp_80_6'}
+    assert {rule['chain'] for rule in commands(udp, 'add', 'rule')} == {
+        'r1_udp_53'}
+    assert commands(shared, 'add', 'map')[0]['name'] == 'r1_listeners'
+    # Undo of a step deletes its chain before the sets the chain uses,
+    # and keeps the counter the everlasting essentials chain uses.
+    assert [list(command['delete'].items())[0][0] for command in
+            plan.rollback[1]] == ['chain', 'set', 'set']
+    assert {'delete': {'counter': {
+        'family': 'inet', 'table': 'sriov_octavia', 'name': 'essentials'}}} \
+        not in plan.rollback[0]

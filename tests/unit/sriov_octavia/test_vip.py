@@ -220,8 +220,9 @@ def test_missing_network_is_named(conn):
     missing = str(uuid.uuid4())
     with pytest.raises(lib_exceptions.DriverError) as info:
         create(conn, {'vip_network_id': missing})
-    assert info.value.user_fault_string.startswith(
-        f'vip_network_id {missing}: Network {missing} could not be found')
+    assert info.value.user_fault_string == (
+        f'Neutron refused the VIP port: Network {missing} could not be '
+        f'found.')
 
 
 def test_address_in_use_is_a_conflict(conn):
@@ -247,10 +248,21 @@ def test_unreachable_neutron_is_a_driver_error(conn, monkeypatch):
 def test_delete_removes_only_ports_made_for_that_load_balancer(conn):
     ours, _ = create(conn, {'vip_subnet_id': SUBNET4})
     user_port = conn.network.create_port(network_id=NET, device_id='vm')
-    vip.delete_vip_port(conn, str(uuid.uuid4()), ours['vip_port_id'])
+    assert not vip.delete_vip_port(conn, str(uuid.uuid4()),
+                                   ours['vip_port_id'])
     assert ours['vip_port_id'] in conn.network.ports
-    vip.delete_vip_port(conn, LB, user_port.id)
+    assert not vip.delete_vip_port(conn, LB, user_port.id)
     assert user_port.id in conn.network.ports
-    vip.delete_vip_port(conn, LB, ours['vip_port_id'])
+    assert vip.delete_vip_port(conn, LB, ours['vip_port_id'])
     assert ours['vip_port_id'] not in conn.network.ports
-    vip.delete_vip_port(conn, LB, ours['vip_port_id'])
+    assert vip.delete_vip_port(conn, LB, ours['vip_port_id'])
+
+
+def test_delete_failure_is_logged_not_raised(conn, monkeypatch):
+    ours, _ = create(conn, {'vip_subnet_id': SUBNET4})
+
+    def refuse(port, ignore_missing=True):
+        raise ks_exceptions.ConnectFailure('Connection refused')
+
+    monkeypatch.setattr(conn.network, 'delete_port', refuse)
+    assert not vip.delete_vip_port(conn, LB, ours['vip_port_id'])

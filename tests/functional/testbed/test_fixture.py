@@ -1,0 +1,41 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The fixture other parts' tests use starts and removes an instance."""
+
+import os
+
+from pyroute2 import netns
+import pytest
+
+from testbed import fixture
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_running_yields_a_reachable_instance_and_removes_it(tmp_path):
+    with fixture.running(str(tmp_path), port_base=28000, prefix='tfx',
+                         skip=('nova',)) as testbed:
+        pids = [pid for _, pid, _, _ in testbed.status() if pid]
+        conn = testbed.connect()
+        try:
+            assert conn.network.find_network('vip-net') is not None
+            assert [p.name for p in conn.load_balancer.providers()] == [
+                'amphora-sriov']
+        finally:
+            conn.close()
+        env = testbed.cli_env({})
+        assert env['OS_CLIENT_CONFIG_FILE'] == testbed.clouds_yaml
+        assert 'tfx-mgmt' in os.listdir('/sys/class/net')
+    assert pids
+    assert not [pid for pid in pids if os.path.exists(f'/proc/{pid}')]
+    assert 'tfx-mgmt' not in os.listdir('/sys/class/net')
+    assert not [n for n in netns.listnetns() if n.startswith('tfx-')]
