@@ -89,10 +89,45 @@ def _prepare_databases(testbed, inv):
     neutron_db.refresh_agents(neutron_api.db_url, inv)
 
 
-def up(testbed, seed_cloud=True, skip=()):
-    """Start whatever is not running, then seed; returns seconds taken.
+def _start(group, to_start):
+    for service in group:
+        if service in to_start:
+            service.process.start()
+    for service in group:
+        service.wait_ready()
 
-    ``skip``: names of services not to start (e.g. "nova").
+
+def _seed(testbed, inv, with_compute):
+    """Seed the cloud; return what octavia.conf needs to know of it."""
+    fabric = plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix)
+    cloud = {'amp_image_tag': seed.AMPHORA_IMAGE_TAG,
+             'agent_client_cert': fabric.agent_client_cert,
+             'agent_ca_cert': fabric.ca_cert}
+    conn = clouds.connect(testbed)
+    try:
+        subnets = seed.seed_networks(conn, testbed.mgmt_cidr)
+        mgmt = subnets[seed.MGMT_SUBNET]
+        cloud['amp_boot_network_list'] = [mgmt.network_id]
+        try:
+            fabric.ensure_mgmt_network({'cidr': mgmt.cidr,
+                                        'gateway_ip': mgmt.gateway_ip})
+        except plumbing.PlumbingError as e:
+            raise process.StartError(f'management network: {e}')
+        if with_compute:
+            flavors = seed.seed_compute(conn, inv)
+            cloud['amp_flavor_id'] = flavors[seed.PLAIN_FLAVOR]
+    finally:
+        conn.close()
+    return cloud
+
+
+def up(testbed, seed_cloud=True, skip=()):
+    """Start whatever is not running and seed the cloud; return seconds.
+
+    Everything is looked for before it is made, so "up" on a running
+    instance changes nothing. ``seed_cloud``: create the default networks,
+    flavors, aggregate and image. ``skip``: names of services not to start
+    (e.g. "nova").
     """
     started = time.monotonic()
     for directory in testbed.directories():
@@ -113,27 +148,17 @@ def up(testbed, seed_cloud=True, skip=()):
     for service in to_start:
         service.prepare()
     _prepare_databases(testbed, inv)
-    for service in to_start:
-        service.process.start()
-    for service in wanted:
-        service.wait_ready()
 
+    # Octavia's configuration names what the seed creates (management
+    # network, compute flavor): the cloud comes first.
+    _start([s for s in wanted if not s.needs_cloud], to_start)
+    cloud = {}
     if seed_cloud:
-        conn = clouds.connect(testbed)
-        try:
-            subnets = seed.seed_networks(conn, testbed.mgmt_cidr)
-            mgmt = subnets[seed.MGMT_SUBNET]
-            fabric = plumbing.Fabric(testbed.state_dir,
-                                     prefix=testbed.prefix)
-            try:
-                fabric.ensure_mgmt_network({'cidr': mgmt.cidr,
-                                            'gateway_ip': mgmt.gateway_ip})
-            except plumbing.PlumbingError as e:
-                raise process.StartError(f'management network: {e}')
-            if any(isinstance(service, nova.Nova) for service in wanted):
-                seed.seed_compute(conn, inv)
-        finally:
-            conn.close()
+        cloud = _seed(testbed, inv, with_compute=any(
+            isinstance(service, nova.Nova) for service in wanted))
+    if any(service.needs_cloud for service in to_start):
+        octavia.write_conf(testbed, cloud)
+    _start([s for s in wanted if s.needs_cloud], to_start)
     elapsed = time.monotonic() - started
     LOG.info('testbed %s up in %.1f s', testbed.prefix, elapsed)
     return elapsed

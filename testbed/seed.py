@@ -88,7 +88,10 @@ def seed_networks(conn, mgmt_cidr):
 
 
 def seed_compute(conn, inv):
-    """Aggregate, flavors and image for SR-IOV and plain amphorae."""
+    """Aggregate, flavors and image for SR-IOV and plain amphorae.
+
+    Returns the flavor ids by name.
+    """
     aggregate = conn.compute.find_aggregate(SRIOV_AGGREGATE)
     if aggregate is None:
         aggregate = conn.compute.create_aggregate(name=SRIOV_AGGREGATE)
@@ -98,6 +101,7 @@ def seed_compute(conn, inv):
     if (aggregate.metadata or {}).get(SRIOV_PROPERTY) != 'true':
         conn.compute.set_aggregate_metadata(aggregate,
                                             {SRIOV_PROPERTY: 'true'})
+    flavor_ids = {}
     for name, extra_specs in ((SRIOV_FLAVOR, {SRIOV_PROPERTY: 'true'}),
                               (PLAIN_FLAVOR, {})):
         flavor = conn.compute.find_flavor(name)
@@ -107,9 +111,11 @@ def seed_compute(conn, inv):
             if extra_specs:
                 conn.compute.create_flavor_extra_specs(flavor, extra_specs)
             LOG.info('created flavor %s', name)
+        flavor_ids[name] = flavor.id
     if conn.image.find_image(AMPHORA_IMAGE) is None:
         conn.image.create_image(name=AMPHORA_IMAGE, disk_format='qcow2',
                                 container_format='bare',
                                 tags=[AMPHORA_IMAGE_TAG],
                                 allow_duplicates=True)
         LOG.info('created image %s', AMPHORA_IMAGE)
+    return flavor_ids

@@ -106,27 +106,37 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
             # The Redis board cannot decode a missing owner: nobody owns it.
             return None
 
+    def _renew(self, job):
+        """Renew the claim on ``job`` if this worker owns it; the owner."""
+        owner = self._owner(job)
+        if owner is None:
+            # Expired without anybody taking it over: take it back.
+            try:
+                self._jobboard.claim(job, self._name)
+            except (tf_exc.UnclaimableJob, tf_exc.NotFound):
+                return self._owner(job)
+            LOG.warning('Claim on job %s had expired; reclaimed.', job)
+            return self._name
+        if owner == self._name:
+            job.extend_expiry(self.claim_expiry)
+        return owner
+
     def renew_claims(self):
-        """Extend the claims of the running jobs this worker still owns."""
+        """Extend the claims of the running jobs this worker still owns.
+
+        A flow whose job another worker owns now is suspended here.
+        """
         if self.claim_expiry is None:
             return
         for job, engine in list(self._held.values()):
             try:
-                owner = self._owner(job)
-                if owner is None:
-                    # Expired without anybody taking it over: take it back.
-                    self._jobboard.claim(job, self._name)
-                    LOG.warning('Claim on job %s had expired; reclaimed.',
-                                job)
-                    continue
-                if owner == self._name:
-                    job.extend_expiry(self.claim_expiry)
-                    continue
-            except (tf_exc.UnclaimableJob, tf_exc.NotFound):
-                owner = self._owner(job)
+                owner = self._renew(job)
             except tf_exc.JobFailure:
                 LOG.warning('Could not renew the claim on job %s; retrying.',
                             job, exc_info=True)
+                continue
+            if owner == self._name or job.uuid not in self._held:
+                # Ours, or finished and consumed meanwhile.
                 continue
             LOG.error('Job %s is now owned by %s, not by this worker (%s): '
                       'suspending its flow here so that it does not run '

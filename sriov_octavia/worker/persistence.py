@@ -22,6 +22,7 @@ import time
 
 from oslo_log import log as logging
 import sqlalchemy
+from taskflow import exceptions as tf_exc
 from taskflow.persistence.backends import impl_sqlalchemy
 
 LOG = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def _ensure_schema(backend, url):
                     # the tables.
                     conn.upgrade()
                 break
-            except sqlalchemy.exc.OperationalError:
+            except tf_exc.StorageFailure:
                 # Another process (a worker, the API posting) may be
                 # creating the same tables right now; once it is done the
                 # upgrade finds nothing left to do.

@@ -20,11 +20,11 @@ import time
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from testbed.nova import admin_api
+from testbed.nova.api import admin
+from testbed.nova.api import compute as compute_api
+from testbed.nova.api import images
 from testbed.nova import compute
-from testbed.nova import compute_api
 from testbed.nova import faults as faults_mod
-from testbed.nova import image_api
 from testbed.nova import inventory as inventory_mod
 from testbed.nova import neutron
 from testbed.nova import state as state_mod
@@ -60,13 +60,13 @@ def build_app(state_dir, neutron_url, inventory_file, fabric):
 
     def latency(req):
         delay = faults.api_latency
-        if delay and not req.path_info.startswith(admin_api.PREFIX):
+        if delay and not req.path_info.startswith(admin.PREFIX):
             time.sleep(delay)
 
     app = wsgi.Application(
-        [admin_api.AdminAPI(manager, faults).router(),
-         image_api.ImageAPI(state).router(),
-         compute_api.ComputeAPI(manager).router()],
+        [admin.AdminAPI(manager, faults).router(),
+         images.ImageAPI(state).router(),
+         compute_api.router(manager)],
         before_request=latency)
     return app, manager
 

@@ -41,14 +41,17 @@ class Service:
     """One process of a testbed instance.
 
     Subclasses set ``name`` (pid and log file names), ``port_name`` (key of
-    ``config.PORT_OFFSETS``, None without a TCP port) and ``ready_timeout``
-    and implement ``argv`` and ``ready``; ``prepare`` writes their
-    configuration and runs before every start.
+    ``config.PORT_OFFSETS``, None without a TCP port), ``ready_timeout``
+    and ``needs_cloud``, and implement ``argv`` and ``ready``; ``prepare``
+    writes their configuration and runs before every start.
     """
 
     name = None
     port_name = None
     ready_timeout = 60
+    # Started after the cloud is seeded, from configuration naming what
+    # the seed made (octavia.conf).
+    needs_cloud = False
 
     def __init__(self, testbed):
         self.testbed = testbed

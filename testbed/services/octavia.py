@@ -25,9 +25,23 @@ CONFIG_FILE_ENV = 'SRIOV_TESTBED_OCTAVIA_CONF'
 SOCKETS = ('status', 'stats', 'get')
 
 
-def octavia_conf(testbed):
-    """octavia.conf of the API, the driver-agent and this project's worker."""
+def octavia_conf(testbed, cloud=None):
+    """octavia.conf of the API, the driver-agent and this project's worker.
+
+    ``cloud``: what the seeded cloud holds (see lifecycle.CloudFacts); the
+    defaults an operator configures for amphorae come from it.
+    """
     sockets = {kind: testbed.socket_path(kind) for kind in SOCKETS}
+    cloud = cloud or {}
+    amphora_defaults = {
+        'amp_image_tag': cloud.get('amp_image_tag'),
+        'amp_flavor_id': cloud.get('amp_flavor_id'),
+        'amp_boot_network_list': cloud.get('amp_boot_network_list'),
+    }
+    agent_tls = {
+        'client_cert': cloud.get('agent_client_cert'),
+        'server_ca': cloud.get('agent_ca_cert'),
+    }
     return {
         'DEFAULT': {
             'debug': True,
@@ -52,12 +66,18 @@ def octavia_conf(testbed):
             'pool_timeout': None,
         },
         'controller_worker': {
+            # Octavia's own controller never runs here: only the defaults
+            # below matter, which this project's driver and worker read.
             'network_driver': 'network_noop_driver',
             'compute_driver': 'compute_noop_driver',
             'amphora_driver': 'amphora_noop_driver',
             'image_driver': 'image_noop_driver',
             'volume_driver': 'volume_noop_driver',
+            **{key: value for key, value in amphora_defaults.items()
+               if value},
         },
+        'haproxy_amphora': {key: value for key, value in agent_tls.items()
+                            if value},
         'certificates': {'cert_manager': 'noop_cert_manager'},
         'driver_agent': {
             'status_socket_path': sockets['status'],
@@ -86,13 +106,14 @@ def octavia_conf(testbed):
     }
 
 
-def write_conf(testbed):
-    inifile.write(testbed.octavia_conf, octavia_conf(testbed))
+def write_conf(testbed, cloud=None):
+    inifile.write(testbed.octavia_conf, octavia_conf(testbed, cloud))
 
 
 class OctaviaApi(base.Service):
     name = 'octavia-api'
     port_name = 'octavia-api'
+    needs_cloud = True
 
     @property
     def uwsgi_ini_file(self):
@@ -103,7 +124,6 @@ class OctaviaApi(base.Service):
         return self.testbed.path('octavia', 'octavia.sqlite')
 
     def prepare(self):
-        write_conf(self.testbed)
         inifile.write(self.uwsgi_ini_file, {'uwsgi': {
             'http-socket': f'{config.HOST}:{self.port}',
             'module': 'testbed.services.octavia_wsgi:application',
@@ -139,9 +159,9 @@ class OctaviaApi(base.Service):
 
 class DriverAgent(base.Service):
     name = 'octavia-driver-agent'
+    needs_cloud = True
 
     def prepare(self):
-        write_conf(self.testbed)
         # Sockets a killed agent left behind would pass for readiness.
         for kind in SOCKETS:
             try:

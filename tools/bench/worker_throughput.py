@@ -223,7 +223,7 @@ def main(argv=None):
                         help='seconds each task sleeps')
     parser.add_argument('--max-workers', type=int, default=1,
                         help='jobs one worker runs at a time')
-    parser.add_argument('--engine', default='serial',
+    parser.add_argument('--engine', default='parallel',
                         choices=('serial', 'parallel'))
     parser.add_argument('--redis-port', type=int, default=REDIS_PORT,
                         help='port of the redis-server started here '

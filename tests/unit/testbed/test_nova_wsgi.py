@@ -17,12 +17,13 @@ import json
 import pytest
 import webob
 
-from testbed.nova import admin_api
+from testbed.nova.api import admin
+from testbed.nova.api import compute as compute_api
+from testbed.nova.api import images
+from testbed.nova.api import microversion
 from testbed.nova import compute
-from testbed.nova import compute_api
 from testbed.nova import errors
 from testbed.nova import faults as faults_mod
-from testbed.nova import image_api
 from testbed.nova import inventory
 from testbed.nova import state as state_mod
 from testbed.nova import wsgi
@@ -36,9 +37,9 @@ def app(tmp_path):
     faults = faults_mod.Faults()
     manager = compute.ComputeManager(
         state, inventory.Inventory.load(str(path)), None, None, faults)
-    return wsgi.Application([admin_api.AdminAPI(manager, faults).router(),
-                             image_api.ImageAPI(state).router(),
-                             compute_api.ComputeAPI(manager).router()])
+    return wsgi.Application([admin.AdminAPI(manager, faults).router(),
+                             images.ImageAPI(state).router(),
+                             compute_api.router(manager)])
 
 
 def call(app, method, path, body=None, headers=None):
@@ -57,7 +58,7 @@ def call(app, method, path, body=None, headers=None):
 ])
 def test_requested_version(headers, version):
     req = webob.Request.blank('/', headers=headers)
-    assert compute_api.requested_version(req) == version
+    assert microversion.requested_version(req) == version
 
 
 @pytest.mark.parametrize('value,error', [
@@ -67,7 +68,7 @@ def test_unsupported_versions(value, error):
     req = webob.Request.blank('/', headers={'OpenStack-API-Version':
                                             f'compute {value}'})
     with pytest.raises(error):
-        compute_api.requested_version(req)
+        microversion.requested_version(req)
 
 
 def test_version_documents(app):
