@@ -121,6 +121,52 @@ _GROUPS['sriov_worker'] = [
 ]
 
 
+# [sriov_amphora]: how the controller talks to the amphora agents (mutual
+# TLS, timeouts, retries); read by sriov_octavia.amphora.client.
+_GROUPS['sriov_amphora'] = [
+    cfg.StrOpt('client_cert', default='/etc/octavia/certs/client.pem',
+               help='The certificate the controller presents to the amphora '
+                    'agents, followed by its private key in the same PEM '
+                    'file (signed by the CA the agents trust as '
+                    'agent_server_ca).'),
+    cfg.StrOpt('server_ca', default='/etc/octavia/certs/server_ca.pem',
+               help='The CA that signed the server certificates of the '
+                    'amphora agents.'),
+    cfg.StrOpt('server_name_check', default='address',
+               choices=[('address', 'The agent certificate must name the '
+                                    'address the controller connects to '
+                                    '(its management IP) as a '
+                                    'subjectAltName'),
+                        ('none', 'Only check that server_ca signed the '
+                                 'agent certificate, as upstream Octavia '
+                                 'does with its amphora id certificates')],
+               help='What the agent\'s server certificate must name besides '
+                    'being signed by server_ca.'),
+    cfg.PortOpt('agent_port', default=9443,
+                help='The port the amphora agents listen on '
+                     '([haproxy_amphora] bind_port in the amphora).'),
+    cfg.FloatOpt('connect_timeout', default=10.0, min=0.1,
+                 help='Seconds to wait for a TCP and TLS connection to an '
+                      'agent.'),
+    cfg.FloatOpt('request_timeout', default=60.0, min=1.0,
+                 help='Seconds to wait for an agent\'s answer once a request '
+                      'is sent (applying a large firewall takes a while).'),
+    cfg.IntOpt('request_retries', default=5, min=0,
+               help='How often a request is retried after the connection '
+                    'failed or timed out. Every agent operation is '
+                    'idempotent, so retrying is safe.'),
+    cfg.FloatOpt('retry_interval', default=2.0, min=0.0,
+                 help='Seconds before the first retry; each further retry '
+                      'waits twice as long, up to 30 seconds.'),
+    cfg.IntOpt('boot_timeout', default=600, min=1,
+               help='Seconds to wait for the agent of a newly booted '
+                    'amphora to answer.'),
+    cfg.IntOpt('interface_timeout', default=60, min=1,
+               help='Seconds to wait for a hot-plugged VF to show up in '
+                    'the amphora.'),
+]
+
+
 def register_opts(conf=CONF):
     for group, opts in _GROUPS.items():
         conf.register_opts(opts, group=group)

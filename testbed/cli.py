@@ -70,6 +70,15 @@ def main(argv=None):
     testbed = config.Testbed.load(args.state_dir, port_base=args.port_base,
                                   prefix=args.prefix)
     if args.command == 'up':
+        recorded = config.Testbed.load(args.state_dir)
+        if ((recorded.port_base, recorded.prefix)
+                != (testbed.port_base, testbed.prefix)
+                and any(pid for _, pid, _, _ in lifecycle.status(recorded))):
+            sys.stderr.write(
+                f'up failed: {testbed.state_dir} runs with port base '
+                f'{recorded.port_base} and prefix {recorded.prefix}; '
+                f'take it down first\n')
+            return 1
         try:
             elapsed = lifecycle.up(testbed, seed_cloud=not args.no_seed,
                                    skip=args.skip)

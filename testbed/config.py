@@ -18,6 +18,8 @@ run beside the default one; every kernel object carries ``prefix``.
 import json
 import os
 
+from testbed.plumbing import names
+
 CLOUD_NAME = 'sriov-testbed'
 DEFAULT_STATE_DIR = os.path.join('.state', 'testbed')
 DEFAULT_PORT_BASE = 19000
@@ -34,10 +36,6 @@ PORT_OFFSETS = {
     'redis': 379,
 }
 
-# Linux limits interface names to 15 characters; "<prefix>-mgmt" and the
-# amphora namespaces' veth names must fit.
-MAX_PREFIX_LENGTH = 6
-
 _SETTINGS_FILE = 'testbed.json'
 
 
@@ -46,9 +44,9 @@ class Testbed:
 
     def __init__(self, state_dir=DEFAULT_STATE_DIR,
                  port_base=DEFAULT_PORT_BASE, prefix=DEFAULT_PREFIX):
-        if not prefix or len(prefix) > MAX_PREFIX_LENGTH:
-            raise ValueError(f'prefix must have 1 to {MAX_PREFIX_LENGTH} '
-                             f'characters: {prefix!r}')
+        # The kernel objects' names must fit the 15 characters of an
+        # interface name: the plumbing knows what fits (ValueError if not).
+        names.Names(prefix)
         self.state_dir = os.path.abspath(state_dir)
         self.port_base = int(port_base)
         self.prefix = prefix

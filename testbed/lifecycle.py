@@ -34,7 +34,8 @@ from testbed.services import redis
 
 LOG = logging.getLogger(__name__)
 
-# Start order; "down" goes the other way.
+# Start order (those with needs_cloud start after the seed); "down" stops
+# them all at once.
 SERVICE_CLASSES = (redis.Redis, identity.Identity, neutron.Neutron,
                    octavia.OctaviaApi, octavia.DriverAgent, nova.Nova)
 
@@ -44,7 +45,7 @@ def services(testbed):
 
 
 def _run_steps(steps, testbed):
-    """Run one-shot commands side by side; fail with the first error."""
+    """Run one-shot commands side by side; fail naming those that failed."""
     running = []
     for name, argv in steps:
         log_file = os.path.join(testbed.logs_dir, f'{name}.log')

@@ -172,17 +172,29 @@ class Firewall:
             raise FirewallError(error.strip() or f'nft failed ({rc})')
         return output
 
-    def _read_installed(self):
-        # Terse: object names without set elements, which may be 50k.
+    def _list_table(self):
+        """Our table's objects (counters with their values), no elements.
+
+        Measured with nft 1.0.6 and 50k elements in the table: ``list
+        table``, ``list counters`` and even ``list counter`` fetch every set
+        element (150-200 ms, +30 MB RSS), while a terse ``list ruleset``
+        skips them (3 ms). Only the objects of our table are returned.
+        """
         self._nft.set_terse_output(True)
         try:
-            output = self._nft_run([{'list': {'table': {
-                'family': render.FAMILY, 'name': render.TABLE}}}])
-        except FirewallError:
-            return render.Installed()
+            output = self._nft_run([{'list': {'ruleset': None}}])
         finally:
             self._nft.set_terse_output(False)
-        return render.installed_from_listing(output['nftables'])
+        ours = []
+        for item in output['nftables']:
+            kind, body = next(iter(item.items()))
+            table = body.get('name') if kind == 'table' else body.get('table')
+            if body.get('family') == render.FAMILY and table == render.TABLE:
+                ours.append(item)
+        return ours
+
+    def _read_installed(self):
+        return render.installed_from_listing(self._list_table())
 
     @staticmethod
     def _ephemeral_ports():
@@ -344,10 +356,8 @@ class Firewall:
         LOG.info('Interfaces changed, firewall now on %s', roles)
 
     def _read_counters(self):
-        output = self._nft_run([{'list': {'counters': {
-            'family': render.FAMILY, 'table': render.TABLE}}}])
         result = {'interfaces': {}, 'listeners': {}}
-        for item in output['nftables']:
+        for item in self._list_table():
             counter = item.get('counter')
             if not counter:
                 continue

@@ -48,7 +48,7 @@ class Link:
 
 def _is_vf(message, vf_link_kinds):
     info = message.get_attr('IFLA_LINKINFO')
-    kind = info.get_attr('IFLA_INFO_KIND') if info else None
+    kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
     if kind and kind in vf_link_kinds:
         return True
     parent = message.get_attr('IFLA_PARENT_DEV_NAME')

@@ -31,6 +31,7 @@ from taskflow.conductors.backends import impl_nonblocking
 from taskflow import exceptions as tf_exc
 from taskflow.listeners import base as listener_base
 
+from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
 
@@ -73,6 +74,10 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
             name, board, persistence=persistence_backend, **kwargs)
         self.claim_expiry = claim_expiry
         self._held = {}
+        # taskflow logs its own progress at DEBUG (Octavia's logging keeps
+        # taskflow at WARN): say what became of each job.
+        self.notifier.register('job_consumed', self._log_outcome)
+        self.notifier.register('job_abandoned', self._log_outcome)
         if not save_logbook:
             self.notifier.register('job_consumed', self._destroy_logbook)
 
@@ -86,6 +91,14 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
             job, engine)
         listeners.append(_HeldJob(engine, job, self._held))
         return listeners
+
+    def _log_outcome(self, event, details):
+        if event == 'job_consumed':
+            LOG.info('Job %s (%s) finished.', details['job'].uuid,
+                     details['job'].name)
+        else:
+            LOG.info('Job %s (%s) handed back to the jobboard.',
+                     details['job'].uuid, details['job'].name)
 
     def _destroy_logbook(self, event, details):
         job = details['job']
@@ -197,6 +210,7 @@ def run(conf, stop_event, name=None):
     Raises when the conductor dies on its own (jobboard or database
     unreachable), so that a supervisor can restart it.
     """
+    sriov_conf.register_opts(conf)
     group = conf.sriov_worker
     name = name or worker_name()
     expiry = jobboard.claim_expiry(conf)

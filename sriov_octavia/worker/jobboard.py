@@ -177,6 +177,8 @@ def post_factory_job(flow_factory, name, store, conf=sriov_conf.CONF,
     :param store: JSON-serialisable dict the flow's tasks take inputs from.
     :returns: the job's uuid.
     """
+    # The API process (the provider driver) loads only Octavia's options.
+    sriov_conf.register_opts(conf)
     with persistence.backend(conf) as backend:
         book = models.LogBook(name)
         flow_detail = models.FlowDetail(name, book.uuid)

@@ -29,6 +29,7 @@ from testbed.nova import inventory as inventory_mod
 from testbed.nova import neutron
 from testbed.nova import state as state_mod
 from testbed.nova import wsgi
+from testbed import plumbing
 
 LOG = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def build_app(state_dir, neutron_url, inventory_file, fabric):
 def _fabric(conf):
     if not conf.kernel_plumbing:
         return None
-    # Imported only when used: API-only runs need no pyroute2 privileges.
-    from testbed import plumbing
     return plumbing.Fabric(conf.state_dir, prefix=conf.prefix)
 
 

@@ -191,7 +191,8 @@ def server_summary(record, base):
             'links': links(base, 'servers', record['id'])}
 
 
-def hypervisor(index, host, host_ip, version, servers, detail):
+def hypervisor(index, host, host_ip, version, servers, detail,
+               with_servers):
     body = {'id': _hypervisor_id(index, host, version),
             'hypervisor_hostname': host, 'state': 'up',
             'status': 'enabled'}
@@ -209,7 +210,7 @@ def hypervisor(index, host, host_ip, version, servers, detail):
                 'local_gb': 1000, 'local_gb_used': 0, 'free_disk_gb': 1000,
                 'disk_available_least': 1000, 'current_workload': 0,
                 'running_vms': running, 'cpu_info': '{}'})
-    if servers is not None:
+    if with_servers:
         body['servers'] = [{'uuid': s['id'], 'name': s['name']}
                            for s in servers]
     return body

@@ -242,12 +242,26 @@ class Fabric:
     def _ensure_phys_namespace(self):
         name = self.names.phys_namespace
         if not netlab.namespace_exists(name):
-            pyroute2_netns.create(name)
-            links.set_state(name, 'lo', True)
-            for key in ('net.ipv4.ip_forward',
-                        'net.ipv6.conf.all.forwarding'):
-                netlab.run(name, ['sysctl', '-q', '-w', f'{key}=1'])
+            self._create_infrastructure_namespace(name)
+            netlab.run(name, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1',
+                              'net.ipv6.conf.all.forwarding=1'])
         return name
+
+    @staticmethod
+    def _create_infrastructure_namespace(name):
+        """A namespace of the testbed's own (network, client, member).
+
+        Its interfaces skip IPv6 duplicate address detection, link-local
+        addresses included: a tentative link-local address delays neighbour
+        discovery through the router by a second or more, and Neutron keeps
+        the testbed's addresses unique anyway. Amphorae keep the kernel's
+        defaults, as a real one would.
+        """
+        pyroute2_netns.create(name)
+        links.set_state(name, 'lo', True)
+        netlab.run(name, ['sysctl', '-q', '-w',
+                          'net.ipv6.conf.all.accept_dad=0',
+                          'net.ipv6.conf.default.accept_dad=0'])
 
     # Amphorae -----------------------------------------------------------
 
@@ -591,9 +605,8 @@ class Fabric:
             bridge = self.ensure_network(network_id, subnet)
             phys = self.names.phys_namespace
             peer = self.names.host_peer(name)
-            pyroute2_netns.create(namespace)
             try:
-                links.set_state(namespace, 'lo', True)
+                self._create_infrastructure_namespace(namespace)
                 links.add_veth(phys, peer, namespace, names_mod.HOST_IFNAME,
                                mac)
                 links.set_master(phys, peer, bridge)

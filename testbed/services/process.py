@@ -52,6 +52,33 @@ def _reap(pid):
         pass
 
 
+def _kill_group(pid, signum):
+    # The group id is the pid (start_new_session): this reaches the
+    # workers a master forked, and nothing else.
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pid):
+    _reap(pid)
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A group whose only members are zombies is gone too.
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pid and _start_time(
+                        int(entry)) is not None:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 class Process:
     """One supervised process of a testbed instance."""
 
@@ -103,34 +130,8 @@ class Process:
         """Stop the process (see ``stop_all``); True if it ran."""
         return bool(stop_all([self], grace=grace))
 
-    @staticmethod
-    def _signal(pid, signum):
-        # The group id is the pid (start_new_session): this reaches the
-        # workers a master forked, and nothing else.
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    @staticmethod
-    def _group_alive(pid):
-        _reap(pid)
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return False
-        # A group whose only members are zombies is gone too.
-        for entry in os.listdir('/proc'):
-            if entry.isdigit():
-                try:
-                    if os.getpgid(int(entry)) == pid and _start_time(
-                            int(entry)) is not None:
-                        return True
-                except OSError:
-                    continue
-        return False
-
-    def _forget(self):
+    def forget(self):
+        """Drop the pid file (the process is gone)."""
         try:
             os.unlink(self.pid_file)
         except FileNotFoundError:
@@ -166,12 +167,12 @@ def stop_all(processes, grace=10.0):
         if proc.pid():
             LOG.warning('%s (pid %d) ignored SIGTERM for %.0f s, killing it',
                         proc.name, pid, grace)
-        while proc._group_alive(pid):
-            proc._signal(pid, signal.SIGKILL)
+        while _group_alive(pid):
+            _kill_group(pid, signal.SIGKILL)
             time.sleep(0.05)
         LOG.info('stopped %s (pid %d)', proc.name, pid)
     for proc in processes:
-        proc._forget()
+        proc.forget()
     return [proc for proc, _ in running]
 
 

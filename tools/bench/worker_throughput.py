@@ -19,8 +19,8 @@ redis-server with SQLite flow persistence::
     worker_throughput.py [--jobs 40] [--tasks 3] [--latency 0.2]
                          [--max-workers 1] [--engine serial|parallel]
 
-Throughput is counted from the first task's start to the last task's end
-(worker start-up is not counted), and printed as::
+The workers start first; throughput is counted from the first task's start
+to the last task's end and printed as::
 
     value jobs_per_minute_<n>_workers = <number> jobs/min
     ratio throughput_2_workers_over_1 = <number>
@@ -188,8 +188,24 @@ def sleep_span(record_dir):
     return max(ends) - min(starts)
 
 
+def wait_until_ready(workers, run_dir, timeout):
+    """Wait for every worker to log that it claims jobs."""
+    deadline = time.monotonic() + timeout
+    for index, (process, _log) in enumerate(workers):
+        path = os.path.join(run_dir, 'worker-%d.log' % index)
+        while True:
+            with open(path) as log:
+                if 'claims jobs on' in log.read():
+                    break
+            if process.poll() is not None:
+                sys.exit('worker %d exited, see %s' % (index, path))
+            if time.monotonic() > deadline:
+                sys.exit('worker %d did not start, see %s' % (index, path))
+            time.sleep(0.1)
+
+
 def run_once(args, workdir, base_options, worker_count, started_at):
-    """Post the jobs, run ``worker_count`` workers, return jobs/minute."""
+    """Run ``worker_count`` workers, post the jobs, return jobs/minute."""
     run_dir = os.path.join(workdir, '%d-workers' % worker_count)
     record_dir = os.path.join(run_dir, 'records')
     os.makedirs(record_dir)
@@ -198,19 +214,20 @@ def run_once(args, workdir, base_options, worker_count, started_at):
     files = write_config(os.path.join(run_dir, 'bench.conf'),
                          args.config_file, options)
     conf = load_conf(files)
-    # Jobs wait on the board before any worker starts: posting speed is not
-    # what is measured.
-    post_jobs(conf, args, record_dir)
     workers = start_workers(worker_count, files, run_dir)
-    began = time.time()
     try:
+        # Start-up is not what is measured.
+        wait_until_ready(workers, run_dir, args.timeout)
+        began = time.time()
+        post_jobs(conf, args, record_dir)
         wait_for_empty_board(conf, args.timeout)
+        ended = time.time()
     finally:
         stop_workers(workers)
-    if args.flow:
-        span = time.time() - began
-    else:
-        span = sleep_span(record_dir)
+    # The sleeping flow records when its tasks ran: count from the first
+    # task's start to the last one's end. Other flows: from the first post
+    # to the empty board.
+    span = ended - began if args.flow else sleep_span(record_dir)
     return args.jobs * 60.0 / span
 
 
@@ -258,10 +275,11 @@ def main(argv=None):
                     'jobboard_backend_port': port,
                     'persistence_connection': 'sqlite:///' + os.path.join(
                         workdir, 'taskflow.sqlite')})
-            print('# %d jobs of %d tasks x %.3g s, %d job(s) at a time per '
-                  'worker, %s engine' % (args.jobs, args.tasks, args.latency,
-                                         args.max_workers, args.engine),
-                  flush=True)
+            work = (args.flow if args.flow else '%d tasks x %.3g s' % (
+                args.tasks, args.latency))
+            print('# %d jobs of %s, %d job(s) at a time per worker, %s '
+                  'engine' % (args.jobs, work, args.max_workers,
+                              args.engine), flush=True)
             rates = {}
             for count in (1, 2):
                 rates[count] = run_once(args, workdir, base_options, count,

@@ -15,7 +15,9 @@ import pecan
 
 from amphora_agent.api.controllers import info
 from amphora_agent.api.controllers import interface
+from amphora_agent.api.controllers import plug
 from amphora_agent.api.controllers import security_group
+from amphora_agent.network import interfaces
 
 
 class V1Controller:
@@ -26,6 +28,12 @@ class V1Controller:
         self.interface = interface.InterfaceController(firewall)
         pecan.route(self, 'security-group',
                     security_group.SecurityGroupController(firewall))
+        # VFs are recognised as the firewall engine recognises them; a
+        # stand-in engine without link kinds has real VFs only.
+        network = interfaces.DataNamespace(
+            network_namespace, getattr(firewall, 'vf_link_kinds', ()))
+        self.plug = plug.PlugController(network, firewall)
+        self.interfaces = plug.InterfacesController(network, firewall)
 
 
 class RootController:

@@ -47,7 +47,7 @@ class HostsController:
                            if s['host'] == host]
                 found.append(views.hypervisor(
                     index, host, self.inventory.host_ips[host], version,
-                    servers if with_servers else None, detail))
+                    servers, detail, with_servers))
         return found
 
     def list_hypervisors(self, req):

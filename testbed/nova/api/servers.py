@@ -77,7 +77,10 @@ class ServersController:
         params = req.GET
         # "name" is a regular expression in Nova.
         if params.get('name'):
-            pattern = re.compile(params['name'])
+            try:
+                pattern = re.compile(params['name'])
+            except re.error as e:
+                raise errors.BadRequest(f'Invalid name filter: {e}')
             servers = [s for s in servers if pattern.search(s['name'])]
         for param, key in (('status', 'status'), ('host', 'host'),
                            ('availability_zone', 'availability_zone'),

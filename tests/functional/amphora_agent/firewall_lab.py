@@ -25,9 +25,10 @@ from pyroute2 import netns as pyroute2_netns
 
 from testbed import netlab
 
-# Long enough for a first packet that needs ARP or neighbour discovery on a
-# busy machine; every "must not arrive" check waits this long.
+# How long a "must not arrive" check waits. What must arrive may take up to
+# PATIENCE on a busy machine (and returns as soon as it did).
 WAIT = 1.0
+PATIENCE = 5.0
 
 AMP = 'amp'
 CLIENT = 'client'
@@ -126,7 +127,7 @@ class TcpServer:
             except OSError:
                 return
             with conn:
-                conn.settimeout(WAIT)
+                conn.settimeout(PATIENCE)
                 try:
                     if conn.recv(1024):
                         conn.sendall(self.reply)
@@ -143,11 +144,11 @@ class TcpServer:
         self.thread.join()
 
 
-def tcp_request(namespace, source, destination, port):
+def tcp_request(namespace, source, destination, port, wait=PATIENCE):
     """Connect from ``source``, send a request; return the reply or None."""
     sock = open_socket(namespace, _family(destination), socket.SOCK_STREAM)
     with sock:
-        sock.settimeout(WAIT)
+        sock.settimeout(wait)
         sock.bind((source, 0))
         try:
             sock.connect((destination, port))
@@ -157,10 +158,15 @@ def tcp_request(namespace, source, destination, port):
             return None
 
 
+def tcp_refused(namespace, source, destination, port):
+    """True when the request gets no reply within WAIT."""
+    return tcp_request(namespace, source, destination, port,
+                       wait=WAIT) is None
+
+
 def udp_receiver(namespace, address, port):
     sock = open_socket(namespace, _family(address), socket.SOCK_DGRAM)
     sock.bind((address, port))
-    sock.settimeout(WAIT)
     return sock
 
 
@@ -171,7 +177,8 @@ def udp_send(namespace, source, destination, port, payload):
         sock.sendto(payload, (destination, port))
 
 
-def receive(sock, size=65535):
+def receive(sock, size=65535, wait=PATIENCE):
+    sock.settimeout(wait)
     try:
         return sock.recv(size)
     except socket.timeout:
@@ -212,7 +219,6 @@ def udp_exchange(namespace, source, destination, port, payload=b'ping'):
     """Send a datagram and wait for the answer; None if none came."""
     sock = open_socket(namespace, _family(destination), socket.SOCK_DGRAM)
     with sock:
-        sock.settimeout(WAIT)
         sock.bind((source, 0))
         sock.sendto(payload, (destination, port))
         return receive(sock)
@@ -232,7 +238,7 @@ def ping(namespace, source, destination):
     sock = open_socket(namespace, socket.AF_INET, socket.SOCK_RAW,
                        socket.IPPROTO_ICMP)
     with sock:
-        sock.settimeout(WAIT)
+        sock.settimeout(PATIENCE)
         sock.bind((source, 0))
         identifier = threading.get_ident() & 0xffff
         header = struct.pack('!BBHHH', 8, 0, 0, identifier, 1)
@@ -256,9 +262,7 @@ VRRP_PROTOCOL = 112
 
 
 def vrrp_receiver(namespace, family):
-    sock = open_socket(namespace, family, socket.SOCK_RAW, VRRP_PROTOCOL)
-    sock.settimeout(WAIT)
-    return sock
+    return open_socket(namespace, family, socket.SOCK_RAW, VRRP_PROTOCOL)
 
 
 def vrrp_send(namespace, source, destination, marker):
@@ -269,10 +273,10 @@ def vrrp_send(namespace, source, destination, marker):
         sock.sendto(marker, (destination, 0))
 
 
-def vrrp_received(sock, marker):
+def vrrp_received(sock, marker, wait=PATIENCE):
     """True when a datagram carrying ``marker`` arrives."""
     while True:
-        data = receive(sock)
+        data = receive(sock, wait=wait)
         if data is None:
             return False
         if data.endswith(marker):

@@ -126,7 +126,7 @@ def test_allowed_source_connects_refused_source_does_not(lab, applied):
     client = ns(lab, fl.CLIENT)
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
 
 
 def test_listener_without_cidrs_is_open_to_everyone(lab, applied):
@@ -137,8 +137,8 @@ def test_listener_without_cidrs_is_open_to_everyone(lab, applied):
 
 def test_port_without_listener_is_closed(lab, applied):
     # A server listens on 81, but no listener opens the port.
-    assert fl.tcp_request(ns(lab, fl.CLIENT), fl.ALLOWED4, fl.VIP4,
-                          81) is None
+    assert fl.tcp_refused(ns(lab, fl.CLIENT), fl.ALLOWED4, fl.VIP4,
+                          81)
 
 
 def test_udp_listener(lab, applied):
@@ -147,7 +147,7 @@ def test_udp_listener(lab, applied):
         fl.udp_send(client, fl.ALLOWED4, fl.VIP4, 5000, b'allowed')
         assert fl.receive(receiver) == b'allowed'
         fl.udp_send(client, fl.REFUSED4, fl.VIP4, 5000, b'refused')
-        assert fl.receive(receiver) is None
+        assert fl.receive(receiver, wait=fl.WAIT) is None
 
 
 def test_large_udp_datagrams_are_fragmented_and_decided(lab, applied):
@@ -157,12 +157,12 @@ def test_large_udp_datagrams_are_fragmented_and_decided(lab, applied):
         fl.udp_send(client, fl.REFUSED4, fl.VIP4, 5000, refused)
         fl.udp_send(client, fl.ALLOWED4, fl.VIP4, 5000, allowed)
         assert fl.receive(receiver) == allowed
-        assert fl.receive(receiver) is None
+        assert fl.receive(receiver, wait=fl.WAIT) is None
     with fl.udp_receiver(amp, fl.VIP6, 5000) as receiver:
         fl.udp_send(client, fl.REFUSED6, fl.VIP6, 5000, refused)
         fl.udp_send(client, fl.ALLOWED6, fl.VIP6, 5000, allowed)
         assert fl.receive(receiver) == allowed
-        assert fl.receive(receiver) is None
+        assert fl.receive(receiver, wait=fl.WAIT) is None
     assert applied.counters()['fragments']['accepted']['packets'] > 0
 
 
@@ -174,7 +174,7 @@ def test_ipv6_with_neighbour_discovery(lab, applied):
         netlab.run(namespace, ['ip', '-6', 'neigh', 'flush', 'all'])
     assert fl.tcp_request(client, fl.ALLOWED6, fl.VIP6, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED6, fl.VIP6, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED6, fl.VIP6, 80)
 
 
 def test_ipv4_neighbours_resolve_through_the_firewall(lab, applied):
@@ -198,7 +198,8 @@ def test_vrrp_only_from_the_peer(lab, applied, family, vip, peer, other):
         assert fl.vrrp_received(receiver, b'tfw-peer')
     with fl.vrrp_receiver(amp, family) as receiver:
         fl.vrrp_send(client, other, vip, b'tfw-stranger')
-        assert not fl.vrrp_received(receiver, b'tfw-stranger')
+        assert not fl.vrrp_received(receiver, b'tfw-stranger',
+                                    wait=fl.WAIT)
 
 
 # Members ---------------------------------------------------------------
@@ -226,8 +227,8 @@ def test_member_replies_with_a_member_list(lab, applied):
         'ping': True,
     }
     # Port 8081 is not a member: its replies are dropped.
-    assert fl.tcp_request(ns(lab, fl.AMP), fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
-                          8081) is None
+    assert fl.tcp_refused(ns(lab, fl.AMP), fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
+                          8081)
 
 
 def test_member_replies_when_members_are_unknown(lab, firewall, servers):
@@ -248,8 +249,8 @@ def test_members_cannot_open_connections_to_the_amphora(lab, firewall,
     amp, member = ns(lab, fl.AMP), ns(lab, fl.MEMBER)
     server = fl.TcpServer(amp, fl.AMP_MEMBER_SIDE4, 40000)
     try:
-        assert fl.tcp_request(member, fl.MEMBER4, fl.AMP_MEMBER_SIDE4,
-                              40000) is None
+        assert fl.tcp_refused(member, fl.MEMBER4, fl.AMP_MEMBER_SIDE4,
+                              40000)
     finally:
         server.close()
 
@@ -262,7 +263,7 @@ def test_upstream_rules_work_end_to_end(lab, firewall, servers):
     client = ns(lab, fl.CLIENT)
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
     assert fl.tcp_request(ns(lab, fl.AMP), fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
                           8080) == b'HTTP/1.0 200 OK'
 
@@ -286,7 +287,7 @@ def test_invalid_request_leaves_the_old_rules_in_force(lab, applied):
     client = ns(lab, fl.CLIENT)
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
 
 
 def test_concurrent_applies_end_with_the_last_one(lab, firewall, servers):
@@ -322,8 +323,8 @@ def test_counters_count_accepts_and_drops_and_survive_reapply(lab, applied):
     client = ns(lab, fl.CLIENT)
     before = applied.counters()
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80)
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
-    assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 81) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
+    assert fl.tcp_refused(client, fl.ALLOWED4, fl.VIP4, 81)
     applied.apply(request())
     after = applied.counters()
 
@@ -361,7 +362,7 @@ def test_state_is_restored_after_a_reboot(lab, state_dir, servers):
         client = ns(lab, fl.CLIENT)
         assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
             b'HTTP/1.0 200 OK'
-        assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+        assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
     finally:
         second.stop()
 
@@ -379,13 +380,13 @@ def test_corrupt_state_falls_back_to_the_drop_all_base(lab, state_dir,
         assert fw.current()['security_group'] is None
         assert fw.current()['interfaces'] == {'vip0': 'member',
                                               'mem0': 'member'}
-        assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 8000) is None
-        assert fl.tcp_request(amp, fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
-                              8080) is None
+        assert fl.tcp_refused(client, fl.ALLOWED4, fl.VIP4, 8000)
+        assert fl.tcp_refused(amp, fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
+                              8080)
         # What an interface needs to live still passes: neighbour
         # discovery resolves the VIP although the connection is refused.
         netlab.run(client, ['ip', '-6', 'neigh', 'flush', 'all'])
-        assert fl.tcp_request(client, fl.ALLOWED6, fl.VIP6, 8000) is None
+        assert fl.tcp_refused(client, fl.ALLOWED6, fl.VIP6, 8000)
         neighbours = netlab.run(client, ['ip', '-6', 'neigh', 'show',
                                          fl.VIP6]).stdout
         assert 'lladdr' in neighbours
@@ -403,7 +404,7 @@ def test_hot_plugged_vf_gets_the_base_at_once(lab, firewall, servers):
         assert 'chain in_hot0' in table_text(lab)
         netlab.add_address(amp, 'hot0', '192.0.2.1/24')
         netlab.add_address(member, 'hotpeer', '192.0.2.2/24')
-        assert fl.tcp_request(member, '192.0.2.2', '192.0.2.1', 80) is None
+        assert fl.tcp_refused(member, '192.0.2.2', '192.0.2.1', 80)
     finally:
         netlab.run(amp, ['ip', 'link', 'del', 'hot0'])
     assert _wait_for(lambda: 'hot0' not in firewall.current()['interfaces'])
@@ -432,7 +433,7 @@ def test_vip_interface_plugged_after_a_reboot(lab, state_dir, servers):
             'hot1') == 'vip')
         assert fl.tcp_request(client, '192.0.2.20', '192.0.2.10', 8000) == \
             b'HTTP/1.0 200 OK'
-        assert fl.tcp_request(client, '192.0.2.20', '192.0.2.10', 80) is None
+        assert fl.tcp_refused(client, '192.0.2.20', '192.0.2.10', 80)
     finally:
         netlab.run(amp, ['ip', 'link', 'del', 'hot1'])
         fw.stop()
@@ -483,7 +484,7 @@ def test_refused_switch_keeps_the_old_rules_and_leaves_nothing(
     client = ns(lab, fl.CLIENT)
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
 
 
 def test_apply_recovers_when_someone_deleted_the_table(lab, applied):
@@ -493,7 +494,7 @@ def test_apply_recovers_when_someone_deleted_the_table(lab, applied):
     client = ns(lab, fl.CLIENT)
     assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
         b'HTTP/1.0 200 OK'
-    assert fl.tcp_request(client, fl.REFUSED4, fl.VIP4, 80) is None
+    assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
 
 
 def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers):
@@ -541,7 +542,7 @@ def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers):
     sender.close()
     received = 0
     with receiver:
-        while fl.receive(receiver, 16) is not None:
+        while fl.receive(receiver, 16, wait=fl.WAIT) is not None:
             received += 1
     after = firewall.counters()
     assert applies >= 2

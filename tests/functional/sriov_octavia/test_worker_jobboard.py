@@ -30,6 +30,7 @@ from sriov_octavia.worker import agent
 from sriov_octavia.worker import conductor
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
+from sriov_octavia.worker import status
 from tests.functional.sriov_octavia import worker_fixtures
 from tests.functional.sriov_octavia import worker_flows
 from tests.functional.sriov_octavia.worker_fixtures import driver_agent  # noqa
@@ -347,3 +348,39 @@ def test_provider_agent_runs_jobs_until_exit_event(worker_env):
     assert process.exitcode == 0
     assert worker_env['agent'].provisioning('listeners',
                                             listener_id) == ['ACTIVE']
+
+
+def test_sigterm_hands_the_job_over_after_the_current_task(worker_env,
+                                                           workers):
+    record_dir = worker_env['record_dir']
+    leaving = workers(worker_env, 'worker-leaving')
+    store = _listener_store(worker_env)
+    job_key = store['job_key']
+    jobboard.post_factory_job(worker_flows.blocking_flow,
+                              'test.blocking ' + job_key, store)
+    wait_until(lambda: ('block-started', leaving.pid) in worker_flows.records(
+        record_dir, job_key), 'the first worker to start the job')
+    staying = workers(worker_env, 'worker-staying')
+    os.kill(leaving.pid, signal.SIGTERM)
+    # The running task completes; the flow suspends and its job goes back
+    # to the board for the other worker, which runs only what is left.
+    open(os.path.join(record_dir, job_key + '.release'), 'w').close()
+    assert leaving.process.wait(timeout=120) == 0
+    wait_until(lambda: _board_jobs(worker_env) == 0, 'the job to finish')
+    assert worker_flows.records(record_dir, job_key) == [
+        ('first', leaving.pid),
+        ('block-started', leaving.pid),
+        ('block-released', leaving.pid),
+        ('last', staying.pid)]
+    assert worker_env['agent'].provisioning(
+        'listeners', store['listener']['listener_id']) == ['ACTIVE']
+    assert staying.stop() == 0
+
+
+def test_listener_statistics_reach_the_stats_socket(worker_env):
+    stats = {'listeners': [{'id': uuidutils.generate_uuid(),
+                            'active_connections': 3, 'bytes_in': 100,
+                            'bytes_out': 200, 'request_errors': 0,
+                            'total_connections': 7}]}
+    status.StatusReporter().update_listener_statistics(stats)
+    assert worker_env['agent'].stats_updates == [stats]

@@ -12,13 +12,18 @@
 """The fixture other parts' tests use starts and removes an instance."""
 
 import os
+import socket
 
 from pyroute2 import netns
 import pytest
 
+from testbed import config
 from testbed import fixture
+from testbed import lifecycle
+from testbed.services import process
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.services, pytest.mark.netns,
+              pytest.mark.timeout(300)]
 
 
 def test_running_yields_a_reachable_instance_and_removes_it(tmp_path):
@@ -39,3 +44,15 @@ def test_running_yields_a_reachable_instance_and_removes_it(tmp_path):
     assert not [pid for pid in pids if os.path.exists(f'/proc/{pid}')]
     assert 'tfx-mgmt' not in os.listdir('/sys/class/net')
     assert not [n for n in netns.listnetns() if n.startswith('tfx-')]
+
+
+def test_up_refuses_ports_someone_else_holds(tmp_path):
+    testbed = config.Testbed(str(tmp_path), port_base=27000, prefix='tpt')
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((config.HOST, testbed.port('neutron')))
+        holder.listen()
+        with pytest.raises(process.StartError, match='27696'):
+            lifecycle.up(testbed)
+    assert [row[3] for row in lifecycle.status(testbed)] == [
+        'dead'] * len(lifecycle.SERVICE_CLASSES)

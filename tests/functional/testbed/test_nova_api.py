@@ -522,6 +522,19 @@ def test_openstack_cli(cloud, make):
     shown = cli('server', 'show', '-f', 'value', '-c', 'status', '-c',
                 'OS-EXT-SRV-ATTR:host', name)
     assert shown.split() == ['compute-3', 'ACTIVE']
+    # compute-3 has no VF: a direct port cannot go there ...
+    port = make.port()
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        cli('server', 'add', 'port', name, port.id)
+    assert 'Failed to claim PCI device' in failure.value.stderr
+    # ... a normal one can, and comes off again.
+    normal = make.port(cloud.mgmt_net, vnic_type='normal')
+    cli('server', 'add', 'port', name, normal.id)
+    assert cloud.conn.network.get_port(normal.id).binding_host_id == \
+        'compute-3'
+    cli('server', 'remove', 'port', name, normal.id)
+    nova_env.wait_until(lambda: nova_env.port_unbound(cloud.conn, normal.id),
+                        what='the removed port to be unbound')
     zones = cli('availability', 'zone', 'list', '--compute', '-f', 'value',
                 '-c', 'Zone Name').split()
     assert 'tnv-cli-zone' in zones

@@ -30,11 +30,6 @@ from tests.functional.testbed.nova_env import PROJECT
 
 pytestmark = pytest.mark.netns
 
-# Given to the root namespace (the management bridge's gateway): clashes
-# with no address of the machine nor of other tests' testbeds.
-MGMT_CIDR = '203.0.113.208/28'
-MGMT_GATEWAY = '203.0.113.209'
-
 
 @pytest.fixture(scope='module')
 def cloud(tmp_path_factory):
@@ -51,9 +46,11 @@ def _populate(testbed, conn):
     mgmt = conn.network.create_network(
         name='tnv-mgmt', provider_network_type='flat',
         provider_physical_network=nova_env.MGMT_PHYSNET, project_id=PROJECT)
-    conn.network.create_subnet(network_id=mgmt.id, cidr=MGMT_CIDR,
-                               gateway_ip=MGMT_GATEWAY, ip_version=4,
-                               enable_dhcp=False, project_id=PROJECT)
+    # The testbed's own management subnet: its gateway goes to the root
+    # namespace, where it clashes with no other instance's.
+    conn.network.create_subnet(network_id=mgmt.id, cidr=testbed.mgmt_cidr,
+                               ip_version=4, enable_dhcp=False,
+                               project_id=PROJECT)
     vip = conn.network.create_network(
         name='tnv-vip', provider_network_type='vlan',
         provider_physical_network=nova_env.SRIOV_PHYSNET,

@@ -33,7 +33,8 @@ PORT_BASE = 29000
 PREFIX = 'ttb'
 OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.services, pytest.mark.netns,
+              pytest.mark.timeout(300)]
 
 
 def _prefixed_kernel_objects():
@@ -91,6 +92,20 @@ def test_every_service_is_alive(testbed, first_pids):
         if port:
             assert base.tcp_answers(config.HOST, port), name
             assert port == PORT_BASE + config.PORT_OFFSETS[name]
+
+
+def test_status_command_shows_what_runs(testbed):
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable),
+                      'sriov-octavia-testbed'),
+         'status', '--state-dir', testbed.state_dir],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = {line.split()[0]: line.split()[-1]
+              for line in result.stdout.splitlines()[2:-1]}
+    assert states['neutron'] == 'alive'
+    assert states['octavia-api'] == 'alive'
+    assert 'OS_CLIENT_CONFIG_FILE=' + testbed.clouds_yaml in result.stdout
 
 
 def test_every_service_logs_into_the_state_dir(testbed):

@@ -29,7 +29,7 @@ def test_instances_get_distinct_management_subnets():
     assert config.Testbed('/x', port_base=29000).mgmt_cidr == '198.18.29.0/24'
 
 
-@pytest.mark.parametrize('prefix', ['', 'toolong1'])
+@pytest.mark.parametrize('prefix', ['', 'toolong1', 'Up', 'a-b'])
 def test_prefix_must_fit_interface_names(prefix):
     with pytest.raises(ValueError):
         config.Testbed('/x', prefix=prefix)

@@ -103,6 +103,19 @@ def test_flavor_shape_follows_the_microversion(app):
     assert new['flavor']['extra_specs'] == {} and new['flavor']['swap'] == 0
 
 
+@pytest.mark.parametrize('version', ['2.1', '2.53', '2.88'])
+def test_hypervisors_at_every_microversion(app, version):
+    headers = {'OpenStack-API-Version': f'compute {version}'}
+    listed = call(app, 'GET', '/compute/v2.1/os-hypervisors/detail'
+                  '?with_servers=true', headers=headers).json['hypervisors']
+    assert [h['hypervisor_hostname'] for h in listed] == ['h1']
+    assert listed[0]['servers'] == []
+    assert ('running_vms' in listed[0]) is (version != '2.88')
+    shown = call(app, 'GET', f"/compute/v2.1/os-hypervisors/{listed[0]['id']}",
+                 headers=headers)
+    assert shown.json['hypervisor']['state'] == 'up'
+
+
 def test_server_group_policy_by_microversion(app):
     legacy = call(app, 'POST', '/compute/v2.1/os-server-groups', {
         'server_group': {'name': 'g', 'policies': ['anti-affinity']}})

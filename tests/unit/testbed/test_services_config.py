@@ -64,3 +64,21 @@ def test_octavia_and_worker_share_sockets_and_cloud(tmp_path):
     assert conf['api_settings']['default_provider_driver'] == (
         octavia.PROVIDER)
     assert conf['database']['pool_timeout'] is None
+
+
+def test_octavia_conf_names_what_the_seed_made(tmp_path):
+    testbed = config.Testbed(str(tmp_path))
+    conf = octavia.octavia_conf(testbed, {
+        'amp_image_tag': 'amphora', 'amp_flavor_id': 'f-1',
+        'amp_boot_network_list': ['n-1'], 'agent_client_cert': '/c.pem',
+        'agent_ca_cert': '/ca.pem'})
+    worker = conf['controller_worker']
+    assert (worker['amp_image_tag'], worker['amp_flavor_id'],
+            worker['amp_boot_network_list']) == ('amphora', 'f-1', ['n-1'])
+    assert conf['haproxy_amphora'] == {'client_cert': '/c.pem',
+                                       'server_ca': '/ca.pem'}
+    # Without a seeded cloud Octavia's own defaults stay in force.
+    bare = octavia.octavia_conf(testbed)
+    assert 'amp_flavor_id' not in bare['controller_worker']
+    assert bare['haproxy_amphora'] == {}
+    assert inifile.render(conf).count('amp_boot_network_list = n-1') == 1

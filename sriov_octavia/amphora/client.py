@@ -1,0 +1,344 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The controller's client for the amphora agent's API.
+
+Every call is HTTPS with the controller's client certificate; the agent's
+server certificate must be signed by ``server_ca`` and, by default, name
+the address the client connects to (the amphora's management IP) as a
+subjectAltName, which is what the testbed's and this project's amphora
+certificates carry. ``server_name`` selects another name to check (an
+amphora id, as upstream Octavia's certificates are issued for) or, False,
+none at all.
+
+Every agent operation is idempotent (a plug converges to the same state,
+a security group is the whole desired state), so a request whose
+connection failed or timed out is simply sent again. Failures end as one
+of these exceptions a flow can log as they are:
+
+- AgentUnreachable: no answer (with what the operator should check);
+- AgentRejected: an answer refusing the request, with the agent's field
+  and reason;
+- InterfaceMissing (wait_for_interface): a hot-plugged VF did not appear.
+"""
+
+import time
+
+from oslo_config import cfg
+from oslo_log import log as logging
+import requests
+from requests import adapters
+from urllib3.util import retry as urllib3_retry
+
+from sriov_octavia import conf as sriov_conf
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+API_VERSION = '1.0'
+_BACKOFF_MAX = 30.0
+# How often wait_until_up() and wait_for_interface() ask again.
+_POLL_INTERVAL = 1.0
+
+
+class AgentError(Exception):
+    """Talking to an amphora agent failed."""
+
+
+class AgentUnreachable(AgentError):
+    """The agent did not answer (network, TLS, agent down)."""
+
+    def __init__(self, url, reason, hint=None):
+        self.url = url
+        self.reason = reason
+        self.hint = hint or (
+            'check that the amphora is running, that this controller has a '
+            'route to its management address, that the management port '
+            'lets the agent port in, and the agent\'s log in the amphora')
+        super().__init__(f'amphora agent at {url} unreachable: {reason}; '
+                         f'{self.hint}')
+
+
+class AgentTLSError(AgentUnreachable):
+    """The TLS handshake failed: a certificate problem on either side."""
+
+    def __init__(self, url, reason):
+        super().__init__(
+            url, reason,
+            hint='check that [sriov_amphora] server_ca signed the agent\'s '
+                 'server certificate and that it names the management '
+                 'address, and that the agent\'s agent_server_ca signed '
+                 '[sriov_amphora] client_cert')
+
+
+class AgentRejected(AgentError):
+    """The agent answered with an error.
+
+    ``status`` is the HTTP status, ``field`` the part of the request the
+    agent refused (a JSON path such as ``host_routes[0].nexthop``,
+    ``mac_address``, ``firewall``) and ``reason`` its words.
+    """
+
+    def __init__(self, method, url, status, field, reason):
+        self.method = method
+        self.url = url
+        self.status = status
+        self.field = field
+        self.reason = reason
+        super().__init__(f'amphora agent refused {method} {url} with '
+                         f'{status}: {field}: {reason}')
+
+
+class InterfaceMissing(AgentError):
+    """A hot-plugged VF did not show up in the amphora in time."""
+
+    def __init__(self, url, mac_address, timeout):
+        self.url = url
+        self.mac_address = mac_address
+        super().__init__(
+            f'amphora agent at {url} has no interface with MAC '
+            f'{mac_address} after {timeout} s; check that Nova attached the '
+            'port (server interface list), and the amphora\'s kernel log '
+            'for the VF driver')
+
+
+class _AgentAdapter(adapters.HTTPAdapter):
+    """Connection pools that check the agent certificate's name.
+
+    ``server_name`` None checks the connected host (urllib3's default), a
+    string checks that name instead, False checks none.
+    """
+
+    def __init__(self, server_name, **kwargs):
+        self._server_name = server_name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self._server_name is not None:
+            kwargs['assert_hostname'] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _retries(retries, interval):
+    # Connection failures and read timeouts are retried, for every method
+    # (all agent operations are idempotent). A TLS failure or an HTTP
+    # error answer is final: sending the same again gives the same.
+    return urllib3_retry.Retry(
+        total=retries, connect=retries, read=retries, other=0, status=0,
+        redirect=0, allowed_methods=None, backoff_factor=interval,
+        backoff_max=_BACKOFF_MAX, raise_on_status=False)
+
+
+def _error_fields(response):
+    """``(field, reason)`` from an agent error answer (or a foreign one)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and 'field' in body and 'reason' in body:
+        return body['field'], body['reason']
+    if isinstance(body, dict) and 'message' in body:
+        return 'request', str(body['message'])
+    text = response.text.strip()[:500]
+    return 'request', text or response.reason or 'no reason given'
+
+
+class AgentClient:
+    """One amphora agent's API.
+
+    ``address`` is a base URL (``https://192.0.2.5:9443``) or a
+    ``(management ip, port)`` pair. ``client_cert`` is the PEM holding the
+    controller's certificate and key, ``ca_cert`` the CA that signed the
+    agent's certificate. ``timeout`` is a ``(connect, read)`` pair of
+    seconds or one number for both.
+    """
+
+    def __init__(self, address, client_cert, ca_cert, timeout=(10.0, 60.0),
+                 retries=5, retry_interval=2.0, server_name=None):
+        if isinstance(address, str):
+            self.base_url = address.rstrip('/')
+        else:
+            host, port = address
+            host = f'[{host}]' if ':' in host else host
+            self.base_url = f'https://{host}:{port}'
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.cert = client_cert
+        self._session.verify = ca_cert
+        self._session.headers['Accept'] = 'application/json'
+        self._session.mount('https://', _AgentAdapter(
+            server_name, max_retries=_retries(retries, retry_interval)))
+        self._quick = requests.Session()
+        self._quick.cert = client_cert
+        self._quick.verify = ca_cert
+        self._quick.mount('https://', _AgentAdapter(
+            server_name, max_retries=_retries(0, 0)))
+
+    @classmethod
+    def from_conf(cls, mgmt_ip, conf=CONF, server_name=None):
+        """A client for the agent at ``mgmt_ip`` as [sriov_amphora] says."""
+        sriov_conf.register_opts(conf)
+        group = conf.sriov_amphora
+        if server_name is None and group.server_name_check == 'none':
+            server_name = False
+        return cls((mgmt_ip, group.agent_port), group.client_cert,
+                   group.server_ca,
+                   timeout=(group.connect_timeout, group.request_timeout),
+                   retries=group.request_retries,
+                   retry_interval=group.retry_interval,
+                   server_name=server_name)
+
+    def close(self):
+        self._session.close()
+        self._quick.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # Requests ------------------------------------------------------------
+
+    def _url(self, path):
+        return f'{self.base_url}/{API_VERSION}/{path}'
+
+    def _request(self, method, path, body=None, session=None,
+                 timeout=None):
+        url = self._url(path)
+        try:
+            response = (session or self._session).request(
+                method, url, json=body, timeout=timeout or self.timeout)
+        except requests.exceptions.SSLError as error:
+            raise AgentTLSError(url, str(error)) from error
+        except requests.exceptions.RequestException as error:
+            raise AgentUnreachable(url, str(error)) from error
+        if response.status_code >= 400:
+            field, reason = _error_fields(response)
+            raise AgentRejected(method, url, response.status_code, field,
+                                reason)
+        try:
+            return response.json()
+        except ValueError as error:
+            raise AgentRejected(
+                method, url, response.status_code, 'body',
+                f'the answer is not JSON: {response.text[:200]!r}'
+            ) from error
+
+    # The agent's API -----------------------------------------------------
+
+    def get_info(self):
+        return self._request('GET', 'info')
+
+    def wait_until_up(self, timeout):
+        """Ask for ``/info`` until the agent answers; return the answer.
+
+        Raises the last AgentUnreachable after ``timeout`` seconds. An
+        answer refusing the request (AgentRejected) ends the wait at once:
+        the agent is up, something else is wrong.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self._request(
+                    'GET', 'info', session=self._quick,
+                    timeout=(min(self._connect_timeout(), max(left, 0.1)),
+                             self._read_timeout()))
+            except AgentUnreachable as error:
+                if time.monotonic() + _POLL_INTERVAL >= deadline:
+                    LOG.warning('Amphora agent at %s still unreachable '
+                                'after %s s', self.base_url, timeout)
+                    raise
+                LOG.debug('Waiting for the amphora agent: %s', error.reason)
+                time.sleep(_POLL_INTERVAL)
+
+    def _connect_timeout(self):
+        return (self.timeout[0] if isinstance(self.timeout, tuple)
+                else self.timeout)
+
+    def _read_timeout(self):
+        return (self.timeout[1] if isinstance(self.timeout, tuple)
+                else self.timeout)
+
+    def plug_vip(self, vip, mac_address, vrrp_ip, subnet_cidr, gateway=None,
+                 host_routes=(), mtu=None, additional_vips=(),
+                 vip_on_interface=True):
+        """Configure the VF of the VRRP base port; the interface after.
+
+        ``host_routes`` are ``{"destination", "nexthop"}`` dicts,
+        ``additional_vips`` ``{"ip_address", "subnet_cidr", "gateway"}``;
+        ``vip_on_interface`` False leaves the VIPs to keepalived
+        (ACTIVE_STANDBY).
+        """
+        body = {'mac_address': mac_address, 'vrrp_ip': vrrp_ip,
+                'subnet_cidr': subnet_cidr, 'gateway': gateway,
+                'host_routes': list(host_routes), 'mtu': mtu,
+                'additional_vips': list(additional_vips),
+                'vip_on_interface': vip_on_interface}
+        return self._request('POST', f'plug/vip/{vip}', body)['interface']
+
+    def plug_network(self, mac_address, fixed_ips, mtu=None):
+        """Configure a member network VF; the interface after.
+
+        ``fixed_ips`` are ``{"ip_address", "subnet_cidr", "gateway",
+        "host_routes"}`` dicts.
+        """
+        body = {'mac_address': mac_address, 'fixed_ips': list(fixed_ips),
+                'mtu': mtu}
+        return self._request('POST', 'plug/network', body)['interface']
+
+    def unplug_network(self, mac_address, missing_ok=False):
+        """Flush the VF's addresses and take it down before a detach.
+
+        Returns the interface, or None when ``missing_ok`` and the agent
+        has no interface with that MAC (it is gone already).
+        """
+        try:
+            return self._request('DELETE',
+                                 f'plug/network/{mac_address}')['interface']
+        except AgentRejected as error:
+            if missing_ok and error.status == 404 and (
+                    error.field == 'mac_address'):
+                return None
+            raise
+
+    def get_interfaces(self):
+        return self._request('GET', 'interfaces')['interfaces']
+
+    def wait_for_interface(self, mac_address, timeout):
+        """Wait until a VF with ``mac_address`` is in the amphora.
+
+        Returns the interface; raises AgentUnreachable when the agent does
+        not answer, InterfaceMissing when the VF has not appeared within
+        ``timeout`` seconds.
+        """
+        mac_address = mac_address.lower()
+        deadline = time.monotonic() + timeout
+        while True:
+            for interface in self.get_interfaces():
+                if interface['mac_address'] == mac_address:
+                    return interface
+            if time.monotonic() + _POLL_INTERVAL >= deadline:
+                raise InterfaceMissing(url=self.base_url,
+                                       mac_address=mac_address,
+                                       timeout=timeout)
+            time.sleep(_POLL_INTERVAL)
+
+    def set_security_group(self, body):
+        """Put the whole firewall state ``body`` in force; what is applied."""
+        return self._request('POST', 'security-group', body)
+
+    def get_security_group(self):
+        return self._request('GET', 'security-group')
+
+    def get_counters(self):
+        return self._request('GET', 'security-group/counters')
