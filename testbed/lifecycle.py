@@ -72,20 +72,21 @@ def _prepare_databases(testbed, inv):
     builds = []
     for package, service in (('neutron', neutron_api),
                              ('octavia', octavia_api)):
+        builder = service.schema_module
         if not (os.path.exists(service.db_file)
-                or schema_cache.restore(package, service.db_file)):
-            builds.append((package, service))
+                or schema_cache.restore(package, builder, service.db_file)):
+            builds.append((package, builder, service))
     try:
         _run_steps([(f'{package}-db', service.init_db_argv())
-                    for package, service in builds], testbed)
+                    for package, _, service in builds], testbed)
     except process.StartError:
         # A half made schema would be taken for a complete one next time.
-        for _, service in builds:
+        for _, _, service in builds:
             if os.path.exists(service.db_file):
                 os.unlink(service.db_file)
         raise
-    for package, service in builds:
-        schema_cache.store(package, service.db_file)
+    for package, builder, service in builds:
+        schema_cache.store(package, builder, service.db_file)
     # On every "up": the heartbeat must be recent for Neutron to bind.
     neutron_db.refresh_agents(neutron_api.db_url, inv)
 

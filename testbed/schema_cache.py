@@ -17,7 +17,9 @@ first instance built on a machine stores its empty databases here, later
 ones start from a copy.
 """
 
+import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -30,23 +32,30 @@ def cache_dir():
         os.path.expanduser('~'), '.cache', 'sriov-octavia-testbed')
 
 
-def cache_file(package):
+def cache_file(package, builder):
+    """Where the schema module ``builder`` made for ``package`` is kept.
+
+    The key covers the installed version and the builder's code, so a
+    change to either builds afresh.
+    """
     version = importlib.metadata.version(package)
-    return os.path.join(cache_dir(), f'{package}-{version}.sqlite')
+    with open(importlib.util.find_spec(builder).origin, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    return os.path.join(cache_dir(), f'{package}-{version}-{digest}.sqlite')
 
 
-def restore(package, path):
-    """Copy the cached empty schema of ``package`` to ``path``; True if so."""
-    cached = cache_file(package)
+def restore(package, builder, path):
+    """Copy the cached schema to ``path``; True if there was one."""
+    cached = cache_file(package, builder)
     if not os.path.exists(cached):
         return False
     shutil.copyfile(cached, path)
     return True
 
 
-def store(package, path):
+def store(package, builder, path):
     """Keep ``path`` (a just created, still empty schema) for next time."""
-    cached = cache_file(package)
+    cached = cache_file(package, builder)
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     # Instances may come up side by side: write aside, rename atomically.
     fd, partial = tempfile.mkstemp(dir=os.path.dirname(cached),

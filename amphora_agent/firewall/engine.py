@@ -29,6 +29,7 @@ roles changed, the state in force is rendered again for the new set.
 
 import concurrent.futures
 import datetime
+import json
 import threading
 
 import nftables
@@ -62,6 +63,13 @@ def _now():
 
 
 class Firewall:
+    """The firewall of one network namespace.
+
+    ``namespace``: the named network namespace holding the VFs (None or ''
+    for the caller's own); ``state_file``: where the state in force is
+    persisted (None: not persisted); ``vf_link_kinds``: link kinds treated
+    as VFs in addition to real ones (test beds emulate VFs with veths).
+    """
 
     def __init__(self, namespace=None, state_file=None, vf_link_kinds=()):
         self.namespace = namespace or None
@@ -114,7 +122,8 @@ class Firewall:
 
     def current(self):
         with self._state_lock:
-            return {'security_group': self._sg_dict,
+            return {'security_group': (None if self._sg_dict is None
+                                       else dict(self._sg_dict)),
                     'interfaces': dict(self._roles),
                     'generation': self._generation,
                     'applied_at': self._applied_at}
@@ -164,13 +173,25 @@ class Firewall:
 
     # Work done on the nft thread -----------------------------------------
 
-    def _nft_run(self, commands):
+    def _nft_run(self, commands, consume=False):
+        """Run one transaction of nftables JSON commands.
+
+        This is what ``Nftables.json_cmd`` does (serialise, run through
+        libnftables' JSON parser, decode the output), except that with
+        ``consume`` the commands are dropped once serialised: at 50k CIDRs
+        in one listener their Python objects hold ~20 MB that libnftables
+        would otherwise have to find on top of its own ~60 MB.
+        """
         if not commands:
             return None
-        rc, output, error = self._nft.json_cmd({'nftables': commands})
+        text = json.dumps({'nftables': commands})
+        if consume:
+            commands.clear()
+        rc, output, error = self._nft.cmd(text)
+        del text
         if rc != 0:
             raise FirewallError(error.strip() or f'nft failed ({rc})')
-        return output
+        return json.loads(output) if output else None
 
     def _list_table(self):
         """Our table's objects (counters with their values), no elements.
@@ -220,11 +241,9 @@ class Firewall:
                                 self._installed)
             prepared = 0
             try:
-                for index, commands in enumerate(plan.prepare):
-                    self._nft_run(commands)
+                for commands in plan.prepare:
+                    self._nft_run(commands, consume=True)
                     prepared += 1
-                    # Let the JSON of a done step be freed during the next.
-                    plan.prepare[index] = None
                 self._nft_run(plan.switch)
             except FirewallError:
                 self._undo(plan.rollback[:prepared])

@@ -170,17 +170,24 @@ class AgentClient:
             host = f'[{host}]' if ':' in host else host
             self.base_url = f'https://{host}:{port}'
         self.timeout = timeout
-        self._session = requests.Session()
-        self._session.cert = client_cert
-        self._session.verify = ca_cert
-        self._session.headers['Accept'] = 'application/json'
-        self._session.mount('https://', _AgentAdapter(
-            server_name, max_retries=_retries(retries, retry_interval)))
-        self._quick = requests.Session()
-        self._quick.cert = client_cert
-        self._quick.verify = ca_cert
-        self._quick.mount('https://', _AgentAdapter(
-            server_name, max_retries=_retries(0, 0)))
+        self._cert = client_cert
+        self._ca_cert = ca_cert
+        self._session = self._new_session(
+            server_name, _retries(retries, retry_interval))
+        # For polling a booting agent: one attempt per poll.
+        self._quick = self._new_session(server_name, _retries(0, 0))
+
+    @staticmethod
+    def _new_session(server_name, retries):
+        session = requests.Session()
+        # Neither proxies nor REQUESTS_CA_BUNDLE from the environment: the
+        # agents sit on the management network and are verified against
+        # their own CA (the variable would replace it).
+        session.trust_env = False
+        session.headers['Accept'] = 'application/json'
+        session.mount('https://', _AgentAdapter(server_name,
+                                                max_retries=retries))
+        return session
 
     @classmethod
     def from_conf(cls, mgmt_ip, conf=CONF, server_name=None):
@@ -216,7 +223,8 @@ class AgentClient:
         url = self._url(path)
         try:
             response = (session or self._session).request(
-                method, url, json=body, timeout=timeout or self.timeout)
+                method, url, json=body, timeout=timeout or self.timeout,
+                cert=self._cert, verify=self._ca_cert)
         except requests.exceptions.SSLError as error:
             raise AgentTLSError(url, str(error)) from error
         except requests.exceptions.RequestException as error:

@@ -22,6 +22,7 @@ import contextlib
 
 from oslo_log import log as logging
 from oslo_utils import netutils
+from oslo_utils import uuidutils
 from taskflow import engines
 from taskflow.jobs import backends as job_backends
 from taskflow.jobs.backends import impl_redis
@@ -181,17 +182,16 @@ def post_factory_job(flow_factory, name, store, conf=sriov_conf.CONF,
     sriov_conf.register_opts(conf)
     with persistence.backend(conf) as backend:
         book = models.LogBook(name)
-        flow_detail = models.FlowDetail(name, book.uuid)
+        flow_detail = models.FlowDetail(name, uuidutils.generate_uuid())
         # The store lives with the flow state rather than in the jobboard:
         # jobboards keep small postings, the database keeps what resuming
         # needs.
         flow_detail.meta = {'store': store}
+        engines.save_factory_details(flow_detail, flow_factory,
+                                     factory_args, factory_kwargs)
         book.add(flow_detail)
         with contextlib.closing(backend.get_connection()) as connection:
             connection.save_logbook(book)
-        engines.save_factory_details(flow_detail, flow_factory,
-                                     factory_args, factory_kwargs,
-                                     backend=backend)
         try:
             with open_board(conf, backend) as board:
                 job = board.post(name, book=book,

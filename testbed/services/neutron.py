@@ -72,6 +72,8 @@ def agent_records(inv):
 class Neutron(base.Service):
     name = 'neutron'
     port_name = 'neutron'
+    # Creates the schema when run (python -m).
+    schema_module = 'testbed.services.neutron_db'
 
     @property
     def conf_dir(self):
@@ -168,7 +170,7 @@ class Neutron(base.Service):
 
     def init_db_argv(self):
         """Creates the (empty) schema in ``db_file``."""
-        return [sys.executable, '-m', 'testbed.services.neutron_db',
+        return [sys.executable, '-m', self.schema_module,
                 '--connection', self.db_url]
 
     def ready(self):

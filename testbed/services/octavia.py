@@ -113,6 +113,8 @@ def write_conf(testbed, cloud=None):
 class OctaviaApi(base.Service):
     name = 'octavia-api'
     port_name = 'octavia-api'
+    # Creates the schema and fills the lookup tables when run (python -m).
+    schema_module = 'testbed.services.octavia_db'
     needs_cloud = True
 
     @property
@@ -143,7 +145,7 @@ class OctaviaApi(base.Service):
 
     def init_db_argv(self):
         """Creates the schema in ``db_file`` and fills the lookup tables."""
-        return [sys.executable, '-m', 'testbed.services.octavia_db',
+        return [sys.executable, '-m', self.schema_module,
                 '--connection', 'sqlite:///' + self.db_file]
 
     def argv(self):

@@ -32,6 +32,7 @@ class ServersController:
             ('POST', '/servers', self.create_server),
             ('GET', '/servers/{server_id}', self.show_server),
             ('DELETE', '/servers/{server_id}', self.delete_server),
+            ('POST', '/servers/{server_id}/action', self.server_action),
             ('GET', '/servers/{server_id}/os-interface',
              self.list_interfaces),
             ('POST', '/servers/{server_id}/os-interface',
@@ -107,6 +108,17 @@ class ServersController:
     def delete_server(self, req, server_id):
         self.manager.delete_server(server_id)
         return wsgi.json_response(None, status=204)
+
+    def server_action(self, req, server_id):
+        # Only what deleting needs: without soft delete (Nova's default),
+        # forceDelete is a plain delete.
+        body = wsgi.json_body(req)
+        if list(body) != ['forceDelete']:
+            raise errors.BadRequest(
+                f'Server actions other than forceDelete are not emulated: '
+                f'{", ".join(body) or "none given"}')
+        self.manager.delete_server(server_id)
+        return wsgi.json_response(None, status=202)
 
     # -- interfaces ---------------------------------------------------------
 

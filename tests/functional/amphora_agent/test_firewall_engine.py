@@ -192,10 +192,12 @@ def test_ipv4_neighbours_resolve_through_the_firewall(lab, applied):
     (socket.AF_INET6, fl.VIP6, fl.PEER6, fl.REFUSED6)])
 def test_vrrp_only_from_the_peer(lab, applied, family, vip, peer, other):
     amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
+    before = applied.counters()['vrrp']['accepted']['packets']
     with fl.vrrp_receiver(amp, family) as receiver:
         fl.vrrp_send(client, other, vip, b'tfw-stranger')
         fl.vrrp_send(client, peer, vip, b'tfw-peer')
         assert fl.vrrp_received(receiver, b'tfw-peer')
+    assert applied.counters()['vrrp']['accepted']['packets'] == before + 1
     with fl.vrrp_receiver(amp, family) as receiver:
         fl.vrrp_send(client, other, vip, b'tfw-stranger')
         assert not fl.vrrp_received(receiver, b'tfw-stranger',
@@ -409,6 +411,21 @@ def test_hot_plugged_vf_gets_the_base_at_once(lab, firewall, servers):
         netlab.run(amp, ['ip', 'link', 'del', 'hot0'])
     assert _wait_for(lambda: 'hot0' not in firewall.current()['interfaces'])
     assert 'in_hot0' not in table_text(lab)
+
+
+def test_interfaces_that_are_not_vfs_are_left_alone(lab, firewall, servers):
+    amp = ns(lab, fl.AMP)
+    # A bridge is no VF (and no veth): it gets no chain; a veth plugged
+    # after it does, which shows the bridge's event was handled.
+    netlab.run(amp, ['ip', 'link', 'add', 'tfwbr0', 'type', 'bridge'])
+    lab.veth(amp, 'hot2', ns(lab, fl.MEMBER), 'hotpeer2')
+    try:
+        assert _wait_for(lambda: 'hot2' in firewall.current()['interfaces'])
+        assert 'tfwbr0' not in firewall.current()['interfaces']
+        assert 'in_tfwbr0' not in table_text(lab)
+    finally:
+        netlab.run(amp, ['ip', 'link', 'del', 'hot2'])
+        netlab.run(amp, ['ip', 'link', 'del', 'tfwbr0'])
 
 
 def test_vip_interface_plugged_after_a_reboot(lab, state_dir, servers):

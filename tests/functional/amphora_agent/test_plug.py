@@ -18,12 +18,11 @@ bridge in a "physical network" namespace, where a client namespace holds
 the VIP subnet's gateway and a client address behind it.
 """
 
-import ipaddress
 import os
 import types
 
-import pytest
 from pyroute2 import IPRoute
+import pytest
 
 from amphora_agent.network import model
 from sriov_octavia.amphora import client as agent_client
@@ -62,15 +61,15 @@ def plug_vip_args(**changes):
     return args
 
 
-def add_vf(lab, data_namespace, phys, ifname, peer, mac,
-           namespace_of_vf=None):
-    """A veth "VF": ``ifname`` down with ``mac``, ``peer`` on br0, up."""
+def add_vf(data_namespace, phys, ifname, peer, mac):
+    """A veth "VF": ``ifname`` down with ``mac``, ``peer`` on br0, up.
+
+    ``data_namespace`` None puts the VF into this process's namespace.
+    """
+    with IPRoute(netns=data_namespace) if data_namespace else IPRoute() as ipr:
+        ipr.link('add', ifname=ifname, kind='veth', address=mac,
+                 peer={'ifname': peer, 'net_ns_fd': phys})
     with IPRoute(netns=phys) as ipr:
-        vf = {'ifname': ifname, 'address': mac}
-        target = namespace_of_vf or data_namespace
-        if target:
-            vf['net_ns_fd'] = target
-        ipr.link('add', ifname=peer, kind='veth', peer=vf)
         ipr.link('set', index=ipr.link_lookup(ifname=peer)[0],
                  master=ipr.link_lookup(ifname='br0')[0], state='up')
 
@@ -96,7 +95,7 @@ def amphora():
             netlab.add_address(cli, 'eth0', cidr)
         for cidr in (f'{CLIENT}/32', f'{CLIENT6}/128'):
             netlab.add_address(cli, 'lo', cidr)
-        add_vf(lab, amp, phys, 'eth1', 'vf1', VIP_MAC)
+        add_vf(amp, phys, 'eth1', 'vf1', VIP_MAC)
         yield types.SimpleNamespace(lab=lab, namespace=amp, phys=phys,
                                     client=cli)
     finally:
@@ -116,7 +115,7 @@ def agent(tmp_path, pki, amphora):
         except conftest.PortTaken:
             continue
     else:
-        raise AssertionError('no port of the plug tests stayed free')
+        pytest.fail(f'ports {PORTS.start}-{PORTS.stop - 1} all taken')
     yield process
     process.stop()
 
@@ -150,7 +149,8 @@ def kernel_view(namespace, mac):
                             message.get_attr('RTA_GATEWAY')))
         rules = {(message.get_attr('FRA_SRC'), message.get_attr('FRA_TABLE'))
                  for message in ipr.get_rules()
-                 if message.get_attr('FRA_PRIORITY') == model.RULE_PRIORITY}
+                 if message.get_attr('FRA_PRIORITY') == model.RULE_PRIORITY
+                 and message.get_attr('FRA_TABLE') == table}
         return types.SimpleNamespace(
             ifname=link.get_attr('IFLA_IFNAME'), table=table,
             up=bool(link['flags'] & 1), mtu=link.get_attr('IFLA_MTU'),
@@ -269,8 +269,7 @@ def test_active_standby_leaves_the_vip_to_keepalived(client, amphora):
 
 
 def test_member_network_and_unplug(client, amphora):
-    add_vf(amphora.lab, amphora.namespace, amphora.phys, 'eth2', 'vf2',
-           MEMBER_MAC)
+    add_vf(amphora.namespace, amphora.phys, 'eth2', 'vf2', MEMBER_MAC)
     client.plug_vip(**plug_vip_args())
 
     interface = client.plug_network(
@@ -307,9 +306,8 @@ def test_vf_in_the_agents_namespace_is_moved_in(client, amphora):
     # The agent runs in this (root) namespace, where Nova would hot-plug.
     mac = 'fa:16:3e:60:00:03'
     name = f'tpg{os.getpid() % 100000}'
-    add_vf(amphora.lab, None, amphora.phys, name, 'vf3', mac,
-           namespace_of_vf=1)
     try:
+        add_vf(None, amphora.phys, name, 'vf3', mac)
         interface = client.plug_network(
             mac, [{'ip_address': '203.0.113.7',
                    'subnet_cidr': '203.0.113.0/24'}])

@@ -321,6 +321,15 @@ def test_boot_binds_ports_like_nova(cloud, make):
     assert nova_env.free_vfs(cloud.testbed, host) == nova_env.VFS_PER_HOST
 
 
+def test_force_delete(cloud, make):
+    port = make.port()
+    server = nova_env.wait_active(
+        cloud.conn, make.server(networks=[{'port': port.id}]))
+    cloud.conn.compute.delete_server(server, force=True)
+    cloud.conn.compute.wait_for_delete(server, interval=0.3, wait=120)
+    assert nova_env.port_unbound(cloud.conn, port.id)
+
+
 def test_boot_needs_a_free_vf(cloud, make):
     # Three VF ports, but no host has more than two VFs.
     ports = [make.port() for _ in range(3)]

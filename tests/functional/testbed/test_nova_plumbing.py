@@ -152,4 +152,6 @@ def test_agent_unreachable_fault(cloud, amphora_server):
     assert not _agent_accepts(amphora)
     assert cloud.fabric.agent_running(server.id)
     nova_env.clear_faults(cloud.testbed)
-    assert _agent_accepts(amphora)
+    # The link is back; the root namespace re-learns the agent's MAC.
+    nova_env.wait_until(lambda: _agent_accepts(amphora),
+                        what='the agent to be reachable again')
