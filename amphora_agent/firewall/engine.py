@@ -38,6 +38,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.firewall import addresses
+from amphora_agent.firewall import bulk
 from amphora_agent.firewall import links
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
@@ -237,8 +238,9 @@ class Firewall:
         once.
         """
         for attempt in (1, 2):
-            plan = render.build(sg, roles, self._ephemeral_ports(),
-                                self._installed)
+            with bulk.gc_paused():
+                plan = render.build(sg, roles, self._ephemeral_ports(),
+                                    self._installed)
             prepared = 0
             try:
                 for commands in plan.prepare:

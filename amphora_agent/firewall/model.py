@@ -28,6 +28,7 @@ import functools
 import jsonschema
 
 from amphora_agent.firewall import addresses
+from amphora_agent.firewall import bulk
 
 LISTENER_PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 MEMBER_PROTOCOLS = ('TCP', 'UDP', 'SCTP', 'ICMP')
@@ -255,6 +256,11 @@ def _merge_listeners(entries):
 
 def parse_security_group(body):
     """Validate a native request body and return its SecurityGroup."""
+    with bulk.gc_paused():
+        return _parse_security_group(body)
+
+
+def _parse_security_group(body):
     error = _schema_error(_VALIDATOR, body)
     if error:
         raise error
@@ -306,6 +312,11 @@ def from_upstream_rules(interface_address, rules):
     VIP interface. A rule with a null CIDR opens its port (or VRRP) to every
     source. Members are unknown on this path.
     """
+    with bulk.gc_paused():
+        return _from_upstream_rules(interface_address, rules)
+
+
+def _from_upstream_rules(interface_address, rules):
     vip = _address(interface_address, 'interface_address')
     error = _schema_error(_UPSTREAM_VALIDATOR, rules)
     if error:

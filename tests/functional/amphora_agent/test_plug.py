@@ -24,8 +24,11 @@ import types
 from pyroute2 import IPRoute
 import pytest
 
+from octavia_lib.api.drivers import data_models
+
 from amphora_agent.network import model
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia.amphora import firewall_rules
 from testbed import netlab
 from tests.functional.amphora_agent import conftest
 
@@ -211,6 +214,31 @@ def test_vip_reachable_once_the_firewall_allows_it(client, amphora,
     assert not conftest.connect(amphora.client, GATEWAY, VIP, LISTENER_PORT)
     interfaces = {item['name']: item for item in client.get_interfaces()}
     assert interfaces['eth1']['firewall_role'] == 'vip'
+
+
+def test_body_from_the_load_balancer_filters_real_traffic(
+        client, amphora, tcp_service):
+    listeners = [
+        data_models.Listener(listener_id='l-http', protocol='HTTP',
+                             protocol_port=LISTENER_PORT,
+                             allowed_cidrs=[f'{CLIENT}/32']),
+        data_models.Listener(listener_id='l-off', protocol='TCP',
+                             protocol_port=LISTENER_PORT + 1,
+                             admin_state_up=False)]
+    loadbalancer = data_models.LoadBalancer(
+        loadbalancer_id='lb', vip_address=VIP,
+        listeners=listeners).to_dict(recurse=True, render_unsets=False)
+    client.plug_vip(**plug_vip_args())
+    tcp_service(amphora.namespace, '0.0.0.0', LISTENER_PORT)
+    tcp_service(amphora.namespace, '0.0.0.0', LISTENER_PORT + 1)
+
+    client.set_security_group(firewall_rules.security_group_body(
+        loadbalancer, [VRRP_IP], VRRP_IP))
+
+    assert conftest.connect(amphora.client, CLIENT, VIP, LISTENER_PORT)
+    assert not conftest.connect(amphora.client, GATEWAY, VIP, LISTENER_PORT)
+    assert not conftest.connect(amphora.client, CLIENT, VIP,
+                                LISTENER_PORT + 1)
 
 
 def test_replies_from_the_vip_follow_the_vip_table(client, amphora,
