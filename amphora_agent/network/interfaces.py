@@ -31,6 +31,7 @@ them.
 import concurrent.futures
 import errno
 import ipaddress
+import os
 import socket
 import threading
 
@@ -54,6 +55,8 @@ _IFF_UP = 1
 # Neutron has made sure an address is unique on its network; duplicate
 # address detection would only keep a fresh IPv6 VIP unusable for seconds.
 _IFA_F_NODAD = 0x02
+_SYSCTL_IPV4 = '/proc/sys/net/ipv4/conf'
+_SYSCTL_IPV6 = '/proc/sys/net/ipv6/conf'
 
 
 class InterfaceNotFound(LookupError):
@@ -232,11 +235,15 @@ class DataNamespace:
         if index is None:
             raise InterfaceNotFound(plan.mac_address)
         link = self._ipr.get_links(index)[0]
-        settings = {'state': 'up'}
         if plan.mtu is not None and link.get_attr('IFLA_MTU') != plan.mtu:
-            settings['mtu'] = plan.mtu
-        self._ipr.link('set', index=index, **settings)
+            self._ipr.link('set', index=index, mtu=plan.mtu)
+        # Addresses go on before the link comes up, with the kernel told to
+        # announce them when it does: a VIP that moved here from a failed
+        # amphora (another MAC) is then found by its neighbours at once.
+        self._announce_on_up(link.get_attr('IFLA_IFNAME'))
         self._converge_addresses(index, plan)
+        if not link['flags'] & _IFF_UP:
+            self._ipr.link('set', index=index, state='up')
         table = _table(index)
         self._converge_routes(index, table, plan.routes)
         self._converge_rules(table, plan.rule_sources)
@@ -245,6 +252,16 @@ class DataNamespace:
                  description['name'], plan.mac_address,
                  description['addresses'], table)
         return description
+
+    @staticmethod
+    def _announce_on_up(ifname):
+        # /proc/sys/net shows the namespace of the thread opening it: this
+        # thread's, the data namespace.
+        for path in (f'{_SYSCTL_IPV4}/{ifname}/arp_notify',
+                     f'{_SYSCTL_IPV6}/{ifname}/ndisc_notify'):
+            if os.path.exists(path):  # no IPv6 directory when disabled
+                with open(path, 'w') as sysctl:
+                    sysctl.write('1')
 
     def _converge_addresses(self, index, plan):
         present = _message_addresses(self._ipr.get_addr(index=index))

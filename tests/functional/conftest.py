@@ -13,7 +13,7 @@
 
 ``testbed`` is one instance for the whole session, on the port base and
 prefix given by SRIOV_TESTBED_PORT_BASE / SRIOV_TESTBED_PREFIX (default
-39000 / "ftb"). Parts whose tests may run at the same time as others' pick
+33000 / "ftb"). Parts whose tests may run at the same time as others' pick
 their own, overriding ``testbed`` in their conftest.py::
 
     @pytest.fixture(scope='session')
@@ -48,5 +48,5 @@ def testbed_factory(tmp_path_factory):
 @pytest.fixture(scope='session')
 def testbed(testbed_factory):
     return testbed_factory(
-        port_base=int(os.environ.get('SRIOV_TESTBED_PORT_BASE', 39000)),
+        port_base=int(os.environ.get('SRIOV_TESTBED_PORT_BASE', 33000)),
         prefix=os.environ.get('SRIOV_TESTBED_PREFIX', 'ftb'))

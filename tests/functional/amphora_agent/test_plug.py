@@ -254,6 +254,30 @@ def test_replies_from_the_vip_follow_the_vip_table(client, amphora,
     assert conftest.connect(amphora.client, CLIENT, VIP, LISTENER_PORT)
 
 
+def test_neighbours_learn_the_vips_new_mac(client, amphora):
+    # A failover: the router still has the VIP at the failed amphora's MAC.
+    # The kernel announces the addresses when the plug brings the VF up;
+    # the router sits on the VF's peer here, as a bridge port would only
+    # forward once it noticed the new carrier.
+    router = amphora.lab.namespace('nbr')
+    mac = 'fa:16:3e:60:00:04'
+    with IPRoute(netns=router) as ipr:
+        ipr.link('add', ifname='eth0', kind='veth',
+                 peer={'ifname': 'eth3', 'net_ns_fd': amphora.namespace,
+                       'address': mac})
+    netlab.set_up(router, 'eth0')
+    netlab.add_address(router, 'eth0', f'{GATEWAY}/24')
+    netlab.run(router, ['sysctl', '-qw', 'net.ipv4.neigh.eth0.locktime=0'])
+    netlab.run(router, ['ip', 'neigh', 'replace', VIP, 'lladdr',
+                        'fa:16:3e:60:00:ff', 'dev', 'eth0', 'nud', 'stale'])
+
+    client.plug_vip(**plug_vip_args(mac_address=mac, additional_vips=[]))
+
+    with IPRoute(netns=router) as ipr:
+        entries = ipr.get_neighbours(dst=VIP)
+    assert [entry.get_attr('NDA_LLADDR') for entry in entries] == [mac]
+
+
 def test_plugging_twice_is_the_same_state(client, amphora):
     first = client.plug_vip(**plug_vip_args())
     state = kernel_view(amphora.namespace, VIP_MAC)
@@ -348,6 +372,29 @@ def test_vf_in_the_agents_namespace_is_moved_in(client, amphora):
     assert interface['name'] == name
     view = kernel_view(amphora.namespace, mac)
     assert view.addresses == ['203.0.113.7/24']
+
+
+def test_interface_in_use_in_the_agents_namespace_stays(client, amphora):
+    # A MAC naming an interface the agent's namespace uses (the management
+    # interface, by a controller's mistake) must not cut the agent off.
+    mac = 'fa:16:3e:60:00:05'
+    name = f'tpgu{os.getpid() % 100000}'
+    try:
+        add_vf(None, amphora.phys, name, 'vf5', mac)
+        netlab.add_address(None, name, '203.0.113.250/32')
+
+        with pytest.raises(agent_client.AgentRejected) as raised:
+            client.plug_network(mac, [])
+
+        assert raised.value.status == 409
+        assert raised.value.field == 'mac_address'
+        with IPRoute() as ipr:
+            assert ipr.link_lookup(ifname=name)
+    finally:
+        with IPRoute() as ipr:
+            left = ipr.link_lookup(ifname=name)
+            if left:
+                ipr.link('del', index=left[0])
 
 
 def test_unknown_mac_is_404(client):

@@ -90,19 +90,26 @@ def _status(getter, obj_id):
 def test_listener_pool_member_lifecycle_through_the_api(cloud,
                                                         loadbalancer_id):
     lb = cloud.load_balancer
+
+    def lb_is_back(after):
+        # The driver-agent writes the load balancer's status last, in a
+        # transaction of its own: until then the API refuses changes.
+        _wait_for(lambda: _status(lb.get_load_balancer, loadbalancer_id),
+                  'ACTIVE', 'load balancer after ' + after)
+
     listener = lb.create_listener(loadbalancer_id=loadbalancer_id,
                                   protocol='TCP', protocol_port=80,
                                   project_id=PROJECT)
     _wait_for(lambda: _status(lb.get_listener, listener.id), 'ACTIVE',
               'listener')
-    _wait_for(lambda: _status(lb.get_load_balancer, loadbalancer_id),
-              'ACTIVE', 'load balancer after listener create')
+    lb_is_back('listener create')
 
     pool = lb.create_pool(listener_id=listener.id, protocol='TCP',
                           lb_algorithm='ROUND_ROBIN', project_id=PROJECT)
     _wait_for(lambda: _status(lb.get_pool, pool.id), 'ACTIVE', 'pool')
     _wait_for(lambda: _status(lb.get_listener, listener.id), 'ACTIVE',
               'listener after pool create')
+    lb_is_back('pool create')
 
     member = lb.create_member(pool.id, address='203.0.113.30',
                               protocol_port=8080, project_id=PROJECT)
@@ -113,15 +120,16 @@ def test_listener_pool_member_lifecycle_through_the_api(cloud,
               'pool after member create')
     _wait_for(lambda: _status(lb.get_listener, listener.id), 'ACTIVE',
               'listener after member create')
+    lb_is_back('member create')
 
     lb.update_member(member.id, pool.id, weight=5)
     _wait_for(lambda: lb.get_member(member.id, pool.id).weight, 5,
               'member weight')
     _wait_for(lambda: _status(lambda i: lb.get_member(i, pool.id),
                               member.id), 'ACTIVE', 'member after update')
+    lb_is_back('member update')
 
     lb.delete_member(member.id, pool.id)
     _wait_for(lambda: [m.id for m in lb.members(pool.id)], [],
               'members after delete')
-    _wait_for(lambda: _status(lb.get_load_balancer, loadbalancer_id),
-              'ACTIVE', 'load balancer after member delete')
+    lb_is_back('member delete')

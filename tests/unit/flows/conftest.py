@@ -1,0 +1,66 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Fixtures of the load balancer flow task tests: a fake cloud, options."""
+
+from unittest import mock
+
+from oslo_config import cfg
+import pytest
+
+from flows.tasks import compute
+from sriov_octavia import conf as sriov_conf
+from sriov_octavia import flavor as sriov_flavor
+from tests.unit.flows import fake_cloud
+
+LB_ID = 'lb-0001'
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    """The fake cloud every ``clients.connection()`` returns."""
+    fake = fake_cloud.FakeCloud()
+    monkeypatch.setattr(compute, 'POLL_INTERVAL', 0)
+    with mock.patch('sriov_octavia.clients.connection', return_value=fake):
+        yield fake
+
+
+@pytest.fixture
+def worker_conf():
+    conf = cfg.CONF
+    sriov_conf.register_opts(conf)
+    conf.import_group('controller_worker', 'octavia.common.config')
+    overrides = (('amp_boot_network_list', [fake_cloud.MGMT_NET],
+                  'controller_worker'),
+                 ('amp_active_retries', 3, 'controller_worker'),
+                 ('amp_active_wait_sec', 1, 'controller_worker'))
+    for name, value, group in overrides:
+        conf.set_override(name, value, group=group)
+    yield conf
+    for name, _, group in overrides:
+        conf.clear_override(name, group=group)
+
+
+def make_flavor(topology=sriov_flavor.TOPOLOGY_SINGLE, sriov_vip=True):
+    return {sriov_flavor.LOADBALANCER_TOPOLOGY: topology,
+            sriov_flavor.COMPUTE_FLAVOR: fake_cloud.COMPUTE_FLAVOR,
+            sriov_flavor.AMP_IMAGE_TAG: fake_cloud.IMAGE_TAG,
+            sriov_flavor.SRIOV_VIP: sriov_vip,
+            sriov_flavor.ALLOW_MEMBER_SRIOV: False,
+            sriov_flavor.SRIOV_VNIC_TYPE: sriov_flavor.VNIC_TYPE_DIRECT}
+
+
+def make_loadbalancer(additional_vips=()):
+    return {'loadbalancer_id': LB_ID, 'vip_address': '203.0.113.5',
+            'vip_network_id': fake_cloud.VIP_NET,
+            'vip_subnet_id': fake_cloud.VIP_SUBNET,
+            'vip_port_id': 'vip-port',
+            'additional_vips': list(additional_vips)}

@@ -1,0 +1,242 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""An in-memory stand-in for the openstacksdk proxies the flow tasks use.
+
+It keeps state the way Nova, Neutron and Glance do (servers with
+interfaces, ports with bindings, server groups), so a unit test checks
+what is left in the cloud after a task ran or reverted, not only which
+calls were made. Attribute names are checked against openstacksdk's
+resources, so a misspelt attribute fails here as it would do nothing
+there.
+"""
+
+import itertools
+import re
+import uuid
+
+from openstack.compute.v2 import flavor as flavor_resource
+from openstack.compute.v2 import server as server_resource
+from openstack.compute.v2 import server_group as group_resource
+from openstack.compute.v2 import server_interface as interface_resource
+from openstack import exceptions as os_exceptions
+from openstack.image.v2 import image as image_resource
+from openstack.network.v2 import network as network_resource
+from openstack.network.v2 import port as port_resource
+from openstack.network.v2 import subnet as subnet_resource
+
+MGMT_NET = 'mgmt-net'
+MGMT_SUBNET = 'mgmt-subnet'
+VIP_NET = 'vip-net'
+VIP_SUBNET = 'vip-subnet'
+EXTRA_SUBNET = 'vip-subnet-v6'
+IMAGE_TAG = 'amphora'
+COMPUTE_FLAVOR = 'amphora-sriov-flavor'
+
+
+def _check_attrs(resource_class, attrs):
+    for name in attrs:
+        if not hasattr(resource_class, name):
+            raise TypeError(f'{resource_class.__name__} has no attribute '
+                            f'{name}')
+
+
+class FakeCompute:
+    def __init__(self, network):
+        self._network = network
+        self.servers_by_id = {}
+        self.groups = {}
+        self.interfaces = {}
+        self.flavors = {COMPUTE_FLAVOR: flavor_resource.Flavor(
+            id=COMPUTE_FLAVOR, extra_specs={'sriov-nic': 'true'})}
+        # What a BUILD server turns into at its next look: ACTIVE, or
+        # ERROR with this fault message.
+        self.build_fault = None
+        self.attach_error = None
+        self.created = []
+        # Ports Nova made itself (management): deleted with their server.
+        self._own_ports = set()
+
+    def create_server(self, **attrs):
+        _check_attrs(server_resource.Server, attrs)
+        assert attrs['flavor_id'] in self.flavors
+        server = server_resource.Server(id=str(uuid.uuid4()),
+                                        status='BUILD', **attrs)
+        self.servers_by_id[server.id] = server
+        self.created.append(server)
+        self.interfaces[server.id] = []
+        return server
+
+    def get_server(self, server_id):
+        server = self._server(server_id)
+        if server.status == 'BUILD':
+            if self.build_fault:
+                server.status = 'ERROR'
+                server.fault = {'code': 500, 'message': self.build_fault}
+            else:
+                server.status = 'ACTIVE'
+                mgmt = self._network.create_port(
+                    network_id=MGMT_NET, fixed_ips=[{'subnet_id':
+                                                     MGMT_SUBNET}])
+                self._own_ports.add(mgmt.id)
+                self._attach(server.id, mgmt)
+        return server
+
+    def _server(self, server_id):
+        try:
+            return self.servers_by_id[server_id]
+        except KeyError:
+            raise os_exceptions.NotFoundException(
+                f'Instance {server_id} could not be found.')
+
+    def servers(self, details=True, name=None):
+        return [server for server in self.servers_by_id.values()
+                if not name or re.search(name, server.name)]
+
+    def delete_server(self, server, ignore_missing=True):
+        server_id = getattr(server, 'id', server)
+        for interface in self.interfaces.pop(server_id, []):
+            if interface.port_id in self._own_ports:
+                self._network.delete_port(interface.port_id)
+            else:
+                self._network.unbind(interface.port_id)
+        self.servers_by_id.pop(server_id, None)
+
+    def get_flavor(self, flavor_id):
+        return self.flavors[flavor_id]
+
+    def _attach(self, server_id, port):
+        port.device_id = server_id
+        self.interfaces[server_id].append(interface_resource.ServerInterface(
+            port_id=port.id, net_id=port.network_id,
+            fixed_ips=list(port.fixed_ips), mac_addr=port.mac_address))
+
+    def server_interfaces(self, server_id):
+        self._server(server_id)
+        return list(self.interfaces[server_id])
+
+    def create_server_interface(self, server_id, port_id):
+        self._server(server_id)
+        if self.attach_error:
+            raise self.attach_error
+        self._attach(server_id, self._network.get_port(port_id))
+
+    def delete_server_interface(self, port_id, server, ignore_missing=True):
+        self._server(server)
+        self.interfaces[server] = [i for i in self.interfaces[server]
+                                   if i.port_id != port_id]
+        self._network.unbind(port_id)
+
+    def create_server_group(self, **attrs):
+        _check_attrs(group_resource.ServerGroup, attrs)
+        group = group_resource.ServerGroup(id=str(uuid.uuid4()), **attrs)
+        self.groups[group.id] = group
+        return group
+
+    def server_groups(self):
+        return list(self.groups.values())
+
+    def delete_server_group(self, group, ignore_missing=True):
+        self.groups.pop(group.id, None)
+
+
+class FakeNetwork:
+    def __init__(self):
+        self.networks = {
+            MGMT_NET: network_resource.Network(id=MGMT_NET, mtu=1500),
+            VIP_NET: network_resource.Network(
+                id=VIP_NET, mtu=9000, provider_physical_network='sriovnet'),
+        }
+        self.subnets = {
+            MGMT_SUBNET: subnet_resource.Subnet(
+                id=MGMT_SUBNET, network_id=MGMT_NET,
+                cidr='198.18.0.0/24', gateway_ip='198.18.0.1'),
+            VIP_SUBNET: subnet_resource.Subnet(
+                id=VIP_SUBNET, network_id=VIP_NET, cidr='203.0.113.0/24',
+                gateway_ip='203.0.113.1',
+                host_routes=[{'destination': '198.51.100.0/24',
+                              'nexthop': '203.0.113.254'}]),
+            EXTRA_SUBNET: subnet_resource.Subnet(
+                id=EXTRA_SUBNET, network_id=VIP_NET,
+                cidr='2001:db8:1::/64', gateway_ip='2001:db8:1::1',
+                host_routes=[]),
+        }
+        self.ports_by_id = {}
+        self._hosts = itertools.count(10)
+
+    def create_port(self, **attrs):
+        _check_attrs(port_resource.Port, attrs)
+        fixed_ips = []
+        for request in attrs.pop('fixed_ips', []):
+            subnet = self.subnets[request['subnet_id']]
+            host = next(self._hosts)
+            prefix = subnet.cidr.split('/')[0]
+            address = (prefix + str(host) if ':' in prefix else
+                       prefix.rsplit('.', 1)[0] + f'.{host}')
+            fixed_ips.append({'subnet_id': subnet.id,
+                              'ip_address': address})
+        attrs.setdefault('binding_vnic_type', 'normal')
+        port = port_resource.Port(
+            id=str(uuid.uuid4()), fixed_ips=fixed_ips, device_id='',
+            mac_address='fa:16:3e:00:00:%02x' % (len(self.ports_by_id) + 1),
+            **attrs)
+        self.ports_by_id[port.id] = port
+        return port
+
+    def get_port(self, port_id):
+        try:
+            return self.ports_by_id[port_id]
+        except KeyError:
+            raise os_exceptions.NotFoundException(
+                f'Port {port_id} could not be found.')
+
+    def ports(self, name=None):
+        return [port for port in self.ports_by_id.values()
+                if name is None or port.name == name]
+
+    def delete_port(self, port, ignore_missing=True):
+        self.ports_by_id.pop(getattr(port, 'id', port), None)
+
+    def unbind(self, port_id):
+        port = self.ports_by_id.get(port_id)
+        if port is not None:
+            port.device_id = ''
+
+    def get_subnet(self, subnet_id):
+        return self.subnets[subnet_id]
+
+    def get_network(self, network_id):
+        return self.networks[network_id]
+
+
+class FakeImage:
+    def __init__(self):
+        self.images_list = [
+            image_resource.Image(id='old-image', tags=[IMAGE_TAG],
+                                 created_at='2026-01-01T00:00:00Z'),
+            image_resource.Image(id='new-image', tags=[IMAGE_TAG],
+                                 created_at='2026-06-01T00:00:00Z'),
+            image_resource.Image(id='other-image', tags=['other'],
+                                 created_at='2026-09-01T00:00:00Z'),
+        ]
+
+    def images(self, tag=None):
+        return [image for image in self.images_list
+                if tag is None or tag in image.tags]
+
+
+class FakeCloud:
+    """``connection()``'s stand-in: ``.compute``, ``.network``, ``.image``."""
+
+    def __init__(self):
+        self.network = FakeNetwork()
+        self.compute = FakeCompute(self.network)
+        self.image = FakeImage()

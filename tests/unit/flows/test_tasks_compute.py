@@ -1,0 +1,213 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import logging
+
+from openstack import exceptions as os_exceptions
+import pytest
+
+from flows.tasks import compute
+from sriov_octavia import flavor as sriov_flavor
+from tests.unit.flows import conftest
+from tests.unit.flows import fake_cloud
+
+LB_ID = conftest.LB_ID
+ACTIVE_STANDBY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY
+
+
+def _boot(cloud, flavor, zone=None, group_id=None):
+    return compute.BootAmphorae().execute(LB_ID, flavor, zone or {},
+                                          group_id)
+
+
+def test_single_needs_no_server_group(cloud, worker_conf):
+    assert compute.CreateServerGroup().execute(
+        LB_ID, conftest.make_flavor()) is None
+    assert cloud.compute.groups == {}
+
+
+def test_active_standby_group_is_anti_affinity_and_reverted(cloud,
+                                                            worker_conf):
+    flavor = conftest.make_flavor(ACTIVE_STANDBY)
+    task = compute.CreateServerGroup()
+    group_id = task.execute(LB_ID, flavor)
+    group = cloud.compute.groups[group_id]
+    assert (group.name, group.policy) == (f'octavia-lb-{LB_ID}',
+                                          'anti-affinity')
+    task.revert(LB_ID, flavor, result=group_id)
+    assert cloud.compute.groups == {}
+
+
+def test_boot_single_amphora(cloud, worker_conf):
+    amphorae = _boot(cloud, conftest.make_flavor())
+    [server] = cloud.compute.created
+    assert amphorae == [{'id': server.id, 'role': 'STANDALONE',
+                         'mgmt_network_id': fake_cloud.MGMT_NET}]
+    assert server.flavor_id == fake_cloud.COMPUTE_FLAVOR
+    # The newest image with the tag.
+    assert server.image_id == 'new-image'
+    assert server.networks == [{'uuid': fake_cloud.MGMT_NET}]
+    assert server.metadata == {'sriov_octavia_lb': LB_ID,
+                               'sriov_octavia_role': 'STANDALONE'}
+    assert server.scheduler_hints is None
+    assert server.availability_zone is None
+
+
+def test_boot_active_standby_in_zone_and_group(cloud, worker_conf):
+    zone = {'compute_zone': 'az-sriov', 'management_network': 'zone-mgmt'}
+    amphorae = _boot(cloud, conftest.make_flavor(ACTIVE_STANDBY), zone,
+                     group_id='group-1')
+    assert [a['role'] for a in amphorae] == ['MASTER', 'BACKUP']
+    for server in cloud.compute.created:
+        assert server.availability_zone == 'az-sriov'
+        assert server.networks == [{'uuid': 'zone-mgmt'}]
+        assert server.scheduler_hints == {'group': 'group-1'}
+    assert [s.name for s in cloud.compute.created] == [
+        f'amphora-{LB_ID}-master', f'amphora-{LB_ID}-backup']
+
+
+@pytest.mark.parametrize('key, expected', [
+    (sriov_flavor.COMPUTE_FLAVOR, 'no compute flavor'),
+    (sriov_flavor.AMP_IMAGE_TAG, 'no amphora image tag'),
+])
+def test_boot_names_the_missing_setting(cloud, worker_conf, key, expected):
+    flavor = dict(conftest.make_flavor(), **{key: None})
+    with pytest.raises(compute.ComputeError, match=expected):
+        _boot(cloud, flavor)
+    assert cloud.compute.created == []
+
+
+def test_boot_without_image_for_the_tag(cloud, worker_conf):
+    flavor = dict(conftest.make_flavor(),
+                  **{sriov_flavor.AMP_IMAGE_TAG: 'missing'})
+    with pytest.raises(compute.ComputeError, match='tag missing'):
+        _boot(cloud, flavor)
+
+
+def test_boot_without_management_network(cloud, worker_conf):
+    worker_conf.set_override('amp_boot_network_list', [],
+                             group='controller_worker')
+    with pytest.raises(compute.ComputeError, match='management network'):
+        _boot(cloud, conftest.make_flavor())
+
+
+def test_boot_revert_deletes_servers_found_by_metadata(cloud, worker_conf):
+    flavor = conftest.make_flavor(ACTIVE_STANDBY)
+    _boot(cloud, flavor)
+    other = cloud.compute.create_server(
+        name=f'amphora-{LB_ID}-master', flavor_id=fake_cloud.COMPUTE_FLAVOR,
+        metadata={'sriov_octavia_lb': 'another-lb'})
+    # A failed execute has no result: the revert must find the servers.
+    compute.BootAmphorae().revert(LB_ID, flavor=flavor, result=None)
+    assert list(cloud.compute.servers_by_id) == [other.id]
+
+
+def test_wait_adds_the_management_address(cloud, worker_conf):
+    flavor = conftest.make_flavor()
+    booted = _boot(cloud, flavor)
+    [amphora] = compute.WaitForAmphorae().execute(
+        conftest.make_loadbalancer(), flavor, booted)
+    assert amphora['mgmt_ip'].startswith('198.18.0.')
+    assert amphora['id'] == booted[0]['id']
+
+
+def test_wait_fails_on_no_valid_host_with_operator_hint(cloud, worker_conf,
+                                                        caplog):
+    flavor = conftest.make_flavor()
+    booted = _boot(cloud, flavor)
+    cloud.compute.build_fault = ('No valid host was found. There are not '
+                                 'enough hosts available.')
+    with caplog.at_level(logging.ERROR), \
+            pytest.raises(compute.ComputeError, match='No valid host'):
+        compute.WaitForAmphorae().execute(conftest.make_loadbalancer(),
+                                          flavor, booted)
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    message = record.getMessage()
+    assert 'host aggregate' in message
+    assert "{'sriov-nic': 'true'}" in message
+    assert 'physical network sriovnet' in message
+
+
+def test_wait_fails_on_other_errors_with_the_fault(cloud, worker_conf):
+    flavor = conftest.make_flavor()
+    booted = _boot(cloud, flavor)
+    cloud.compute.build_fault = 'Build of instance aborted: disk full'
+    with pytest.raises(compute.ComputeError, match='disk full'):
+        compute.WaitForAmphorae().execute(conftest.make_loadbalancer(),
+                                          flavor, booted)
+
+
+def test_wait_times_out(cloud, worker_conf, monkeypatch):
+    flavor = conftest.make_flavor()
+    booted = _boot(cloud, flavor)
+    monkeypatch.setattr(cloud.compute, 'get_server',
+                        lambda server_id: cloud.compute._server(server_id))
+    worker_conf.set_override('amp_active_retries', 0,
+                             group='controller_worker')
+    with pytest.raises(compute.ComputeError, match='timed out'):
+        compute.WaitForAmphorae().execute(conftest.make_loadbalancer(),
+                                          flavor, booted)
+
+
+def _active_amphora(cloud):
+    flavor = conftest.make_flavor()
+    booted = _boot(cloud, flavor)
+    return compute.WaitForAmphorae().execute(conftest.make_loadbalancer(),
+                                             flavor, booted)
+
+
+def _vrrp_port(cloud, amphora):
+    port = cloud.network.create_port(
+        network_id=fake_cloud.VIP_NET, binding_vnic_type='direct',
+        fixed_ips=[{'subnet_id': fake_cloud.VIP_SUBNET}])
+    return {'id': port.id, 'vnic_type': 'direct', 'amphora_id': amphora['id']}
+
+
+def test_attach_and_revert(cloud, worker_conf):
+    amphorae = _active_amphora(cloud)
+    ports = [_vrrp_port(cloud, amphorae[0])]
+    task = compute.AttachPorts()
+    task.execute(amphorae, ports)
+    attached = [i.port_id for i in
+                cloud.compute.server_interfaces(amphorae[0]['id'])]
+    assert ports[0]['id'] in attached
+    task.revert(amphorae, ports, result=None)
+    attached = [i.port_id for i in
+                cloud.compute.server_interfaces(amphorae[0]['id'])]
+    assert ports[0]['id'] not in attached
+    assert cloud.network.get_port(ports[0]['id']).device_id == ''
+
+
+def test_attach_failure_is_logged_with_vf_hint(cloud, worker_conf, caplog):
+    amphorae = _active_amphora(cloud)
+    ports = [_vrrp_port(cloud, amphorae[0])]
+    cloud.compute.attach_error = os_exceptions.BadRequestException(
+        'Failed to claim PCI device')
+    with caplog.at_level(logging.ERROR), \
+            pytest.raises(os_exceptions.BadRequestException):
+        compute.AttachPorts().execute(amphorae, ports)
+    assert 'free VFs' in caplog.text
+
+
+def test_detach_of_a_deleted_server_is_done(cloud, worker_conf):
+    amphorae = _active_amphora(cloud)
+    cloud.compute.delete_server(amphorae[0]['id'])
+    compute.detach_port(cloud, amphorae[0]['id'], 'any-port')
+
+
+def test_delete_amphorae_and_group(cloud, worker_conf):
+    flavor = conftest.make_flavor(ACTIVE_STANDBY)
+    group_id = compute.CreateServerGroup().execute(LB_ID, flavor)
+    _boot(cloud, flavor, group_id=group_id)
+    compute.DeleteAmphorae().execute(LB_ID)
+    assert cloud.compute.servers_by_id == {}
+    assert cloud.compute.groups == {}
