@@ -22,6 +22,8 @@ import threading
 
 from oslo_config import cfg
 from oslo_log import log as logging
+from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.api import app as api_app
 from amphora_agent import config
@@ -38,6 +40,20 @@ def _stop_on_signals(stop_event):
         stop_event.set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handler)
+
+
+def ensure_data_namespace(name):
+    """Create the data namespace, loopback up, unless it exists.
+
+    On a fresh amphora nothing has made it yet; the firewall and the plug
+    endpoints work inside it, and a VF plugged later is moved into it.
+    """
+    if not name or name in pyroute2_netns.listnetns():
+        return
+    pyroute2_netns.create(name)
+    with IPRoute(netns=name) as ipr:
+        ipr.link('set', index=ipr.link_lookup(ifname='lo')[0], state='up')
+    LOG.info('Created network namespace %s', name)
 
 
 def main(argv=None):
@@ -62,6 +78,7 @@ def main(argv=None):
     stop_event = threading.Event()
     _stop_on_signals(stop_event)
 
+    ensure_data_namespace(agent_conf.network_namespace)
     firewall = engine.Firewall(
         namespace=agent_conf.network_namespace or None,
         state_file=agent_conf.firewall_state_file,

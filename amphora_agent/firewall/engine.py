@@ -121,6 +121,15 @@ class Firewall:
         """Put ``sg`` in force, persist it and return current()."""
         return self._call(self._apply, sg)
 
+    def refresh(self):
+        """Filter the interfaces present now before returning.
+
+        Link events reach the engine asynchronously; a caller about to bring
+        a freshly moved VF up calls this so that the VF is never up without
+        its chain.
+        """
+        self._call(self._refresh)
+
     def current(self):
         with self._state_lock:
             return {'security_group': (None if self._sg_dict is None

@@ -73,6 +73,13 @@ class NamespaceUnavailable(RuntimeError):
     """The data namespace cannot be entered (missing?)."""
 
 
+class KernelRefused(RuntimeError):
+    """A netlink request failed; what was done before it stays.
+
+    Plugging again converges from wherever the failed attempt stopped.
+    """
+
+
 def _table(index):
     return model.TABLE_BASE + index
 
@@ -114,9 +121,12 @@ class DataNamespace:
     it filters as VFs.
     """
 
-    def __init__(self, namespace, vf_link_kinds=()):
+    def __init__(self, namespace, vf_link_kinds=(), before_link_up=None):
         self.namespace = namespace or None
         self.vf_link_kinds = frozenset(vf_link_kinds)
+        # Called before a link is brought up (the firewall engine's refresh):
+        # a VF must never carry traffic before its chain exists.
+        self._before_link_up = before_link_up
         self._lock = threading.Lock()
         self._executor = None
         # Only touched on the netlink thread.
@@ -158,6 +168,11 @@ class DataNamespace:
             executor = self._executor
         try:
             return executor.submit(function, *args).result()
+        except netlink.NetlinkError as error:
+            LOG.exception('%s failed in namespace %s', function.__name__,
+                          self.namespace)
+            raise KernelRefused(f'the kernel refused a change: {error}'
+                                ) from error
         except concurrent.futures.BrokenExecutor as error:
             # The thread could not enter the namespace; the next request
             # tries again (the namespace may have been created since).
@@ -243,6 +258,8 @@ class DataNamespace:
         self._announce_on_up(link.get_attr('IFLA_IFNAME'))
         self._converge_addresses(index, plan)
         if not link['flags'] & _IFF_UP:
+            if self._before_link_up is not None:
+                self._before_link_up()
             self._ipr.link('set', index=index, state='up')
         table = _table(index)
         self._converge_routes(index, table, plan.routes)

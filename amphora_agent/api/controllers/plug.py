@@ -50,6 +50,11 @@ def _run(operation, *args):
         raise errors.ApiError(409, 'mac_address', str(error)) from error
     except interfaces.NamespaceUnavailable as error:
         raise errors.ApiError(503, 'network_namespace', str(error)) from error
+    except interfaces.KernelRefused as error:
+        raise errors.ApiError(
+            500, 'interface',
+            f'{error}; plugging again continues from there, the amphora '
+            'agent log has the details') from error
 
 
 def _parse(parser, *args):

@@ -31,7 +31,8 @@ class V1Controller:
         # VFs are recognised as the firewall engine recognises them; a
         # stand-in engine without link kinds has real VFs only.
         network = interfaces.DataNamespace(
-            network_namespace, getattr(firewall, 'vf_link_kinds', ()))
+            network_namespace, getattr(firewall, 'vf_link_kinds', ()),
+            before_link_up=getattr(firewall, 'refresh', None))
         self.plug = plug.PlugController(network, firewall)
         self.interfaces = plug.InterfacesController(network, firewall)
 

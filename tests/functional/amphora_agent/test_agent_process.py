@@ -17,6 +17,7 @@ talks to it the way the controller does: HTTPS with a client certificate.
 
 import concurrent.futures
 import json
+import os
 import signal
 import socket
 import ssl
@@ -304,3 +305,20 @@ def test_port_in_use_stops_the_second_agent(agent, agent_factory):
     assert second.run_to_exit() == 1
     assert 'Cannot listen on' in second.log()
     assert agent.request('GET', '/1.0/info').status_code == 200
+
+
+def test_agent_creates_a_missing_data_namespace(tmp_path, pki):
+    # A fresh amphora has no data namespace until the agent makes one.
+    namespace = f'tapi-{os.getpid()}-fresh'
+    agent = conftest.AgentProcess(str(tmp_path), pki, namespace,
+                                  conftest.free_port(conftest.AGENT_PORTS))
+    try:
+        agent.start()
+        assert netlab.namespace_exists(namespace)
+        info = agent.request('GET', '/1.0/info').json()
+        assert info['network_namespace'] == namespace
+        assert 'table inet sriov_octavia' in nft_ruleset(namespace)
+    finally:
+        agent.stop()
+        if netlab.namespace_exists(namespace):
+            netlab.run(None, ['ip', 'netns', 'delete', namespace])

@@ -26,6 +26,7 @@ import pytest
 
 from octavia_lib.api.drivers import data_models
 
+from amphora_agent.network import interfaces
 from amphora_agent.network import model
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia.amphora import firewall_rules
@@ -304,6 +305,23 @@ def test_plugging_new_values_replaces_the_old(client, amphora):
                            (254, None, 0, GATEWAY)}
 
 
+def test_refused_by_the_kernel_then_plugged_right(client, amphora):
+    # The kernel refuses a route via the amphora's own address.
+    bad_route = [{'destination': '10.0.0.0/8', 'nexthop': VRRP_IP}]
+
+    with pytest.raises(agent_client.AgentRejected) as raised:
+        client.plug_vip(**plug_vip_args(host_routes=bad_route))
+
+    assert raised.value.status == 500
+    assert raised.value.field == 'interface'
+    assert 'kernel refused' in raised.value.reason
+    client.plug_vip(**plug_vip_args(host_routes=[]))
+    view = kernel_view(amphora.namespace, VIP_MAC)
+    assert view.up
+    assert (254, None, 0, GATEWAY) in view.routes
+    assert not any(route[1] == '10.0.0.0' for route in view.routes)
+
+
 def test_active_standby_leaves_the_vip_to_keepalived(client, amphora):
     client.plug_vip(**plug_vip_args(vip_on_interface=False,
                                     additional_vips=[]))
@@ -437,3 +455,19 @@ def test_interfaces_lists_the_data_namespace(client, amphora):
     assert eth1['vf'] is True
     assert eth1['firewall_role'] == 'member'
     assert client.wait_for_interface(VIP_MAC.upper(), timeout=5) == eth1
+
+
+def test_missing_data_namespace_is_reported_until_it_exists():
+    lab = netlab.Lab(f'{PREFIX}-late')
+    network = interfaces.DataNamespace(lab.name('amp'), ['veth'])
+    try:
+        with pytest.raises(interfaces.NamespaceUnavailable):
+            network.interfaces()
+        # Not created by the attempt, and found once it exists.
+        assert not netlab.namespace_exists(lab.name('amp'))
+        lab.namespace('amp')
+
+        assert network.interfaces() == []
+    finally:
+        network.stop()
+        lab.close()

@@ -154,6 +154,8 @@ def test_plug_network(app, network):
     (interfaces.RefusedToMove('eth0 has addresses'), 409, 'mac_address'),
     (interfaces.NamespaceUnavailable('no namespace'), 503,
      'network_namespace'),
+    (interfaces.KernelRefused('the kernel refused a change: (17, ...)'),
+     500, 'interface'),
 ])
 def test_network_failures_are_named(app, network, error, status, field):
     network().refuse_with = error

@@ -338,3 +338,19 @@ def test_from_conf(stub, pki):
 
     assert client.timeout == (10.0, 7.0)
     assert client.get_info() == {'api_version': '1.0'}
+
+
+def test_from_conf_without_name_check(named_stub, pki):
+    conf = cfg.ConfigOpts()
+    conf([])
+    agent_client.AgentClient.from_conf('127.0.0.1', conf=conf)
+    for name, value in (('client_cert', pki.client), ('server_ca', pki.ca),
+                        ('agent_port', named_stub.address[1])):
+        conf.set_override(name, value, group='sriov_amphora')
+    named_stub.answers[('GET', '/1.0/info')] = (200, {'api_version': '1.0'})
+
+    with pytest.raises(agent_client.AgentTLSError):
+        agent_client.AgentClient.from_conf('127.0.0.1', conf=conf).get_info()
+    conf.set_override('server_name_check', 'none', group='sriov_amphora')
+    assert agent_client.AgentClient.from_conf(
+        '127.0.0.1', conf=conf).get_info() == {'api_version': '1.0'}
