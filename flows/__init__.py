@@ -14,13 +14,14 @@
 ``FLOWS`` maps the names the provider driver posts (``"<object>.<operation>"``)
 to flow factories: module-level functions without arguments whose import path
 is saved with each job, so that any worker can rebuild the flow. The
-load balancer and amphora flows are not here yet.
+other load balancer and the amphora flows are not here yet.
 """
 
 from flows import health_monitor
 from flows import l7policy
 from flows import l7rule
 from flows import listener
+from flows import loadbalancer
 from flows import member
 from flows import pool
 
@@ -33,3 +34,5 @@ for _name, _module in (('listener', listener), ('pool', pool),
     FLOWS[_name + '.update'] = _module.update_flow
     FLOWS[_name + '.delete'] = _module.delete_flow
 FLOWS['member.batch_update'] = member.batch_update_flow
+FLOWS['loadbalancer.create'] = loadbalancer.create_flow
+FLOWS['loadbalancer.delete'] = loadbalancer.delete_flow

@@ -308,7 +308,7 @@ class WaitForAmphorae(task.Task):
         if NO_VALID_HOST in message:
             LOG.error('Nova found no host for amphora %s of load balancer '
                       '%s: %s. %s.', server.id,
-                      loadbalancer['loadbalancer_id'], message,
+                      loadbalancer['loadbalancer_id'], message.rstrip('.'),
                       _no_valid_host_hint(
                           conn, flavor[sriov_flavor.COMPUTE_FLAVOR],
                           loadbalancer.get('vip_network_id')))

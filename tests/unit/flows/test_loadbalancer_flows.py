@@ -1,0 +1,181 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The load balancer flows run by taskflow against the fake cloud."""
+
+from unittest import mock
+
+from openstack import exceptions as os_exceptions
+import pytest
+from taskflow import engines
+
+import flows
+from flows.tasks import compute
+from flows.tasks import loadbalancer_status
+from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import flavor as sriov_flavor
+from tests.unit.flows import conftest
+
+LB_ID = conftest.LB_ID
+MEMBER = {'member_id': 'm-1', 'address': '198.51.100.20',
+          'protocol_port': 8080}
+POOL = {'pool_id': 'p-1', 'protocol': 'TCP', 'members': [MEMBER],
+        'healthmonitor': {'healthmonitor_id': 'hm-1', 'type': 'TCP'}}
+ONE_CALL_LB = dict(conftest.make_loadbalancer(), listeners=[
+    {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
+     'default_pool': POOL,
+     'l7policies': [{'l7policy_id': 'pol-1',
+                     'rules': [{'l7rule_id': 'r-1'}]}]}],
+    pools=[POOL])
+
+
+@pytest.fixture
+def reporter():
+    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+        yield cls.return_value
+
+
+@pytest.fixture
+def agents(worker_conf):
+    agent = mock.MagicMock()
+    agent.__enter__.return_value = agent
+    agent.plug_vip.return_value = {'name': 'eth1'}
+    with mock.patch.object(agent_client, 'AgentClient',
+                           return_value=agent):
+        yield agent
+
+
+def _store(topology=sriov_flavor.TOPOLOGY_SINGLE, loadbalancer=None):
+    return {'loadbalancer': loadbalancer or conftest.make_loadbalancer(),
+            'loadbalancer_id': LB_ID,
+            'flavor': conftest.make_flavor(topology),
+            'availability_zone': {}}
+
+
+def _statuses(reporter):
+    return [call.args[0] for call in reporter.update_status.call_args_list]
+
+
+def test_flows_are_registered_under_their_contract_names():
+    assert flows.FLOWS['loadbalancer.create']().name == 'loadbalancer.create'
+    assert flows.FLOWS['loadbalancer.delete']().name == 'loadbalancer.delete'
+
+
+def test_create_requires_what_the_driver_stores():
+    assert flows.FLOWS['loadbalancer.create']().requires == {
+        'loadbalancer', 'loadbalancer_id', 'flavor', 'availability_zone'}
+    assert flows.FLOWS['loadbalancer.delete']().requires == {
+        'loadbalancer', 'loadbalancer_id'}
+
+
+def test_child_objects_of_a_one_call_create():
+    assert loadbalancer_status.child_objects(ONE_CALL_LB) == [
+        ['listener', 'l-1'], ['pool', 'p-1'], ['member', 'm-1'],
+        ['health_monitor', 'hm-1'], ['l7policy', 'pol-1'],
+        ['l7rule', 'r-1']]
+
+
+@pytest.mark.parametrize('topology, servers', [
+    (sriov_flavor.TOPOLOGY_SINGLE, 1),
+    (sriov_flavor.TOPOLOGY_ACTIVE_STANDBY, 2),
+])
+def test_create_then_delete(cloud, reporter, agents, topology, servers):
+    engines.run(flows.FLOWS['loadbalancer.create'](),
+                store=_store(topology, ONE_CALL_LB))
+    assert len(cloud.compute.servers_by_id) == servers
+    vrrp = [p for p in cloud.network.ports_by_id.values()
+            if p.binding_vnic_type == 'direct']
+    assert len(vrrp) == servers
+    assert all(p.device_id in cloud.compute.servers_by_id for p in vrrp)
+    assert len(cloud.compute.groups) == (servers - 1)
+    assert agents.plug_vip.call_count == servers
+    assert agents.set_security_group.call_count == servers
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ACTIVE'}]
+    assert update['listeners'] == [{'id': 'l-1',
+                                    'provisioning_status': 'ACTIVE'}]
+    assert update['l7rules'] == [{'id': 'r-1',
+                                  'provisioning_status': 'ACTIVE'}]
+
+    reporter.reset_mock()
+    reporter.get_loadbalancer.return_value = ONE_CALL_LB
+    with mock.patch('sriov_octavia.vip.delete_vip_port') as delete_vip:
+        engines.run(flows.FLOWS['loadbalancer.delete'](),
+                    store={'loadbalancer': conftest.make_loadbalancer(),
+                           'loadbalancer_id': LB_ID, 'cascade': True})
+    delete_vip.assert_called_once_with(cloud, LB_ID, 'vip-port')
+    assert cloud.compute.servers_by_id == {}
+    assert cloud.compute.groups == {}
+    assert cloud.network.ports_by_id == {}
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'DELETED'}]
+    assert update['pools'] == [{'id': 'p-1',
+                                'provisioning_status': 'DELETED'}]
+
+
+def _assert_reverted_to_error(cloud, reporter):
+    assert cloud.compute.servers_by_id == {}
+    assert cloud.compute.groups == {}
+    assert cloud.network.ports_by_id == {}
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ERROR'}]
+
+
+def test_no_valid_host_reverts_to_error(cloud, reporter, agents):
+    cloud.compute.build_fault = 'No valid host was found.'
+    with pytest.raises(compute.ComputeError, match='No valid host'):
+        engines.run(flows.FLOWS['loadbalancer.create'](),
+                    store=_store(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY))
+    _assert_reverted_to_error(cloud, reporter)
+
+
+def test_vf_attach_failure_reverts_ports_and_servers(cloud, reporter,
+                                                     agents):
+    cloud.compute.attach_error = os_exceptions.BadRequestException(
+        'Failed to claim PCI device')
+    with pytest.raises(os_exceptions.BadRequestException):
+        engines.run(flows.FLOWS['loadbalancer.create'](),
+                    store=_store(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY))
+    _assert_reverted_to_error(cloud, reporter)
+
+
+def test_agent_refusal_reverts_and_marks_children_error(cloud, reporter,
+                                                        agents):
+    agents.set_security_group.side_effect = agent_client.AgentRejected(
+        'POST', 'https://198.18.0.10:9443/1.0/security-group', 400,
+        'firewall', 'bad')
+    with pytest.raises(agent_client.AgentRejected):
+        engines.run(flows.FLOWS['loadbalancer.create'](),
+                    store=_store(loadbalancer=ONE_CALL_LB))
+    assert cloud.compute.servers_by_id == {}
+    assert cloud.network.ports_by_id == {}
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ERROR'}]
+    assert update['members'] == [{'id': 'm-1',
+                                  'provisioning_status': 'ERROR'}]
+
+
+def test_failed_delete_marks_the_load_balancer_error(cloud, reporter,
+                                                     worker_conf):
+    with mock.patch.object(compute, 'delete_servers',
+                           side_effect=compute.ComputeError('stuck')):
+        with pytest.raises(compute.ComputeError):
+            engines.run(flows.FLOWS['loadbalancer.delete'](),
+                        store={'loadbalancer': conftest.make_loadbalancer(),
+                               'loadbalancer_id': LB_ID})
+    # Without cascade nothing but the load balancer is looked up.
+    reporter.get_loadbalancer.assert_not_called()
+    assert _statuses(reporter) == [{'loadbalancers': [
+        {'id': LB_ID, 'provisioning_status': 'ERROR'}]}]
