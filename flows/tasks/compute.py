@@ -21,6 +21,7 @@ STANDALONE | MASTER | BACKUP, "mgmt_network_id": ..., "mgmt_ip": ...}``
 (``mgmt_ip`` once the server is ACTIVE).
 """
 
+import contextlib
 import time
 
 from openstack import exceptions as os_exceptions
@@ -88,6 +89,23 @@ def wait_until(done, timeout, what):
             raise ComputeError(f'timed out after {timeout} s waiting for '
                                f'{what}')
         time.sleep(POLL_INTERVAL)
+
+
+@contextlib.contextmanager
+def reverting(what):
+    """Undo ``what`` without ever raising.
+
+    A revert that raised would stop taskflow from reverting the tasks
+    before it, the one marking the load balancer ERROR among them, and
+    leave the load balancer PENDING for good. What a failed undo leaves
+    behind carries the load balancer's names and metadata, so deleting the
+    load balancer in ERROR removes it.
+    """
+    try:
+        yield
+    except Exception:
+        LOG.exception('Could not undo %s; deleting the load balancer in '
+                      'ERROR removes what is left', what)
 
 
 def roles(flavor):
@@ -181,6 +199,10 @@ class CreateServerGroup(task.Task):
         if len(roles(flavor)) < 2:
             return None
         conn = clients.connection()
+        # A worker resuming this job after another died mid-task finds the
+        # group that one made.
+        for group in find_server_groups(conn, loadbalancer_id):
+            return group.id
         group = conn.compute.create_server_group(
             name=server_group_name(loadbalancer_id),
             policy=SERVER_GROUP_POLICY)
@@ -189,7 +211,9 @@ class CreateServerGroup(task.Task):
         return group.id
 
     def revert(self, loadbalancer_id, flavor, *args, **kwargs):
-        delete_server_groups(clients.connection(), loadbalancer_id)
+        with reverting(f'the server group of load balancer '
+                       f'{loadbalancer_id}'):
+            delete_server_groups(clients.connection(), loadbalancer_id)
 
 
 class BootAmphorae(task.Task):
@@ -221,8 +245,16 @@ class BootAmphorae(task.Task):
             attrs['availability_zone'] = zone
         if server_group_id:
             attrs['scheduler_hints'] = {'group': server_group_id}
+        # Servers of an earlier, interrupted run of this task are used, not
+        # booted twice.
+        existing = {(server.metadata or {}).get(META_ROLE): server.id
+                    for server in find_servers(conn, loadbalancer_id)}
         amphorae = []
         for role in roles(flavor):
+            if role in existing:
+                amphorae.append({'id': existing[role], 'role': role,
+                                 'mgmt_network_id': networks[0]})
+                continue
             server = conn.compute.create_server(
                 name=server_name(loadbalancer_id, role),
                 metadata={META_LOADBALANCER: loadbalancer_id,
@@ -238,7 +270,8 @@ class BootAmphorae(task.Task):
     def revert(self, loadbalancer_id, *args, **kwargs):
         # Found by their metadata: a boot that failed half way (or a worker
         # that died after Nova answered) leaves servers no result names.
-        delete_servers(clients.connection(), loadbalancer_id)
+        with reverting(f'the amphorae of load balancer {loadbalancer_id}'):
+            delete_servers(clients.connection(), loadbalancer_id)
 
 
 def _no_valid_host_hint(conn, compute_flavor, vip_network_id):
@@ -349,6 +382,8 @@ class AttachPorts(task.Task):
     def execute(self, amphorae, vrrp_ports):
         conn = clients.connection()
         for amphora, port in zip(amphorae, vrrp_ports):
+            if _attached(conn, amphora['id'], port['id']):
+                continue
             try:
                 conn.compute.create_server_interface(amphora['id'],
                                                      port_id=port['id'])
@@ -364,9 +399,10 @@ class AttachPorts(task.Task):
                      amphora['id'])
 
     def revert(self, amphorae, vrrp_ports, *args, **kwargs):
-        conn = clients.connection()
         for amphora, port in zip(amphorae, vrrp_ports):
-            detach_port(conn, amphora['id'], port['id'])
+            with reverting(f'the attachment of port {port["id"]} to '
+                           f'amphora {amphora["id"]}'):
+                detach_port(clients.connection(), amphora['id'], port['id'])
 
 
 class DeleteAmphorae(task.Task):

@@ -130,15 +130,19 @@ class CreateVrrpPorts(task.Task):
             attrs['qos_policy_id'] = loadbalancer[vip_port.VIP_QOS_POLICY_ID]
         ports = []
         for amphora in amphorae:
-            port = conn.network.create_port(
-                name=vrrp_port_name(lb_id, amphora['role']),
-                description=f'VRRP base port of amphora {amphora["id"]} of '
-                            f'load balancer {lb_id}',
-                **attrs)
+            name = vrrp_port_name(lb_id, amphora['role'])
+            # A port an interrupted run of this task made is used again.
+            port = next(iter(conn.network.ports(name=name)), None)
+            if port is None:
+                port = conn.network.create_port(
+                    name=name,
+                    description=f'VRRP base port of amphora '
+                                f'{amphora["id"]} of load balancer {lb_id}',
+                    **attrs)
             fixed_ip = next(ip for ip in port.fixed_ips
                             if ip['subnet_id'] ==
                             loadbalancer['vip_subnet_id'])
-            LOG.info('Created VRRP port %s (%s, vnic type %s) for amphora '
+            LOG.info('VRRP port %s (%s, vnic type %s) for amphora '
                      '%s of load balancer %s', port.id,
                      fixed_ip['ip_address'], port.binding_vnic_type,
                      amphora['id'], lb_id)
@@ -151,9 +155,10 @@ class CreateVrrpPorts(task.Task):
 
     def revert(self, loadbalancer, flavor, *args, **kwargs):
         # By name: a create that failed half way left ports no result names.
-        delete_vrrp_ports(clients.connection(),
-                          loadbalancer['loadbalancer_id'],
-                          compute.roles(flavor))
+        lb_id = loadbalancer['loadbalancer_id']
+        with compute.reverting(f'the VRRP ports of load balancer {lb_id}'):
+            delete_vrrp_ports(clients.connection(), lb_id,
+                              compute.roles(flavor))
 
 
 class DeleteVrrpPorts(task.Task):

@@ -19,6 +19,7 @@ VIP on the VF and puts the firewall in force. The test then looks at what
 Neutron, Nova and the amphora agent hold.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -137,6 +138,24 @@ def agent_for(tb, conn, server):
                                     fabric.agent_client_cert, fabric.ca_cert)
 
 
+@contextlib.contextmanager
+def client_host(tb, conn, subnet_id):
+    """A client namespace on the subnet, with an address Neutron gave."""
+    subnet = conn.network.get_subnet(subnet_id)
+    port = conn.network.create_port(network_id=subnet.network_id,
+                                    fixed_ips=[{'subnet_id': subnet_id}],
+                                    name=unique('client'))
+    fabric = plumbing.Fabric(tb.state_dir, prefix=tb.prefix)
+    try:
+        address = port.fixed_ips[0]['ip_address']
+        prefixlen = subnet.cidr.split('/')[1]
+        yield fabric.add_host('cli', subnet.network_id, port.mac_address,
+                              f'{address}/{prefixlen}')
+    finally:
+        fabric.remove_host('cli')
+        conn.network.delete_port(port)
+
+
 def test_sriov_load_balancer_create_and_delete(tb, conn, sriov_flavor):
     lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
                   '--flavor', sriov_flavor['id'], '--vip-subnet-id',
@@ -168,8 +187,22 @@ def test_sriov_load_balancer_create_and_delete(tb, conn, sriov_flavor):
                 if interface['mac_address'] == port.mac_address]
         addresses = json.dumps(vf)
         assert vrrp_ip in addresses and vip_address in addresses
-        firewall = agent.get_security_group()
-    assert vrrp_ip in json.dumps(firewall)
+        assert vrrp_ip in json.dumps(agent.get_security_group())
+        before = agent.get_counters()['interfaces'][vf['name']]
+        # A client on the VIP network: the VF answers ARP for the VIP, and
+        # the firewall drops the pings (no listener lets them in).
+        with client_host(tb, conn, port.fixed_ips[0]['subnet_id']) as (
+                namespace):
+            ping = subprocess.run(
+                ['ip', 'netns', 'exec', namespace, 'ping', '-c', '3', '-i',
+                 '0.2', '-W', '1', vip_address], capture_output=True)
+            neighbour = subprocess.run(
+                ['ip', '-n', namespace, 'neigh', 'show', vip_address],
+                capture_output=True, text=True, check=True).stdout
+        after = agent.get_counters()['interfaces'][vf['name']]
+    assert ping.returncode != 0
+    assert port.mac_address in neighbour
+    assert (after['dropped']['packets'] - before['dropped']['packets']) >= 3
 
     cli(tb, 'loadbalancer', 'delete', lb['id'], '--wait')
     assert leftovers(conn, lb['id']) == ([], [])

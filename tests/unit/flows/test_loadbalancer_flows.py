@@ -167,6 +167,26 @@ def test_agent_refusal_reverts_and_marks_children_error(cloud, reporter,
                                   'provisioning_status': 'ERROR'}]
 
 
+def test_a_failing_undo_still_ends_in_error(
+        cloud, reporter, agents, monkeypatch):
+    # Nova cannot delete the server: the port is still deleted, the
+    # server stays (found again by the delete flow) and the load balancer
+    # goes to ERROR instead of staying PENDING_CREATE.
+    agents.wait_until_up.side_effect = agent_client.AgentUnreachable(
+        'https://198.18.0.10:9443', 'timed out')
+
+    def refuse(*args, **kwargs):
+        raise os_exceptions.HttpException('nova-compute is down')
+
+    monkeypatch.setattr(cloud.compute, 'delete_server', refuse)
+    with pytest.raises(agent_client.AgentUnreachable):
+        engines.run(flows.FLOWS['loadbalancer.create'](), store=_store())
+    assert len(cloud.compute.servers_by_id) == 1
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ERROR'}]
+
+
 def test_failed_delete_marks_the_load_balancer_error(cloud, reporter,
                                                      worker_conf):
     with mock.patch.object(compute, 'delete_servers',

@@ -211,3 +211,21 @@ def test_delete_amphorae_and_group(cloud, worker_conf):
     compute.DeleteAmphorae().execute(LB_ID)
     assert cloud.compute.servers_by_id == {}
     assert cloud.compute.groups == {}
+
+
+def test_resumed_tasks_reuse_what_an_interrupted_run_made(
+        cloud, worker_conf):
+    # A worker that takes over a job runs the interrupted task again.
+    flavor = conftest.make_flavor(ACTIVE_STANDBY)
+    group_id = compute.CreateServerGroup().execute(LB_ID, flavor)
+    assert compute.CreateServerGroup().execute(LB_ID, flavor) == group_id
+    first = _boot(cloud, flavor, group_id=group_id)
+    assert _boot(cloud, flavor, group_id=group_id) == first
+    assert len(cloud.compute.servers_by_id) == 2
+    amphorae = compute.WaitForAmphorae().execute(
+        conftest.make_loadbalancer(), flavor, first)
+    ports = [_vrrp_port(cloud, amphora) for amphora in amphorae]
+    compute.AttachPorts().execute(amphorae, ports)
+    compute.AttachPorts().execute(amphorae, ports)
+    for amphora in amphorae:
+        assert len(cloud.compute.server_interfaces(amphora['id'])) == 2

@@ -91,7 +91,8 @@ def test_vrrp_port_revert_finds_ports_by_name(cloud):
 
 def test_delete_vrrp_ports_of_any_role(cloud):
     network.CreateVrrpPorts().execute(
-        conftest.make_loadbalancer(), conftest.make_flavor(), AMPHORAE[:1])
+        conftest.make_loadbalancer(), conftest.make_flavor(),
+        [{'id': 'server-s', 'role': 'STANDALONE'}])
     network.CreateVrrpPorts().execute(
         conftest.make_loadbalancer(),
         conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY), AMPHORAE)
@@ -112,3 +113,12 @@ def test_delete_vip_port_without_port(cloud):
     with mock.patch('sriov_octavia.vip.delete_vip_port') as delete:
         network.DeleteVipPort().execute(loadbalancer)
     delete.assert_not_called()
+
+
+def test_resumed_create_reuses_the_ports(cloud):
+    flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY)
+    loadbalancer = conftest.make_loadbalancer()
+    first = network.CreateVrrpPorts().execute(loadbalancer, flavor, AMPHORAE)
+    again = network.CreateVrrpPorts().execute(loadbalancer, flavor, AMPHORAE)
+    assert again == first
+    assert len(cloud.network.ports_by_id) == 2
