@@ -388,6 +388,8 @@ def test_vf_in_the_agents_namespace_is_moved_in(client, amphora):
                 ipr.link('del', index=left[0])
 
     assert interface['name'] == name
+    # The firewall covered the VF before it came up, not some time later.
+    assert interface['firewall_role'] == 'member'
     view = kernel_view(amphora.namespace, mac)
     assert view.addresses == ['203.0.113.7/24']
 

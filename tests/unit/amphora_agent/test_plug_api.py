@@ -43,9 +43,10 @@ class FakeNetwork:
 
     instances = []
 
-    def __init__(self, namespace, vf_link_kinds=()):
+    def __init__(self, namespace, vf_link_kinds=(), before_link_up=None):
         self.namespace = namespace
         self.vf_link_kinds = vf_link_kinds
+        self.before_link_up = before_link_up
         self.plans = []
         self.unplugged = []
         self.refuse_with = None
