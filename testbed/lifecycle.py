@@ -12,6 +12,7 @@
 """Bring a testbed instance up, take it down, tell what runs."""
 
 import os
+import shutil
 import subprocess
 import time
 
@@ -166,8 +167,16 @@ def up(testbed, seed_cloud=True, skip=()):
     return elapsed
 
 
+# What ``down`` forgets: the cloud's databases and the emulator's servers.
+# The amphorae (namespaces, agents) cannot outlive ``down``, so keeping the
+# rows that describe them would bring back a cloud whose load balancers
+# have no amphora. Logs and certificates stay for a look afterwards.
+CLOUD_STATE = ('neutron', 'octavia', 'nova', 'redis', 'amphorae',
+               'nova-emulator.json')
+
+
 def down(testbed, grace=10.0):
-    """Stop every service by pid, then remove the instance's kernel objects.
+    """Stop every service by pid, remove the kernel objects and the cloud.
 
     Returns the names of the services that were stopped.
     """
@@ -175,6 +184,12 @@ def down(testbed, grace=10.0):
         [service.process for service in services(testbed)], grace=grace)]
     if os.path.isdir(testbed.state_dir):
         plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix).cleanup()
+        for name in CLOUD_STATE:
+            path = testbed.path(name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
     return stopped
 
 

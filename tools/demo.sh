@@ -1,188 +1,109 @@
 #!/usr/bin/env bash
-# sriov-octavia demo: the amphora agent filtering real packets.
+# sriov-octavia main job: a real SR-IOV load balancer on the local testbed.
 #
-# Builds, in network namespaces, an amphora whose "SR-IOV VF" (a veth end)
-# holds a VIP, and two clients on the same L2 segment. The real
-# amphora-sriov-agent runs with certificates from testbed/certs.py; the
-# "controller" (this script) posts a rule set over mutual TLS; one client
-# then reaches the VIP's listener and the other does not. Everything it
-# creates is removed on exit. Needs root and `bash tools/install.sh`.
+# Brings the testbed up (the real Neutron, octavia-api and octavia-driver-agent
+# with this provider and its worker, redis, the compute emulator whose
+# amphorae are network namespaces running the real amphora agent), then does
+# what an operator and a user do, with the real `openstack` CLI: an SR-IOV
+# Octavia flavor, a load balancer, a listener limited to some CIDRs. It shows
+# the direct VRRP port Neutron bound to a VF, and the firewall the amphora
+# agent keeps on that VF.
+#
+# The testbed and the load balancer stay up to explore (the script prints how
+# to reach them); with --down everything is taken down at the end.
+# Needs root and `bash tools/install.sh`.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-py="$top/.venv/bin/python"
-agent_bin="$top/.venv/bin/amphora-sriov-agent"
-
-amp=sodemo-amphora
-sw=sodemo-switch
-allowed=sodemo-allowed
-denied=sodemo-denied
-vip=203.0.113.10
-allowed_ip=203.0.113.21
-denied_ip=203.0.113.22
-listener_port=8080
-agent_port=19458
-
-work=$(mktemp -d /tmp/sodemo.XXXXXX)
-http_pid=""
-agent_pid=""
-
-cleanup() {
-    local pid ns
-    for pid in $agent_pid $http_pid; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    for ns in "$amp" "$sw" "$allowed" "$denied"; do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bin="$top/.venv/bin"
+state="${SRIOV_TESTBED_STATE:-$top/.state/testbed}"
+down_after=false
+[ "${1:-}" = "--down" ] && down_after=true
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-ok() { printf '   \033[32mOK\033[0m   %s\n' "$*"; }
-fail() { printf '   \033[31mFAIL\033[0m %s\n' "$*"; exit 1; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
-# The controller's side of the agent API: HTTPS with a client certificate.
-api() {
-    local method=$1 path=$2
-    shift 2
-    curl -sS --max-time 30 --cacert "$work/ca.pem" --cert "$work/client.pem" \
-        -X "$method" "https://127.0.0.1:$agent_port$path" "$@"
-}
+testbed() { "$bin/sriov-octavia-testbed" --state-dir "$state" "$@"; }
+if $down_after; then
+    trap 'step "Taking the testbed down"; testbed down || true' EXIT
+fi
 
-# Ask the VIP's listener from a client namespace; prints the HTTP status.
-fetch() {
-    ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' \
-        --connect-timeout 2 "http://$vip:$listener_port/" || true
-}
+step "The testbed (state, logs and clouds.yaml in $state)"
+testbed up
+export OS_CLIENT_CONFIG_FILE="$state/clouds.yaml" OS_CLOUD=sriov-testbed
+export PATH="$bin:$PATH"
 
-step "Network: amphora with VF vf0 ($vip), clients $allowed_ip and $denied_ip"
-for ns in "$amp" "$sw" "$allowed" "$denied"; do
-    ip netns del "$ns" 2>/dev/null || true
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-done
-ip -n "$sw" link add br0 type bridge
-ip -n "$sw" link set br0 up
-connect_port() {  # namespace, interface there, address, switch port
-    ip -n "$sw" link add "$4" type veth peer name "$2" netns "$1"
-    ip -n "$sw" link set "$4" master br0 up
-    ip -n "$1" addr add "$3/24" dev "$2"
-    ip -n "$1" link set "$2" up
-}
-connect_port "$amp" vf0 "$vip" p-amp
-connect_port "$allowed" eth0 "$allowed_ip" p-allowed
-connect_port "$denied" eth0 "$denied_ip" p-denied
-ok "namespaces $amp, $sw, $allowed, $denied"
+step "Operator: an Octavia flavor for SR-IOV VIPs"
+compute_flavor=$(openstack flavor show amphora-sriov-flavor -f value -c id)
+if ! openstack loadbalancer flavorprofile show demo-sriov-profile >/dev/null 2>&1; then
+    run openstack loadbalancer flavorprofile create --name demo-sriov-profile \
+        --provider amphora-sriov \
+        --flavor-data "{\"compute_flavor\": \"$compute_flavor\", \"sriov_vip\": true}"
+fi
+if ! openstack loadbalancer flavor show demo-sriov >/dev/null 2>&1; then
+    run openstack loadbalancer flavor create --name demo-sriov \
+        --flavorprofile demo-sriov-profile --enable
+fi
 
-step "Load-balancer stand-in: HTTP on $vip:$listener_port inside the amphora"
-ip netns exec "$amp" "$py" -m http.server "$listener_port" --bind "$vip" \
-    --directory "$work" >"$work/http.log" 2>&1 &
-http_pid=$!
+step "User: a load balancer with an SR-IOV VIP"
+if ! openstack loadbalancer show demo-lb >/dev/null 2>&1; then
+    run openstack loadbalancer create --name demo-lb --flavor demo-sriov \
+        --vip-subnet-id vip-subnet --wait
+fi
+run openstack loadbalancer show demo-lb -c id -c provider -c vip_address \
+    -c vip_vnic_type -c provisioning_status -c operating_status
+lb_id=$(openstack loadbalancer show demo-lb -f value -c id)
 
-step "Certificates: a CA, the agent's server certificate, a client one"
-"$py" - "$work" <<'PYTHON'
+step "User: a listener open to 198.51.100.0/24 only"
+if ! openstack loadbalancer listener show demo-listener >/dev/null 2>&1; then
+    run openstack loadbalancer listener create --name demo-listener \
+        --protocol TCP --protocol-port 80 --allowed-cidr 198.51.100.0/24 --wait demo-lb
+fi
+run openstack loadbalancer listener show demo-listener -c protocol \
+    -c protocol_port -c allowed_cidrs -c provisioning_status
+
+step "Nova: the amphora, placed on an SR-IOV host"
+run openstack server list --long -c Name -c Status -c Host -c Networks
+
+step "Neutron: the direct VRRP base port holds a VF and the VIP"
+vrrp_port=$(openstack port list -f value -c ID -c Name \
+    | awk -v lb="octavia-lb-vrrp-$lb_id" 'index($2, lb) == 1 {print $1; exit}')
+run openstack port show "$vrrp_port" -c name -c binding_vnic_type \
+    -c binding_vif_type -c binding_host_id -c binding_profile \
+    -c allowed_address_pairs -c security_group_ids
+
+step "Amphora agent: the firewall in force on the VF, and its counters"
+"$bin/python" - "$state" "$lb_id" <<'PY'
+import json
 import sys
-from testbed import certs
-work = sys.argv[1]
-ca = certs.CertificateAuthority.create(f'{work}/ca.pem', 'sodemo CA')
-ca.issue_server(f'{work}/server.pem', hostnames=['localhost'],
-                ips=['127.0.0.1'])
-ca.issue_client(f'{work}/client.pem', 'sodemo-controller')
-other = certs.CertificateAuthority.create(f'{work}/other-ca.pem', 'other')
-other.issue_client(f'{work}/stranger.pem', 'stranger')
-PYTHON
-ok "$(ls "$work"/*.pem | xargs -n1 basename | tr '\n' ' ')"
 
-step "Agent: amphora-sriov-agent filtering namespace $amp"
-cat >"$work/amphora-agent.conf" <<CONF
-[DEFAULT]
-log_file = $work/agent.log
-[amphora_agent]
-agent_server_ca = $work/ca.pem
-agent_server_cert = $work/server.pem
-network_namespace = $amp
-firewall_state_file = $work/firewall-state.json
-# No SR-IOV hardware here: veth ends stand in for VFs.
-vf_link_kinds = veth
-[haproxy_amphora]
-bind_host = 127.0.0.1
-bind_port = $agent_port
-CONF
-"$agent_bin" --config-file "$work/amphora-agent.conf" &
-agent_pid=$!
-for _ in $(seq 300); do
-    api GET /1.0/info >"$work/info.json" 2>/dev/null && break
-    kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent.log"; fail "agent exited"; }
-    sleep 0.1
-done
-ok "GET /1.0/info: $(cat "$work/info.json")"
+from sriov_octavia.amphora import client as agent_client
+from testbed import clouds
+from testbed import config
+from testbed import plumbing
 
-step "Mutual TLS: only clients with a certificate from the agent's CA"
-curl -s --max-time 10 --cacert "$work/ca.pem" \
-    "https://127.0.0.1:$agent_port/1.0/info" >/dev/null 2>&1 \
-    && fail "a client without a certificate got in" \
-    || ok "no client certificate: handshake refused"
-curl -s --max-time 10 --cacert "$work/ca.pem" --cert "$work/stranger.pem" \
-    "https://127.0.0.1:$agent_port/1.0/info" >/dev/null 2>&1 \
-    && fail "a certificate from another CA got in" \
-    || ok "certificate from another CA: handshake refused"
+state_dir, lb_id = sys.argv[1:]
+testbed = config.Testbed.load(state_dir)
+fabric = plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix)
+conn = clouds.connect(testbed)
+for server in conn.compute.servers(details=True):
+    if server.metadata.get('sriov_octavia_lb') != lb_id:
+        continue
+    mgmt_ip = server.addresses['lb-mgmt-net'][0]['addr']
+    with agent_client.AgentClient((mgmt_ip, 9443),
+                                  fabric.agent_client_cert,
+                                  fabric.ca_cert) as agent:
+        print(f'{server.name} (agent at {mgmt_ip}):')
+        print(json.dumps(agent.get_security_group(), indent=2))
+        print(json.dumps(agent.get_counters(), indent=2))
+PY
 
-step "Before any rules: the drop-all base is in force"
-[ "$(fetch "$allowed")" = 200 ] && fail "reached the VIP before any rules"
-ok "$allowed_ip cannot reach $vip:$listener_port"
+cat <<EOF
 
-step "Controller: POST /1.0/security-group (listener TCP $listener_port from $allowed_ip/32 and 198.51.100.0/24)"
-api POST /1.0/security-group -H 'Content-Type: application/json' -d @- \
-    >"$work/applied.json" <<JSON
-{"vip_interfaces": ["$vip"],
- "listeners": [{"protocol": "TCP", "port": $listener_port,
-                "allowed_cidrs": ["$allowed_ip/32", "198.51.100.0/24"]}],
- "vrrp_peers": [],
- "members": []}
-JSON
-"$py" -m json.tool --compact "$work/applied.json" | sed 's/^/   /'
-
-step "Packets"
-[ "$(fetch "$allowed")" = 200 ] || fail "$allowed_ip could not reach the VIP"
-ok "$allowed_ip -> $vip:$listener_port: HTTP 200"
-[ "$(fetch "$denied")" = 200 ] && fail "$denied_ip reached the VIP"
-ok "$denied_ip -> $vip:$listener_port: dropped (connect timed out)"
-
-step "A bad request changes nothing"
-api POST /1.0/security-group -H 'Content-Type: application/json' \
-    -d '{"vip_interfaces": ["'"$vip"'"], "listeners": [{"protocol": "TCP", "port": 70000}]}' \
-    | sed 's/^/   /'
-echo
-[ "$(fetch "$allowed")" = 200 ] || fail "the bad request changed the rules"
-ok "$allowed_ip still reaches the VIP"
-
-step "Counters (the host cannot see inside a VF; the agent can)"
-summary=$(cat <<'PYTHON'
-import json, sys
-counters = json.load(sys.stdin)
-for name, verdicts in sorted(counters.pop('listeners').items()):
-    for verdict, value in sorted(verdicts.items()):
-        print(f"   listener {name:<11} {verdict:<9} {value['packets']:>4} packets")
-for name, value in sorted(counters.pop('interfaces').items()):
-    print(f"   interface {name:<10} dropped   {value['dropped']['packets']:>4} packets")
-for name, value in sorted(counters.items()):
-    print(f"   {name:<20} accepted  {value['accepted']['packets']:>4} packets")
-PYTHON
-)
-api GET /1.0/security-group/counters | "$py" -c "$summary"
-
-step "Stopping the agent (SIGTERM to PID $agent_pid): the firewall stays"
-kill -TERM "$agent_pid"
-wait "$agent_pid" || fail "agent exited with $?"
-stopped_pid=$agent_pid
-agent_pid=""
-[ "$(fetch "$denied")" = 200 ] && fail "rules vanished with the agent"
-ok "agent $stopped_pid stopped; $denied_ip is still dropped"
-
-step "Demo complete; removing namespaces and files"
-echo "   (the full API: GET /1.0/info, GET|POST /1.0/security-group,"
-echo "    GET /1.0/security-group/counters, PUT /1.0/interface/<ip>/rules)"
+The load balancer runs. Explore it with:
+  export OS_CLIENT_CONFIG_FILE=$state/clouds.yaml OS_CLOUD=sriov-testbed
+  $bin/openstack loadbalancer list
+  $bin/sriov-octavia-testbed --state-dir $state status
+and take everything down with:
+  $bin/sriov-octavia-testbed --state-dir $state down
+EOF

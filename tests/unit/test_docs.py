@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from sriov_octavia import flavor as sriov_flavor
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
@@ -31,3 +33,12 @@ def test_sphinx_build_is_warning_free(tmp_path):
     assert done.returncode == 0, done.stderr
     for page in ('index', 'operator-guide', 'troubleshooting', 'testbed'):
         assert (tmp_path / 'html' / f'{page}.html').exists(), page
+
+
+def test_operator_guide_explains_every_flavor_key():
+    with open(os.path.join(REPO, 'doc', 'source',
+                           'operator-guide.rst')) as f:
+        guide = f.read()
+    missing = [key for key in sriov_flavor.SCHEMA['properties']
+               if f'``{key}``' not in guide]
+    assert not missing

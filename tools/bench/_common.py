@@ -74,7 +74,8 @@ UPSTREAM_TABLE = 'upstream_style'
 # --- result lines ---------------------------------------------------------
 
 def print_value(name, value, unit):
-    print(f'value {name} = {value:.6g} {unit}', flush=True)
+    number = str(value) if isinstance(value, int) else f'{value:.6g}'
+    print(f'value {name} = {number} {unit}', flush=True)
 
 
 def print_ratio(name, value, target=None, met=None):

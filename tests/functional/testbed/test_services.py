@@ -220,3 +220,7 @@ def test_down_leaves_nothing_behind(testbed, first_pids):
             assert not base.tcp_answers(config.HOST, port), name
     assert not [f for f in os.listdir(testbed.run_dir)
                 if f.endswith('.pid')]
+    # The next up starts a new cloud: no rows about amphorae that are gone.
+    assert not [name for name in lifecycle.CLOUD_STATE
+                if os.path.exists(testbed.path(name))]
+    assert os.listdir(testbed.logs_dir)
