@@ -18,6 +18,28 @@ import urllib.request
 from testbed.services import process
 
 
+def uwsgi_ini(host, port, module):
+    """uwsgi settings serving WSGI ``module`` for a service on SQLite.
+
+    SQLite takes one writer: one process, one thread.
+    """
+    return {'uwsgi': {
+        'http-socket': f'{host}:{port}',
+        'module': module,
+        'need-app': True,
+        'master': True,
+        'die-on-term': True,
+        'lazy-apps': True,
+        'enable-threads': True,
+        'processes': 1,
+        'threads': 1,
+        'buffer-size': 65535,
+        'socket-timeout': 30,
+        'add-header': 'Connection: close',
+        'exit-on-reload': False,
+    }}
+
+
 def http_answers(url, timeout=2.0):
     """True once ``url`` gives any HTTP answer below 500."""
     try:

@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 
+from testbed import config
 from testbed import inventory
 from testbed.services import base
 from testbed.services import inifile
@@ -109,7 +110,7 @@ class Neutron(base.Service):
                 'api_paste_config': os.path.join(
                     sys.prefix, 'etc', 'neutron', 'api-paste.ini'),
                 'state_path': self.testbed.path('neutron'),
-                'bind_host': '127.0.0.1',
+                'bind_host': config.HOST,
                 'bind_port': self.port,
                 'api_workers': 1,
                 'rpc_workers': 0,
@@ -143,22 +144,8 @@ class Neutron(base.Service):
         }
 
     def uwsgi_ini(self):
-        return {'uwsgi': {
-            'http-socket': f'127.0.0.1:{self.port}',
-            'module': 'neutron.wsgi.api:application',
-            'need-app': True,
-            'master': True,
-            'die-on-term': True,
-            'lazy-apps': True,
-            'enable-threads': True,
-            # SQLite: one process, one thread.
-            'processes': 1,
-            'threads': 1,
-            'buffer-size': 65535,
-            'socket-timeout': 30,
-            'add-header': 'Connection: close',
-            'exit-on-reload': False,
-        }}
+        return base.uwsgi_ini(config.HOST, self.port,
+                              'neutron.wsgi.api:application')
 
     def argv(self):
         return [os.path.join(sys.prefix, 'bin', 'uwsgi'),

@@ -126,22 +126,9 @@ class OctaviaApi(base.Service):
         return self.testbed.path('octavia', 'octavia.sqlite')
 
     def prepare(self):
-        inifile.write(self.uwsgi_ini_file, {'uwsgi': {
-            'http-socket': f'{config.HOST}:{self.port}',
-            'module': 'testbed.services.octavia_wsgi:application',
-            'need-app': True,
-            'master': True,
-            'die-on-term': True,
-            'lazy-apps': True,
-            'enable-threads': True,
-            # SQLite: one process, one thread.
-            'processes': 1,
-            'threads': 1,
-            'buffer-size': 65535,
-            'socket-timeout': 30,
-            'add-header': 'Connection: close',
-            'exit-on-reload': False,
-        }})
+        inifile.write(self.uwsgi_ini_file, base.uwsgi_ini(
+            config.HOST, self.port,
+            'testbed.services.octavia_wsgi:application'))
 
     def init_db_argv(self):
         """Creates the schema in ``db_file`` and fills the lookup tables."""
