@@ -9,20 +9,29 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows on health monitors."""
+"""Flows on health monitors.
+
+With the flavor's sriov_vip each operation pushes the recomputed amphora
+firewall to the amphorae before reporting.
+"""
 
 from flows import common
+from flows.tasks import firewall
 
 
 def create_flow():
-    return common.object_flow('health_monitor.create', 'health_monitor')
+    return common.object_flow(
+        'health_monitor.create', 'health_monitor',
+        steps=(firewall.PushFirewall('health_monitor'),))
 
 
 def update_flow():
-    return common.object_flow('health_monitor.update', 'health_monitor',
-                              updating=True)
+    return common.object_flow(
+        'health_monitor.update', 'health_monitor', updating=True,
+        steps=(firewall.PushFirewall('health_monitor', updating=True),))
 
 
 def delete_flow():
-    return common.object_flow('health_monitor.delete', 'health_monitor',
-                              deleting=True)
+    return common.object_flow(
+        'health_monitor.delete', 'health_monitor', deleting=True,
+        steps=(firewall.PushFirewall('health_monitor', deleting=True),))

@@ -9,19 +9,29 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows on listeners."""
+"""Flows on listeners.
+
+With the flavor's sriov_vip each operation pushes the recomputed amphora
+firewall to the amphorae before reporting.
+"""
 
 from flows import common
+from flows.tasks import firewall
 
 
 def create_flow():
-    return common.object_flow('listener.create', 'listener')
+    return common.object_flow(
+        'listener.create', 'listener',
+        steps=(firewall.PushFirewall('listener'),))
 
 
 def update_flow():
-    return common.object_flow('listener.update', 'listener',
-                              updating=True)
+    return common.object_flow(
+        'listener.update', 'listener', updating=True,
+        steps=(firewall.PushFirewall('listener', updating=True),))
 
 
 def delete_flow():
-    return common.object_flow('listener.delete', 'listener', deleting=True)
+    return common.object_flow(
+        'listener.delete', 'listener', deleting=True,
+        steps=(firewall.PushFirewall('listener', deleting=True),))

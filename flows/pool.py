@@ -9,19 +9,29 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows on pools."""
+"""Flows on pools.
+
+With the flavor's sriov_vip each operation pushes the recomputed amphora
+firewall to the amphorae before reporting.
+"""
 
 from flows import common
+from flows.tasks import firewall
 
 
 def create_flow():
-    return common.object_flow('pool.create', 'pool')
+    return common.object_flow(
+        'pool.create', 'pool',
+        steps=(firewall.PushFirewall('pool'),))
 
 
 def update_flow():
-    return common.object_flow('pool.update', 'pool',
-                              updating=True)
+    return common.object_flow(
+        'pool.update', 'pool', updating=True,
+        steps=(firewall.PushFirewall('pool', updating=True),))
 
 
 def delete_flow():
-    return common.object_flow('pool.delete', 'pool', deleting=True)
+    return common.object_flow(
+        'pool.delete', 'pool', deleting=True,
+        steps=(firewall.PushFirewall('pool', deleting=True),))

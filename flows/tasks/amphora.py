@@ -52,6 +52,26 @@ def _agent(amphora):
         server_name=False if group.server_name_check == 'none' else None)
 
 
+def push_firewall(loadbalancer, amphorae, vrrp_ips, pools=None):
+    """Put the whole firewall state in force on each amphora.
+
+    :param amphorae: the amphora dicts, ``vrrp_ips`` their VRRP addresses
+        in the same order.
+    :param pools: all the load balancer's pools, when the caller has them
+        in a newer state than ``loadbalancer`` (see
+        ``firewall_rules.security_group_body``).
+    """
+    for amphora, vrrp_ip in zip(amphorae, vrrp_ips):
+        body = firewall_rules.security_group_body(loadbalancer, vrrp_ips,
+                                                  vrrp_ip, pools=pools)
+        with _agent(amphora) as agent:
+            agent.set_security_group(body)
+        LOG.info('Amphora %s: firewall in force for %d listener(s), %d '
+                 'VRRP peer(s), %d member(s)', amphora['id'],
+                 len(body['listeners']), len(body['vrrp_peers']),
+                 len(body['members']))
+
+
 class WaitForAgents(task.Task):
     """Wait until the agent of every amphora answers on its mgmt IP."""
 
@@ -104,13 +124,5 @@ class ApplyFirewall(task.Task):
     def execute(self, loadbalancer, flavor, amphorae, vrrp_ports):
         if not flavor[sriov_flavor.SRIOV_VIP]:
             return
-        vrrp_ips = [port['ip_address'] for port in vrrp_ports]
-        for amphora, port in zip(amphorae, vrrp_ports):
-            body = firewall_rules.security_group_body(
-                loadbalancer, vrrp_ips, port['ip_address'])
-            with _agent(amphora) as agent:
-                agent.set_security_group(body)
-            LOG.info('Amphora %s: firewall in force for %d listener(s), %d '
-                     'VRRP peer(s), %d member(s)', amphora['id'],
-                     len(body['listeners']), len(body['vrrp_peers']),
-                     len(body['members']))
+        push_firewall(loadbalancer, amphorae,
+                      [port['ip_address'] for port in vrrp_ports])

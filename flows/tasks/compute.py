@@ -304,6 +304,19 @@ def _mgmt_ip(conn, server_id, mgmt_network_id):
                        f'management network {mgmt_network_id}')
 
 
+def find_amphorae(conn, loadbalancer_id, availability_zone, conf=CONF):
+    """The load balancer's amphorae, as the tasks pass them, from Nova.
+
+    For flows on a load balancer whose amphorae are up: the management
+    network is the one ``BootAmphorae`` boots them on.
+    """
+    network_id = _mgmt_network_ids(availability_zone, conf)[0]
+    return [{'id': server.id, 'role': server.metadata[META_ROLE],
+             'mgmt_network_id': network_id,
+             'mgmt_ip': _mgmt_ip(conn, server.id, network_id)}
+            for server in find_servers(conn, loadbalancer_id)]
+
+
 class WaitForAmphorae(task.Task):
     """Wait until every amphora server is ACTIVE; add its management IP.
 

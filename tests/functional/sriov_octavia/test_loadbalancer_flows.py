@@ -272,3 +272,41 @@ def test_scheduling_failure_leaves_error_and_no_leak(tb, conn, sriov_flavor,
     # The user deletes the failed load balancer: its VIP port goes too.
     cli(tb, 'loadbalancer', 'delete', lb['id'], '--wait')
     assert conn.network.find_port(lb['vip_port_id']) is None
+
+
+def _firewall_listeners(tb, conn, server):
+    with agent_for(tb, conn, server) as agent:
+        state = agent.get_security_group()['security_group']
+    return [(entry['protocol'], entry['port'], entry['allowed_cidrs'])
+            for entry in state['listeners']]
+
+
+def test_listener_allowed_cidrs_reach_the_amphora_firewall(tb, conn,
+                                                           sriov_flavor):
+    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
+                  '--flavor', sriov_flavor['id'], '--vip-subnet-id',
+                  'vip-subnet', '--wait')
+    try:
+        assert cli_json(tb, 'loadbalancer', 'show', lb['id'])[
+            'provisioning_status'] == 'ACTIVE'
+        [server] = compute.find_servers(conn, lb['id'])
+        assert _firewall_listeners(tb, conn, server) == []
+
+        listener = cli_json(tb, 'loadbalancer', 'listener', 'create',
+                            '--name', unique('listener'), '--protocol',
+                            'TCP', '--protocol-port', '80', '--allowed-cidr',
+                            '198.51.100.0/24', '--wait', lb['id'])
+        listener = cli_json(tb, 'loadbalancer', 'listener', 'show',
+                            listener['id'])
+        assert listener['provisioning_status'] == 'ACTIVE'
+        assert _firewall_listeners(tb, conn, server) == [
+            ('TCP', 80, ['198.51.100.0/24'])]
+
+        cli(tb, 'loadbalancer', 'listener', 'delete', listener['id'],
+            '--wait')
+        assert _firewall_listeners(tb, conn, server) == []
+        assert cli_json(tb, 'loadbalancer', 'show', lb['id'])[
+            'provisioning_status'] == 'ACTIVE'
+    finally:
+        cli(tb, 'loadbalancer', 'delete', '--cascade', lb['id'], '--wait')
+    assert leftovers(conn, lb['id']) == ([], [])

@@ -26,6 +26,7 @@ from oslo_utils import uuidutils
 import pytest
 
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia.worker import agent
 from sriov_octavia.worker import conductor
 from sriov_octavia.worker import jobboard
@@ -131,6 +132,12 @@ def workers():
         worker.stop()
 
 
+# What the driver stores with every job on a load balancer without a
+# flavor: no sriov_vip, so the flows push no amphora firewall.
+LB_CONTEXT = {'flavor': sriov_flavor.with_defaults({}),
+              'availability_zone': {}}
+
+
 def _listener_store(env, lb_id=None, listener_id=None, job_key=None):
     lb_id = lb_id or uuidutils.generate_uuid()
     listener_id = listener_id or uuidutils.generate_uuid()
@@ -141,7 +148,7 @@ def _listener_store(env, lb_id=None, listener_id=None, job_key=None):
     return {'listener': {'listener_id': listener_id,
                          'loadbalancer_id': lb_id, 'protocol': 'TCP',
                          'protocol_port': 80},
-            'loadbalancer_id': lb_id,
+            'loadbalancer_id': lb_id, **LB_CONTEXT,
             'record_dir': env['record_dir'],
             'job_key': job_key or listener_id}
 
@@ -191,13 +198,14 @@ def test_member_ops_hand_back_pool_and_listeners(worker_env):
               'protocol_port': 80}
     with worker_thread(worker_env['conf']):
         jobboard.post_job('member.create',
-                          {'member': member, 'loadbalancer_id': lb_id})
+                          {'member': member, 'loadbalancer_id': lb_id,
+                           **LB_CONTEXT})
         wait_until(lambda: agent.provisioning('members', new),
                    'the member create')
         jobboard.post_job('member.batch_update', {
             'members': [{'member_id': kept, 'pool_id': pool_id},
                         member],
-            'pool_id': pool_id, 'loadbalancer_id': lb_id})
+            'pool_id': pool_id, 'loadbalancer_id': lb_id, **LB_CONTEXT})
         wait_until(lambda: agent.provisioning('members', gone),
                    'the batch update')
     assert agent.provisioning('members', new) == ['ACTIVE', 'ACTIVE']

@@ -18,12 +18,16 @@ from taskflow import task
 
 import flows
 from flows import common
+from flows.tasks import firewall
 from flows.tasks import status as status_tasks
+from tests.unit.flows import conftest
 
 LB = 'lb-1'
 BOOM = 'boom'
 OBJECTS = ('listener', 'pool', 'member', 'health_monitor', 'l7policy',
            'l7rule')
+# Their changes change the amphora firewall (sriov_vip).
+FIREWALLED = ('listener', 'pool', 'member', 'health_monitor')
 
 
 class Boom(task.Task):
@@ -58,7 +62,9 @@ def _store(object_type):
         'l7policy': {'l7policy_id': 'pol-1', 'listener_id': 'l-1'},
         'l7rule': {'l7rule_id': 'r-1', 'l7policy_id': 'pol-1'},
     }
-    return {object_type: objects[object_type], 'loadbalancer_id': LB}
+    return {object_type: objects[object_type], 'loadbalancer_id': LB,
+            'flavor': conftest.make_flavor(sriov_vip=False),
+            'availability_zone': {}}
 
 
 def test_flow_names_follow_the_contract():
@@ -85,6 +91,10 @@ def test_object_flows_guard_first_and_report_last(flow_name):
     required = {obj, 'loadbalancer_id'}
     if operation == 'update':
         required.add('original_' + obj)
+    if obj in FIREWALLED:
+        required.update(('flavor', 'availability_zone'))
+        assert isinstance(atoms[1], firewall.PushFirewall)
+        assert atoms[1].deleting == (operation == 'delete')
     assert flow.requires == required
 
 
@@ -145,7 +155,9 @@ def test_unreachable_octavia_still_hands_back_the_lb(reporter):
 def test_member_batch_update(reporter):
     store = {'members': [{'member_id': 'm-1', 'pool_id': 'p-1'},
                          {'member_id': 'm-new', 'pool_id': 'p-1'}],
-             'pool_id': 'p-1', 'loadbalancer_id': LB}
+             'pool_id': 'p-1', 'loadbalancer_id': LB,
+             'flavor': conftest.make_flavor(sriov_vip=False),
+             'availability_zone': {}}
     engines.run(flows.FLOWS['member.batch_update'](), store=store)
     assert _updates(reporter) == [{
         'members': [{'id': 'm-1', 'provisioning_status': 'ACTIVE'},
@@ -158,7 +170,9 @@ def test_member_batch_update(reporter):
 
 def test_member_batch_update_failure_marks_all_its_members_error(reporter):
     reporter.update_status.side_effect = [RuntimeError('socket gone'), None]
-    store = {'members': [], 'pool_id': 'p-1', 'loadbalancer_id': LB}
+    store = {'members': [], 'pool_id': 'p-1', 'loadbalancer_id': LB,
+             'flavor': conftest.make_flavor(sriov_vip=False),
+             'availability_zone': {}}
     with pytest.raises(RuntimeError, match='socket gone'):
         engines.run(flows.FLOWS['member.batch_update'](), store=store)
     # The second report is the revert: both removed members in ERROR.
