@@ -72,9 +72,19 @@ run openstack port show "$vrrp_port" -c name -c binding_vnic_type \
     -c binding_vif_type -c binding_host_id -c binding_profile \
     -c allowed_address_pairs -c security_group_ids
 
-step "Amphora agent: the firewall in force on the VF, and its counters"
+step "Real packets: a client inside the allowed CIDR and one outside it"
+# Two client hosts with addresses Neutron gave them: one on member-net
+# (198.51.100.0/24, allowed), one on vip-net itself (not allowed).
+for host in demo-inside:member-net:member-subnet \
+            demo-outside:vip-net:vip-subnet; do
+    IFS=: read -r name net subnet <<<"$host"
+    openstack port show "$name" >/dev/null 2>&1 || \
+        openstack port create --network "$net" --fixed-ip "subnet=$subnet" \
+            "$name" >/dev/null
+done
 "$bin/python" - "$state" "$lb_id" <<'PY'
 import json
+import subprocess
 import sys
 
 from sriov_octavia.amphora import client as agent_client
@@ -86,6 +96,32 @@ state_dir, lb_id = sys.argv[1:]
 testbed = config.Testbed.load(state_dir)
 fabric = plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix)
 conn = clouds.connect(testbed)
+lb = conn.load_balancer.find_load_balancer(lb_id)
+
+CONNECT = (
+    'import socket, sys\n'
+    'try:\n'
+    '    socket.create_connection((sys.argv[1], 80), timeout=3)\n'
+    '    print("connected")\n'
+    'except ConnectionRefusedError:\n'
+    '    print("reached the amphora (refused: no load-balancing engine '
+    'listens yet)")\n'
+    'except OSError:\n'
+    '    print("no answer: dropped by the amphora firewall")\n')
+
+for name in ('demo-inside', 'demo-outside'):
+    port = conn.network.find_port(name, ignore_missing=False)
+    subnet = conn.network.get_subnet(port.fixed_ips[0]['subnet_id'])
+    address = port.fixed_ips[0]['ip_address']
+    namespace = fabric.add_host(
+        name, port.network_id, port.mac_address,
+        f'{address}/{subnet.cidr.split("/")[1]}', gateway=subnet.gateway_ip)
+    result = subprocess.run(
+        ['ip', 'netns', 'exec', namespace, sys.executable, '-c', CONNECT,
+         lb.vip_address], capture_output=True, text=True, check=True)
+    print(f'{name} ({address}) -> {lb.vip_address}:80: '
+          f'{result.stdout.strip()}')
+
 for server in conn.compute.servers(details=True):
     if server.metadata.get('sriov_octavia_lb') != lb_id:
         continue
@@ -93,8 +129,10 @@ for server in conn.compute.servers(details=True):
     with agent_client.AgentClient((mgmt_ip, 9443),
                                   fabric.agent_client_cert,
                                   fabric.ca_cert) as agent:
-        print(f'{server.name} (agent at {mgmt_ip}):')
-        print(json.dumps(agent.get_security_group(), indent=2))
+        print(f'\n{server.name}: firewall in force (agent at {mgmt_ip})')
+        print(json.dumps(agent.get_security_group()['security_group'],
+                         indent=2))
+        print('counters:')
         print(json.dumps(agent.get_counters(), indent=2))
 PY
 
