@@ -29,6 +29,7 @@ import jsonschema
 
 from amphora_agent.firewall import addresses
 from amphora_agent.firewall import bulk
+from amphora_agent import validation
 
 LISTENER_PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 MEMBER_PROTOCOLS = ('TCP', 'UDP', 'SCTP', 'ICMP')
@@ -100,14 +101,7 @@ UPSTREAM_RULES_SCHEMA = {
 _VALIDATOR = jsonschema.Draft7Validator(SECURITY_GROUP_SCHEMA)
 _UPSTREAM_VALIDATOR = jsonschema.Draft7Validator(UPSTREAM_RULES_SCHEMA)
 
-
-class InvalidRequest(Exception):
-    """A request that cannot be applied; ``field`` is its JSON path."""
-
-    def __init__(self, field, reason):
-        super().__init__(f'{field}: {reason}')
-        self.field = field
-        self.reason = reason
+InvalidRequest = validation.InvalidRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,35 +171,6 @@ class SecurityGroup:
         return dict(self.canonical)
 
 
-def _path(parts):
-    text = ''
-    for part in parts:
-        if isinstance(part, int):
-            text += f'[{part}]'
-        else:
-            text += f'.{part}' if text else part
-    return text or 'body'
-
-
-def _schema_error(validator, body):
-    # is_valid() stops at the first problem; collecting every error (to
-    # pick the most relevant one) is only worth it for a bad request.
-    if validator.is_valid(body):
-        return None
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
-    parts = list(error.absolute_path)
-    if error.validator == 'additionalProperties':
-        allowed = error.schema.get('properties', {})
-        unknown = sorted(key for key in error.instance if key not in allowed)
-        return InvalidRequest(_path(parts + [unknown[0]]), 'unknown field')
-    if error.validator == 'required':
-        missing = [key for key in error.validator_value
-                   if key not in error.instance]
-        return InvalidRequest(_path(parts + [missing[0]]),
-                              'is a required field')
-    return InvalidRequest(_path(parts), error.message)
-
-
 def _network(text, field):
     try:
         return addresses.parse_network(text)
@@ -261,7 +226,7 @@ def parse_security_group(body):
 
 
 def _parse_security_group(body):
-    error = _schema_error(_VALIDATOR, body)
+    error = validation.schema_error(_VALIDATOR, body)
     if error:
         raise error
     vip_interfaces = []
@@ -318,7 +283,7 @@ def from_upstream_rules(interface_address, rules):
 
 def _from_upstream_rules(interface_address, rules):
     vip = _address(interface_address, 'interface_address')
-    error = _schema_error(_UPSTREAM_VALIDATOR, rules)
+    error = validation.schema_error(_UPSTREAM_VALIDATOR, rules)
     if error:
         raise error
     entries = []

@@ -38,6 +38,8 @@ import ipaddress
 
 import jsonschema
 
+from amphora_agent import validation
+
 # Routing tables of plugged interfaces are TABLE_BASE + the ifindex: unique
 # within the namespace, stable while the interface exists, and clear of the
 # kernel's reserved tables (253-255) and of small numbers people pick.
@@ -117,14 +119,7 @@ PLUG_NETWORK_SCHEMA = {
 _VIP_VALIDATOR = jsonschema.Draft7Validator(PLUG_VIP_SCHEMA)
 _NETWORK_VALIDATOR = jsonschema.Draft7Validator(PLUG_NETWORK_SCHEMA)
 
-
-class InvalidRequest(ValueError):
-    """A plug request that cannot be applied; ``field`` is its JSON path."""
-
-    def __init__(self, field, reason):
-        super().__init__(f'{field}: {reason}')
-        self.field = field
-        self.reason = reason
+InvalidRequest = validation.InvalidRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,34 +148,12 @@ class PortPlan:
     rule_sources: tuple = ()  # addresses routed by the interface's table
 
 
-def _path(parts):
-    text = ''
-    for part in parts:
-        if isinstance(part, int):
-            text += f'[{part}]'
-        else:
-            text += f'.{part}' if text else part
-    return text or 'body'
-
-
 def _validate(validator, body):
-    if validator.is_valid(body):
-        return
-    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
-    parts = list(error.absolute_path)
-    if error.validator == 'additionalProperties':
-        allowed = error.schema.get('properties', {})
-        unknown = sorted(key for key in error.instance if key not in allowed)
-        raise InvalidRequest(_path(parts + [unknown[0]]), 'unknown field')
-    if error.validator == 'required':
-        missing = [key for key in error.validator_value
-                   if key not in error.instance]
-        raise InvalidRequest(_path(parts + [missing[0]]),
-                             'is a required field')
-    if error.validator == 'pattern':
-        raise InvalidRequest(_path(parts),
-                             f'{error.instance!r} is not a MAC address')
-    raise InvalidRequest(_path(parts), error.message)
+    error = validation.schema_error(
+        validator, body,
+        pattern_reason=lambda value: f'{value!r} is not a MAC address')
+    if error:
+        raise error
 
 
 def _address(text, field):
