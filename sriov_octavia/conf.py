@@ -121,17 +121,11 @@ _GROUPS['sriov_worker'] = [
 ]
 
 
-# [sriov_amphora]: how the controller talks to the amphora agents (mutual
-# TLS, timeouts, retries); read by sriov_octavia.amphora.client.
+# [sriov_amphora]: how the controller reaches the amphora agents (port,
+# name check, timeouts, retries); the certificates are Octavia's own
+# [haproxy_amphora] client_cert and server_ca. Read by
+# sriov_octavia.amphora.client.
 _GROUPS['sriov_amphora'] = [
-    cfg.StrOpt('client_cert', default='/etc/octavia/certs/client.pem',
-               help='The certificate the controller presents to the amphora '
-                    'agents, followed by its private key in the same PEM '
-                    'file (signed by the CA the agents trust as '
-                    'agent_server_ca).'),
-    cfg.StrOpt('server_ca', default='/etc/octavia/certs/server_ca.pem',
-               help='The CA that signed the server certificates of the '
-                    'amphora agents.'),
     cfg.StrOpt('server_name_check', default='address',
                choices=[('address', 'The agent certificate must name the '
                                     'address the controller connects to '
@@ -141,7 +135,7 @@ _GROUPS['sriov_amphora'] = [
                                  'agent certificate, as upstream Octavia '
                                  'does with its amphora id certificates')],
                help='What the agent\'s server certificate must name besides '
-                    'being signed by server_ca.'),
+                    'being signed by [haproxy_amphora] server_ca.'),
     cfg.PortOpt('agent_port', default=9443,
                 help='The port the amphora agents listen on '
                      '([haproxy_amphora] bind_port in the amphora).'),

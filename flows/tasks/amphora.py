@@ -35,21 +35,8 @@ def _amphora_conf():
 
 
 def _agent(amphora):
-    """A client for the amphora's agent.
-
-    The controller's certificate and the agents' CA are the ones Octavia's
-    own amphora driver uses, [haproxy_amphora] client_cert and server_ca of
-    octavia.conf (same meaning, so an operator configures them once); how
-    to reach and wait for the agent is [sriov_amphora].
-    """
-    CONF.import_group('haproxy_amphora', 'octavia.common.config')
-    group = _amphora_conf()
-    return agent_client.AgentClient(
-        (amphora['mgmt_ip'], group.agent_port),
-        CONF.haproxy_amphora.client_cert, CONF.haproxy_amphora.server_ca,
-        timeout=(group.connect_timeout, group.request_timeout),
-        retries=group.request_retries, retry_interval=group.retry_interval,
-        server_name=False if group.server_name_check == 'none' else None)
+    """A client for the amphora's agent, as the configuration says."""
+    return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
 
 
 def push_firewall(loadbalancer, amphorae, vrrp_ips, pools=None):

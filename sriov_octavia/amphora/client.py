@@ -32,6 +32,7 @@ of these exceptions a flow can log as they are:
 
 import time
 
+from octavia.common import config as octavia_config
 from oslo_config import cfg
 from oslo_log import log as logging
 import requests
@@ -73,10 +74,10 @@ class AgentTLSError(AgentUnreachable):
     def __init__(self, url, reason):
         super().__init__(
             url, reason,
-            hint='check that [sriov_amphora] server_ca signed the agent\'s '
-                 'server certificate and that it names the management '
-                 'address, and that the agent\'s agent_server_ca signed '
-                 '[sriov_amphora] client_cert')
+            hint='check that [haproxy_amphora] server_ca signed the '
+                 'agent\'s server certificate and that it names the '
+                 'management address, and that the agent\'s '
+                 'agent_server_ca signed [haproxy_amphora] client_cert')
 
 
 class AgentRejected(AgentError):
@@ -191,13 +192,21 @@ class AgentClient:
 
     @classmethod
     def from_conf(cls, mgmt_ip, conf=CONF, server_name=None):
-        """A client for the agent at ``mgmt_ip`` as [sriov_amphora] says."""
+        """A client for the agent at ``mgmt_ip`` as the configuration says.
+
+        The certificates are Octavia's own, [haproxy_amphora] client_cert
+        and server_ca (the ones its amphora driver uses, so an operator sets
+        them once); how to reach the agent is [sriov_amphora].
+        """
         sriov_conf.register_opts(conf)
+        conf.register_opts(octavia_config.haproxy_amphora_opts,
+                           group='haproxy_amphora')
         group = conf.sriov_amphora
         if server_name is None and group.server_name_check == 'none':
             server_name = False
-        return cls((mgmt_ip, group.agent_port), group.client_cert,
-                   group.server_ca,
+        return cls((mgmt_ip, group.agent_port),
+                   conf.haproxy_amphora.client_cert,
+                   conf.haproxy_amphora.server_ca,
                    timeout=(group.connect_timeout, group.request_timeout),
                    retries=group.request_retries,
                    retry_interval=group.retry_interval,

@@ -48,7 +48,7 @@ def agents(worker_conf):
     agent = mock.MagicMock()
     agent.__enter__.return_value = agent
     agent.plug_vip.return_value = {'name': 'eth1'}
-    with mock.patch.object(agent_client, 'AgentClient',
+    with mock.patch.object(agent_client.AgentClient, 'from_conf',
                            return_value=agent):
         yield agent
 

@@ -153,13 +153,13 @@ def agents(worker_conf):
     """One mock agent per management IP."""
     clients = {}
 
-    def new_client(address, *args, **kwargs):
-        agent = clients.setdefault(address[0], mock.MagicMock())
+    def new_client(mgmt_ip, *args, **kwargs):
+        agent = clients.setdefault(mgmt_ip, mock.MagicMock())
         agent.__enter__.return_value = agent
         agent.plug_vip.return_value = {'name': 'eth1'}
         return agent
 
-    with mock.patch.object(agent_client, 'AgentClient',
+    with mock.patch.object(agent_client.AgentClient, 'from_conf',
                            side_effect=new_client):
         yield clients
 

@@ -328,8 +328,8 @@ def test_from_conf(stub, pki):
     conf([])
     client = agent_client.AgentClient.from_conf('127.0.0.1', conf=conf)
     assert client.base_url == 'https://127.0.0.1:9443'
-    conf.set_override('client_cert', pki.client, group='sriov_amphora')
-    conf.set_override('server_ca', pki.ca, group='sriov_amphora')
+    conf.set_override('client_cert', pki.client, group='haproxy_amphora')
+    conf.set_override('server_ca', pki.ca, group='haproxy_amphora')
     conf.set_override('agent_port', stub.address[1], group='sriov_amphora')
     conf.set_override('request_timeout', 7, group='sriov_amphora')
     stub.answers[('GET', '/1.0/info')] = (200, {'api_version': '1.0'})
@@ -344,9 +344,10 @@ def test_from_conf_without_name_check(named_stub, pki):
     conf = cfg.ConfigOpts()
     conf([])
     agent_client.AgentClient.from_conf('127.0.0.1', conf=conf)
-    for name, value in (('client_cert', pki.client), ('server_ca', pki.ca),
-                        ('agent_port', named_stub.address[1])):
-        conf.set_override(name, value, group='sriov_amphora')
+    conf.set_override('client_cert', pki.client, group='haproxy_amphora')
+    conf.set_override('server_ca', pki.ca, group='haproxy_amphora')
+    conf.set_override('agent_port', named_stub.address[1],
+                      group='sriov_amphora')
     named_stub.answers[('GET', '/1.0/info')] = (200, {'api_version': '1.0'})
 
     with pytest.raises(agent_client.AgentTLSError):
