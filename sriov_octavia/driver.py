@@ -99,6 +99,13 @@ def _check_member(member, flavor):
         message = ('subnet_id: an SR-IOV member (vnic_type direct) needs a '
                    'subnet_id, the subnet its VF is attached to.')
         raise _unsupported(message)
+    # The flows do not attach member VFs yet: accepting the request would
+    # report an SR-IOV member ACTIVE that has no VF.
+    message = ('vnic_type direct: SR-IOV member ports are not implemented by '
+               'the amphora-sriov provider yet; create the member without '
+               '--request-sriov.')
+    raise lib_exceptions.NotImplementedError(user_fault_string=message,
+                                             operator_fault_string=message)
 
 
 def _check_l7policy_listener(listener_id, protocol):

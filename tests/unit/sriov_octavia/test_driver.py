@@ -216,11 +216,11 @@ def test_loadbalancer_create_with_a_full_graph(driver, posted):
         listeners=[listener(protocol='HTTP', l7policies=[
             data_models.L7Policy(l7policy_id=POLICY, listener_id=LISTENER,
                                  action='REJECT')])],
-        pools=[pool(members=[member(vnic_type='direct')])])
+        pools=[pool(members=[member(vnic_type='normal')])])
     driver.loadbalancer_create(lb)
     stored = posted[0][1]['loadbalancer']
     assert stored['listeners'][0]['l7policies'][0]['l7policy_id'] == POLICY
-    assert stored['pools'][0]['members'][0]['vnic_type'] == 'direct'
+    assert stored['pools'][0]['members'][0]['vnic_type'] == 'normal'
 
 
 def test_vip_security_groups_with_sriov_vip_are_refused(
@@ -415,10 +415,15 @@ def test_sriov_member_needs_allow_member_sriov(driver, posted, db):
     assert refusal(driver.member_create, member(vnic_type='direct')) == (
         'vnic_type direct: the load balancer flavor does not allow SR-IOV '
         'members (allow_member_sriov is false).')
+
+
+def test_sriov_member_ports_are_not_implemented_yet(driver, posted, db):
     db.flavor = {'allow_member_sriov': True}
-    driver.member_create(member(vnic_type='direct'))
-    assert posted[0][1]['member']['vnic_type'] == 'direct'
-    assert posted[0][1]['flavor']['allow_member_sriov'] is True
+    with pytest.raises(lib_exceptions.NotImplementedError) as info:
+        driver.member_create(member(vnic_type='direct'))
+    assert info.value.user_fault_string.startswith(
+        'vnic_type direct: SR-IOV member ports are not implemented')
+    assert posted == []
 
 
 def test_sriov_member_needs_a_subnet(driver, posted, db):
