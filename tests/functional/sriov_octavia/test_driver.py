@@ -27,7 +27,6 @@ from oslo_config import cfg
 from oslo_config import fixture as cfg_fixture
 import pytest
 
-import flows
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver as sriov_driver
 from sriov_octavia import vip
@@ -38,7 +37,6 @@ from testbed import seed
 PORT_BASE = 49000
 PREFIX = 'tdr'
 PROVIDER = 'amphora-sriov'
-LB_FLOW_WRITTEN = 'loadbalancer.create' in flows.FLOWS
 
 
 @pytest.fixture(scope='module')
@@ -205,8 +203,6 @@ def octavia_vip_ports(conn):
     return {port.id for port in conn.network.ports(device_owner='Octavia')}
 
 
-@pytest.mark.skipif(not LB_FLOW_WRITTEN,
-                    reason='the worker has no loadbalancer.create flow yet')
 def test_sriov_load_balancer_gets_its_vip_port_at_once(
         tb, conn, sriov_flavor, vip_subnet):
     lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
@@ -225,22 +221,6 @@ def test_sriov_load_balancer_gets_its_vip_port_at_once(
     assert port.fixed_ips == [{'subnet_id': vip_subnet.id,
                                'ip_address': '203.0.113.50'}]
     assert lb['vip_network_id'] == vip_subnet.network_id
-
-
-@pytest.mark.skipif(LB_FLOW_WRITTEN,
-                    reason='loadbalancer.create exists: see the test above')
-def test_load_balancer_create_is_refused_cleanly_without_its_flow(
-        tb, conn, sriov_flavor):
-    before = octavia_vip_ports(conn)
-    result = cli(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                 '--flavor', sriov_flavor['id'], '--vip-subnet-id',
-                 'vip-subnet', check=False)
-    assert result.returncode != 0
-    assert ('loadbalancer.create is not implemented by the amphora-sriov '
-            'provider yet.') in result.stderr
-    # The VIP port create_vip_port made was removed with the refused LB.
-    assert octavia_vip_ports(conn) == before
-    assert cli_json(tb, 'loadbalancer', 'list') == []
 
 
 def test_vip_security_groups_with_an_sriov_flavor_are_refused(
