@@ -17,6 +17,7 @@ from oslo_config import cfg
 import pytest
 
 from flows.tasks import compute
+from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from tests.unit.flows import fake_cloud
@@ -31,6 +32,22 @@ def cloud(monkeypatch):
     monkeypatch.setattr(compute, 'POLL_INTERVAL', 0)
     with mock.patch('sriov_octavia.clients.connection', return_value=fake):
         yield fake
+
+
+@pytest.fixture
+def agents(worker_conf):
+    """One mock agent per management IP, as AgentClient.from_conf gives."""
+    clients = {}
+
+    def new_client(mgmt_ip, *args, **kwargs):
+        agent = clients.setdefault(mgmt_ip, mock.MagicMock())
+        agent.__enter__.return_value = agent
+        agent.plug_vip.return_value = {'name': 'eth1'}
+        return agent
+
+    with mock.patch.object(agent_client.AgentClient, 'from_conf',
+                           side_effect=new_client):
+        yield clients
 
 
 @pytest.fixture

@@ -29,22 +29,6 @@ VIP_PLUG = {'subnet_cidr': '203.0.113.0/24', 'gateway': '203.0.113.1',
             'host_routes': [], 'mtu': 1500, 'additional_vips': []}
 
 
-@pytest.fixture
-def agents(worker_conf):
-    """One mock agent per management IP, as AgentClient.from_conf gives."""
-    clients = {}
-
-    def new_client(mgmt_ip, *args, **kwargs):
-        agent = clients.setdefault(mgmt_ip, mock.MagicMock())
-        agent.__enter__.return_value = agent
-        agent.plug_vip.return_value = {'name': 'eth1'}
-        return agent
-
-    with mock.patch.object(agent_client.AgentClient, 'from_conf',
-                           side_effect=new_client):
-        yield clients
-
-
 def test_agent_client_uses_octavias_certificates(worker_conf):
     worker_conf.import_group('haproxy_amphora', 'octavia.common.config')
     worker_conf.set_override('client_cert', '/c.pem',

@@ -148,22 +148,6 @@ def reporter():
         yield cls.return_value
 
 
-@pytest.fixture
-def agents(worker_conf):
-    """One mock agent per management IP."""
-    clients = {}
-
-    def new_client(mgmt_ip, *args, **kwargs):
-        agent = clients.setdefault(mgmt_ip, mock.MagicMock())
-        agent.__enter__.return_value = agent
-        agent.plug_vip.return_value = {'name': 'eth1'}
-        return agent
-
-    with mock.patch.object(agent_client.AgentClient, 'from_conf',
-                           side_effect=new_client):
-        yield clients
-
-
 def _create_lb(reporter, agents, sriov_vip=True):
     flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY,
                                   sriov_vip=sriov_vip)
