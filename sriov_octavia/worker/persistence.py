@@ -41,7 +41,12 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     # in WAL mode with synchronous=NORMAL a commit survives a crash of any
     # worker process and only an OS crash may lose the last ones. WAL also
     # lets workers read flow state while another one writes.
-    cursor.execute('PRAGMA journal_mode=WAL')
+    # Switching the journal mode takes an exclusive lock without waiting
+    # for it: only the first connection to a new database switches it (WAL
+    # is persistent), later ones only read it.
+    cursor.execute('PRAGMA journal_mode')
+    if cursor.fetchone()[0].lower() != 'wal':
+        cursor.execute('PRAGMA journal_mode=WAL')
     cursor.execute('PRAGMA synchronous=NORMAL')
     cursor.close()
 
@@ -51,7 +56,10 @@ def _sqlite_engine(url):
     # and a WAL checkpoint when it closes, for every statement. A pool of
     # open connections avoids both.
     engine = sqlalchemy.create_engine(
-        url, connect_args={'check_same_thread': False})
+        url, connect_args={'check_same_thread': False,
+                           # Workers and API processes share the file: wait
+                           # for a writer rather than fail at once.
+                           'timeout': 30})
     sqlalchemy.event.listen(engine, 'connect', _sqlite_pragmas)
     return engine
 
