@@ -168,6 +168,11 @@ def worker_config(conf_dir, redis_port, sockets, db_path, board_name,
         'poll_interval': 0.1,
         'max_workers': 1,
     }
+    return options, write_worker_config(conf_dir, options)
+
+
+def write_worker_config(conf_dir, options):
+    """Write ``options`` as the [sriov_worker] of an octavia.conf."""
     path = os.path.join(str(conf_dir), 'octavia.conf')
     with open(path, 'w') as conf_file:
         conf_file.write('[DEFAULT]\nuse_stderr = true\ndebug = true\n'
@@ -176,7 +181,7 @@ def worker_config(conf_dir, redis_port, sockets, db_path, board_name,
             if isinstance(value, list):
                 value = ','.join(value)
             conf_file.write('%s = %s\n' % (key, value))
-    return options, path
+    return path
 
 
 @pytest.fixture(scope='module')
