@@ -53,16 +53,39 @@ haproxy_amphora_opts = [
                help='The address the agent listens on.'),
     cfg.PortOpt('bind_port', default=9443,
                 help='The port the agent listens on.'),
+    cfg.StrOpt('base_path',
+               help='Directory of the load-balancing engine: haproxy '
+                    'configurations, pid files and stats sockets, the '
+                    'keepalived configuration and the VRRP check script. '
+                    'haproxy refuses socket paths longer than 97 bytes, so '
+                    'keep it short. Unset: a directory under /run named '
+                    'after the directory of [amphora_agent] '
+                    'firewall_state_file, so that agents sharing one '
+                    'file system (test beds) never share it.'),
+    cfg.StrOpt('haproxy_cmd', default='/usr/sbin/haproxy',
+               help='The haproxy executable.'),
+]
+
+engine_opts = [
+    cfg.StrOpt('keepalived_cmd', default='/usr/sbin/keepalived',
+               help='The keepalived executable.'),
+    cfg.IntOpt('engine_command_timeout', default=60, min=1,
+               help='Seconds a configuration check or the start of haproxy '
+                    'or keepalived may take before it counts as failed.'),
+    cfg.IntOpt('engine_stop_timeout', default=30, min=1,
+               help='Seconds to wait for haproxy or keepalived to exit '
+                    'after SIGTERM before SIGKILL ends it.'),
 ]
 
 
 def register_opts(conf=CONF):
     conf.register_opts(amphora_agent_opts, group='amphora_agent')
+    conf.register_opts(engine_opts, group='amphora_agent')
     conf.register_opts(haproxy_amphora_opts, group='haproxy_amphora')
 
 
 def list_opts():
-    return [('amphora_agent', amphora_agent_opts),
+    return [('amphora_agent', amphora_agent_opts + engine_opts),
             ('haproxy_amphora', haproxy_amphora_opts)]
 
 

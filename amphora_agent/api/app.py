@@ -19,14 +19,16 @@ from amphora_agent.api import middleware
 from amphora_agent.api import request_body
 
 
-def build_app(firewall, max_body_size, network_namespace=''):
+def build_app(firewall, max_body_size, network_namespace='', engine=None):
     """The WSGI app serving the agent API over ``firewall``.
 
     ``firewall`` is the engine (amphora_agent.firewall.engine.Firewall or
-    anything with its apply/current/counters methods).
+    anything with its apply/current/counters methods); ``engine`` the
+    load-balancing engine (amphora_agent.engine.service.Engine), whose
+    endpoints are served only when it is given.
     """
     app = pecan.make_app(
-        root.RootController(firewall, network_namespace),
+        root.RootController(firewall, network_namespace, engine),
         hooks=[errors.JsonErrorHook()],
         request_cls=request_body.AgentRequest,
         # "/1.0/interface/203.0.113.10/rules": an address is not a file

@@ -27,6 +27,7 @@ from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.api import app as api_app
 from amphora_agent import config
+from amphora_agent.engine import service as engine_service
 from amphora_agent.firewall import engine
 from amphora_agent import server
 
@@ -85,8 +86,15 @@ def main(argv=None):
         vf_link_kinds=agent_conf.vf_link_kinds)
     firewall.start()
     try:
-        app = api_app.build_app(firewall, agent_conf.max_request_body_size,
-                                network_namespace=agent_conf.network_namespace)
+        # haproxy and keepalived keep running whatever the agent does; the
+        # engine finds them again through their pid files, and starts
+        # those that died with the amphora.
+        load_balancing = engine_service.Engine.from_conf(CONF)
+        load_balancing.resume()
+        app = api_app.build_app(
+            firewall, agent_conf.max_request_body_size,
+            network_namespace=agent_conf.network_namespace,
+            engine=load_balancing)
         try:
             httpd = server.AgentServer(
                 bind_conf.bind_host, bind_conf.bind_port, ssl_context,

@@ -145,6 +145,10 @@ def _error_fields(response):
     except ValueError:
         body = None
     if isinstance(body, dict) and 'field' in body and 'reason' in body:
+        # The engine endpoints add the program's own output (haproxy -c):
+        # the line at fault is named there.
+        if body.get('details'):
+            return body['field'], f"{body['reason']}: {body['details']}"
         return body['field'], body['reason']
     if isinstance(body, dict) and 'message' in body:
         return 'request', str(body['message'])
@@ -228,12 +232,16 @@ class AgentClient:
         return f'{self.base_url}/{API_VERSION}/{path}'
 
     def _request(self, method, path, body=None, session=None,
-                 timeout=None):
+                 timeout=None, text=None):
+        """``body`` is sent as JSON, ``text`` (a file) as it is."""
         url = self._url(path)
         try:
             response = (session or self._session).request(
                 method, url, json=body, timeout=timeout or self.timeout,
-                cert=self._cert, verify=self._ca_cert)
+                cert=self._cert, verify=self._ca_cert,
+                data=None if text is None else text.encode('utf-8'),
+                headers=None if text is None else {
+                    'Content-Type': 'text/plain; charset=utf-8'})
         except requests.exceptions.SSLError as error:
             raise AgentTLSError(url, str(error)) from error
         except requests.exceptions.RequestException as error:
@@ -359,3 +367,59 @@ class AgentClient:
 
     def get_counters(self):
         return self._request('GET', 'security-group/counters')
+
+    # The load-balancing engine ------------------------------------------
+
+    def upload_haproxy_config(self, amphora_id, loadbalancer_id,
+                              config_text):
+        """Store a load balancer's haproxy configuration in the amphora.
+
+        The agent checks it with ``haproxy -c`` first: an invalid one
+        raises AgentRejected (status 400, field ``config``) whose reason is
+        followed by haproxy's own words, and the stored one stays. Nothing
+        is started or reloaded; loadbalancer_action() does that.
+        """
+        return self._request(
+            'PUT', f'loadbalancer/{amphora_id}/{loadbalancer_id}/haproxy',
+            text=config_text)
+
+    def loadbalancer_action(self, loadbalancer_id, action):
+        """Start, reload or stop the load balancer's haproxy.
+
+        ``start`` and ``reload`` both make the stored configuration serve
+        (a running haproxy is reloaded without dropping connections).
+        """
+        return self._request('PUT', f'loadbalancer/{loadbalancer_id}/'
+                             f'{action}')
+
+    def delete_loadbalancer(self, loadbalancer_id):
+        """Stop the load balancer's haproxy and remove its configuration.
+
+        Deleting one the amphora does not have succeeds.
+        """
+        return self._request('DELETE', f'loadbalancer/{loadbalancer_id}')
+
+    def get_loadbalancer_status(self, loadbalancer_id):
+        """haproxy's view: frontends, backends and their servers.
+
+        None when no haproxy runs for the load balancer in the amphora.
+        """
+        try:
+            return self._request('GET',
+                                 f'loadbalancer/{loadbalancer_id}/status')
+        except AgentRejected as error:
+            if error.status == 404 and error.field == 'loadbalancer_id':
+                return None
+            raise
+
+    def upload_keepalived_config(self, config_text):
+        """Store the keepalived configuration.
+
+        The agent checks it with ``keepalived -t`` in its data namespace
+        first; an invalid one raises AgentRejected (400, ``config``).
+        """
+        return self._request('PUT', 'vrrp/upload', text=config_text)
+
+    def vrrp_action(self, action):
+        """``start``, ``reload`` or ``stop`` keepalived."""
+        return self._request('PUT', f'vrrp/{action}')

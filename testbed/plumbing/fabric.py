@@ -44,6 +44,7 @@ import time
 from oslo_log import log as logging
 from pyroute2 import netns as pyroute2_netns
 
+from amphora_agent.engine import layout as engine_layout
 from testbed import certs
 from testbed import netlab
 from testbed.plumbing import agent_config
@@ -370,7 +371,7 @@ class Fabric:
             os.path.join(directory, 'agent.conf'),
             server_ca=ca.path, server_cert=server_cert,
             data_namespace=record['data_namespace'],
-            firewall_state_file=os.path.join(directory, 'firewall.json'),
+            firewall_state_file=self._firewall_state_file(server_id),
             bind_host=record['mgmt']['ip'], log_file=log_file)
         record['agent'].update(config_file=config_file, log_file=log_file)
         self._spawn_agent(record)
@@ -506,11 +507,43 @@ class Fabric:
                 links.delete(self.names.phys_namespace, vf['peer'])
         for name in (self.names.data_namespace(server_id),
                      self.names.amphora_namespace(server_id)):
+            self._end_processes_in(name)
             if netlab.namespace_exists(name):
                 pyroute2_netns.remove(name)
         links.delete(None, self.names.mgmt_peer(server_id))
+        # The agent keeps its engine files (haproxy sockets, keepalived
+        # pid files) in a short directory of its own outside the state dir.
+        shutil.rmtree(engine_layout.default_base_path(
+            self._firewall_state_file(server_id)), ignore_errors=True)
         shutil.rmtree(self._path('amphorae', server_id), ignore_errors=True)
         LOG.info('Amphora %s deleted', server_id)
+
+    def _firewall_state_file(self, server_id):
+        return self._path('amphorae', server_id, 'firewall.json')
+
+    def _end_processes_in(self, namespace):
+        """End every process left in ``namespace``, by PID; their PIDs.
+
+        haproxy and keepalived outlive the agent that started them (an
+        agent restart must not interrupt traffic), so once the agent is
+        stopped they are still there: left alone they would keep running,
+        and keep the namespace and its VFs alive, after the amphora is gone.
+        """
+        if not netlab.namespace_exists(namespace):
+            return []
+        found = netlab.run(None, ['ip', 'netns', 'pids', namespace],
+                           check=False).stdout.split()
+        ended = []
+        for pid in map(int, found):
+            started = processes.start_time(pid)
+            # A haproxy worker ends with its master: gone by its turn.
+            if started is not None and processes.stop(
+                    pid, started, grace=self.stop_grace):
+                ended.append(pid)
+        if ended:
+            LOG.info('Ended processes %s left in namespace %s', ended,
+                     namespace)
+        return ended
 
     def _stop_agent(self, record):
         """Stop the recorded agent; True if it was running."""
@@ -633,15 +666,22 @@ class Fabric:
     def cleanup(self):
         """Remove every namespace, link and agent of this testbed instance.
 
-        Agents are stopped first (by the PIDs recorded at boot): a process
-        inside a namespace keeps the namespace, and its links, alive after
-        the name is removed. Returns what was removed, by kind.
+        Agents are stopped first (by the PIDs recorded at boot), then what
+        they left running in their amphorae (haproxy, keepalived): a
+        process inside a namespace keeps the namespace, and its links,
+        alive after the name is removed. Returns what was removed, by kind.
         """
-        removed = {'agents': [], 'namespaces': [], 'links': []}
+        removed = {'agents': [], 'processes': [], 'namespaces': [],
+                   'links': []}
         with self._lock:
             for record in self._records():
                 if self._stop_agent(record):
                     removed['agents'].append(record['agent']['pid'])
+                for name in (record['data_namespace'], record['namespace']):
+                    removed['processes'] += self._end_processes_in(name)
+                shutil.rmtree(engine_layout.default_base_path(
+                    self._firewall_state_file(record['server_id'])),
+                    ignore_errors=True)
             for name in pyroute2_netns.listnetns():
                 if self.names.owns(name):
                     pyroute2_netns.remove(name)

@@ -13,7 +13,9 @@
 
 The controller polls it after booting an amphora to learn that the agent is
 up (as upstream's flows poll upstream's ``/info``), and reads ``firewall``
-to know that this agent filters SR-IOV ports itself.
+to know that this agent filters SR-IOV ports itself. With the engine, it
+also learns the haproxy version, where haproxy's stats sockets go and the
+VRRP check script to name in keepalived's configuration.
 """
 
 import socket
@@ -38,8 +40,9 @@ def agent_version():
 
 
 class InfoController:
-    def __init__(self, network_namespace):
+    def __init__(self, network_namespace, engine=None):
         self._network_namespace = network_namespace
+        self._engine = engine
 
     @pecan.expose(generic=True)
     def index(self):
@@ -47,10 +50,13 @@ class InfoController:
 
     @index.when(method='GET', template='json')
     def index_get(self):
-        return {
+        info = {
             'hostname': socket.gethostname(),
             'api_version': API_VERSION,
             'agent_version': agent_version(),
             'network_namespace': self._network_namespace,
             'firewall': FIREWALL_CAPABILITY,
         }
+        if self._engine is not None:
+            info.update(self._engine.info())
+        return info

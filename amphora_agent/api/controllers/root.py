@@ -15,16 +15,25 @@ import pecan
 
 from amphora_agent.api.controllers import info
 from amphora_agent.api.controllers import interface
+from amphora_agent.api.controllers import loadbalancer
 from amphora_agent.api.controllers import plug
 from amphora_agent.api.controllers import security_group
+from amphora_agent.api.controllers import vrrp
 from amphora_agent.network import interfaces
 
 
 class V1Controller:
-    """Everything under ``/1.0``."""
+    """Everything under ``/1.0``.
 
-    def __init__(self, firewall, network_namespace):
-        self.info = info.InfoController(network_namespace)
+    ``engine`` (amphora_agent.engine.service.Engine) adds haproxy and
+    keepalived; without it the agent serves the firewall only.
+    """
+
+    def __init__(self, firewall, network_namespace, engine=None):
+        self.info = info.InfoController(network_namespace, engine)
+        if engine is not None:
+            self.loadbalancer = loadbalancer.LoadBalancerController(engine)
+            self.vrrp = vrrp.VrrpController(engine)
         self.interface = interface.InterfaceController(firewall)
         pecan.route(self, 'security-group',
                     security_group.SecurityGroupController(firewall))
@@ -38,9 +47,9 @@ class V1Controller:
 
 
 class RootController:
-    def __init__(self, firewall, network_namespace):
+    def __init__(self, firewall, network_namespace, engine=None):
         pecan.route(self, info.API_VERSION,
-                    V1Controller(firewall, network_namespace))
+                    V1Controller(firewall, network_namespace, engine))
 
     @pecan.expose(generic=True)
     def index(self):

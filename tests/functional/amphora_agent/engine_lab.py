@@ -1,0 +1,142 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Agents with the load-balancing engine, and what the engine tests need.
+
+Agents run as the real console script over mutual TLS (conftest's
+AgentProcess) on ports 45500-45519, with a short engine base path under
+/run of their own. Their data namespaces hold veths that are not taken for
+VFs, so the firewall leaves them alone: these tests are about haproxy and
+keepalived.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from testbed import netlab
+from tests.functional.amphora_agent import conftest
+
+PREFIX = f'teng-{os.getpid()}'
+AGENT_PORTS = range(45500, 45520)
+# How long something that must happen may take on a busy machine; every
+# wait returns as soon as it happened.
+PATIENCE = 30.0
+
+
+def start_agent(workdir, pki, namespace, name):
+    """An engine agent on ``namespace``; its ``base_path`` is set."""
+    os.makedirs(workdir, exist_ok=True)
+    base_path = f'/run/{PREFIX}-{name}'
+    for _ in range(len(AGENT_PORTS)):
+        agent = conftest.AgentProcess(workdir, pki, namespace,
+                                      conftest.free_port(AGENT_PORTS),
+                                      name=name)
+        with open(agent.config_file) as conf:
+            text = conf.read()
+        with open(agent.config_file, 'w') as conf:
+            conf.write(text.replace('vf_link_kinds = veth\n', '').replace(
+                '[haproxy_amphora]\n',
+                f'[haproxy_amphora]\nbase_path = {base_path}\n'))
+        agent.base_path = base_path
+        try:
+            return agent.start()
+        except conftest.PortTaken:
+            continue
+    raise AssertionError('no port of the engine tests stayed free')
+
+
+def namespace_pids(namespace):
+    result = netlab.run(None, ['ip', 'netns', 'pids', namespace],
+                        check=False)
+    return [int(pid) for pid in result.stdout.split()]
+
+
+def _command(pid):
+    try:
+        with open(f'/proc/{pid}/comm') as comm:
+            return comm.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def end_processes(namespace, program=None):
+    """SIGKILL what runs in ``namespace`` (or only ``program``), by PID."""
+    if not netlab.namespace_exists(namespace):
+        return
+    for pid in namespace_pids(namespace):
+        if program and _command(pid) != program:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_agent(agent):
+    agent.stop()
+    shutil.rmtree(agent.base_path, ignore_errors=True)
+
+
+def wait_until(condition, patience=PATIENCE):
+    """Poll ``condition`` until it returns something true; return that."""
+    deadline = time.monotonic() + patience
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.2)
+
+
+class HttpServer:
+    """``python -m http.server`` serving ``directory``; stopped by PID."""
+
+    def __init__(self, namespace, address, port, directory):
+        self.process = netlab.popen(
+            namespace, [sys.executable, '-m', 'http.server', str(port),
+                        '--bind', address, '--directory', directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.namespace = namespace
+        self.address = address
+        self.port = port
+        if not wait_until(self.listening):
+            self.stop()
+            raise AssertionError('http.server did not start listening')
+
+    def listening(self):
+        result = netlab.run(self.namespace,
+                            ['ss', '-Hltn', f'sport = :{self.port}'],
+                            check=False)
+        return self.address in result.stdout
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def http_get(namespace, url, timeout=5):
+    """GET ``url`` with curl from ``namespace``: (HTTP status, body)."""
+    result = netlab.run(namespace,
+                        ['curl', '-s', '-m', str(timeout), '-o', '-',
+                         '-w', '\n%{http_code}', url],
+                        check=False, timeout=timeout + 30)
+    body, _, status = result.stdout.rpartition('\n')
+    return int(status or 0), body
+
+
+def addresses(namespace, ifname):
+    result = netlab.run(namespace, ['ip', '-o', 'addr', 'show', 'dev',
+                                    ifname], check=False)
+    return result.stdout

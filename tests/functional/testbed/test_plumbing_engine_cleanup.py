@@ -1,0 +1,109 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Deleting an amphora ends the haproxy its agent started in it.
+
+haproxy and keepalived outlive the agent on purpose, so the fabric has to
+end them itself; otherwise they would keep running, and keep the deleted
+amphora's namespaces alive.
+"""
+
+import os
+import shutil
+import uuid
+
+import pytest
+import requests
+
+from testbed import netlab
+from testbed import plumbing
+from testbed.plumbing import processes
+
+pytestmark = pytest.mark.netns
+
+PREFIX = 'teng'
+MGMT_SUBNET = {'cidr': '203.0.113.208/28', 'gateway_ip': '203.0.113.209'}
+LOADBALANCER = 'lb-cleanup'
+
+
+def _new_id():
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def fabric(tmp_path):
+    fab = plumbing.Fabric(str(tmp_path / 'state'), prefix=PREFIX,
+                          stop_grace=5)
+    fab.ensure_mgmt_network(MGMT_SUBNET)
+    yield fab
+    fab.cleanup()
+
+
+def agent_call(fabric, amphora, method, path, **kwargs):
+    return requests.request(method, f'{amphora.agent_url}/1.0/{path}',
+                            cert=fabric.agent_client_cert,
+                            verify=fabric.ca_cert, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def amphora_with_haproxy(fabric):
+    """An amphora whose agent runs haproxy.
+
+    (amphora, haproxy pid, the agent's engine directory)
+    """
+    amphora = fabric.boot_amphora(
+        _new_id(), {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e3:01',
+                    'fixed_ips': [{'ip_address': '203.0.113.210'}]})
+    fabric.wait_for_agent(amphora.server_id, timeout=60)
+    base_path = agent_call(fabric, amphora, 'GET',
+                           'info').json()['haproxy_base_path']
+    config = ('global\n'
+              f'    stats socket {base_path}/{LOADBALANCER}.sock\n'
+              'defaults\n    mode tcp\n    timeout connect 1s\n'
+              '    timeout client 5s\n    timeout server 5s\n'
+              'listen listener-1\n    bind 127.0.0.1:45560\n'
+              '    server member-1 127.0.0.1:45561\n')
+    answer = agent_call(fabric, amphora, 'PUT',
+                        f'loadbalancer/{amphora.server_id}/{LOADBALANCER}/'
+                        'haproxy', data=config)
+    assert answer.status_code == 202, answer.text
+    answer = agent_call(fabric, amphora, 'PUT',
+                        f'loadbalancer/{LOADBALANCER}/start')
+    assert answer.status_code == 202, answer.text
+    with open(f'{base_path}/loadbalancers/{LOADBALANCER}/haproxy.pid') as f:
+        pid = int(f.read().split()[0])
+    yield amphora, pid, base_path
+    shutil.rmtree(base_path, ignore_errors=True)
+
+
+def test_delete_ends_haproxy(fabric, amphora_with_haproxy):
+    amphora, pid, base_path = amphora_with_haproxy
+    started = processes.start_time(pid)
+    assert processes.is_running(pid, started)
+
+    fabric.delete_amphora(amphora.server_id)
+
+    assert not processes.is_running(pid, started)
+    assert not os.path.exists(base_path)
+    assert not netlab.namespace_exists(amphora.data_namespace)
+    assert not os.path.exists(base_path)
+
+
+def test_cleanup_ends_haproxy(fabric, amphora_with_haproxy):
+    amphora, pid, base_path = amphora_with_haproxy
+    started = processes.start_time(pid)
+
+    removed = fabric.cleanup()
+
+    assert pid in removed['processes']
+    assert removed['agents'] == [amphora.pid]
+    assert not processes.is_running(pid, started)
+    assert not os.path.exists(base_path)
