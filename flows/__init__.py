@@ -13,10 +13,10 @@
 
 ``FLOWS`` maps the names the provider driver posts (``"<object>.<operation>"``)
 to flow factories: module-level functions without arguments whose import path
-is saved with each job, so that any worker can rebuild the flow. The
-other load balancer and the amphora flows are not here yet.
+is saved with each job, so that any worker can rebuild the flow.
 """
 
+from flows import failover
 from flows import health_monitor
 from flows import l7policy
 from flows import l7rule
@@ -26,7 +26,8 @@ from flows import member
 from flows import pool
 
 FLOWS = {}
-for _name, _module in (('listener', listener), ('pool', pool),
+for _name, _module in (('loadbalancer', loadbalancer),
+                       ('listener', listener), ('pool', pool),
                        ('member', member),
                        ('health_monitor', health_monitor),
                        ('l7policy', l7policy), ('l7rule', l7rule)):
@@ -34,5 +35,5 @@ for _name, _module in (('listener', listener), ('pool', pool),
     FLOWS[_name + '.update'] = _module.update_flow
     FLOWS[_name + '.delete'] = _module.delete_flow
 FLOWS['member.batch_update'] = member.batch_update_flow
-FLOWS['loadbalancer.create'] = loadbalancer.create_flow
-FLOWS['loadbalancer.delete'] = loadbalancer.delete_flow
+FLOWS['loadbalancer.failover'] = failover.loadbalancer_failover_flow
+FLOWS['amphora.failover'] = failover.amphora_failover_flow

@@ -11,8 +11,9 @@
 # under the License.
 """Flows on health monitors.
 
-With the flavor's sriov_vip each operation pushes the recomputed amphora
-firewall to the amphorae before reporting.
+Each operation pushes the load balancer's state after it to the amphorae
+(haproxy configuration, and with the flavor's sriov_vip the amphora
+firewall) before reporting.
 """
 
 from flows import common
@@ -22,16 +23,16 @@ from flows.tasks import firewall
 def create_flow():
     return common.object_flow(
         'health_monitor.create', 'health_monitor',
-        steps=(firewall.PushFirewall('health_monitor'),))
+        steps=(firewall.PushState('health_monitor'),))
 
 
 def update_flow():
     return common.object_flow(
         'health_monitor.update', 'health_monitor', updating=True,
-        steps=(firewall.PushFirewall('health_monitor', updating=True),))
+        steps=(firewall.PushState('health_monitor', updating=True),))
 
 
 def delete_flow():
     return common.object_flow(
         'health_monitor.delete', 'health_monitor', deleting=True,
-        steps=(firewall.PushFirewall('health_monitor', deleting=True),))
+        steps=(firewall.PushState('health_monitor', deleting=True),))

@@ -9,19 +9,30 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows on L7 policys."""
+"""Flows on L7 policies.
+
+Each operation pushes the load balancer's state after it to the amphorae
+(the haproxy configuration with the listeners' L7 switching) before
+reporting.
+"""
 
 from flows import common
+from flows.tasks import firewall
 
 
 def create_flow():
-    return common.object_flow('l7policy.create', 'l7policy')
+    return common.object_flow(
+        'l7policy.create', 'l7policy',
+        steps=(firewall.PushState('l7policy'),))
 
 
 def update_flow():
-    return common.object_flow('l7policy.update', 'l7policy',
-                              updating=True)
+    return common.object_flow(
+        'l7policy.update', 'l7policy', updating=True,
+        steps=(firewall.PushState('l7policy', updating=True),))
 
 
 def delete_flow():
-    return common.object_flow('l7policy.delete', 'l7policy', deleting=True)
+    return common.object_flow(
+        'l7policy.delete', 'l7policy', deleting=True,
+        steps=(firewall.PushState('l7policy', deleting=True),))

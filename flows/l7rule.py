@@ -9,19 +9,30 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Flows on L7 rules."""
+"""Flows on L7 rules.
+
+Each operation pushes the load balancer's state after it to the amphorae
+(the haproxy configuration with the listeners' L7 switching) before
+reporting.
+"""
 
 from flows import common
+from flows.tasks import firewall
 
 
 def create_flow():
-    return common.object_flow('l7rule.create', 'l7rule')
+    return common.object_flow(
+        'l7rule.create', 'l7rule',
+        steps=(firewall.PushState('l7rule'),))
 
 
 def update_flow():
-    return common.object_flow('l7rule.update', 'l7rule',
-                              updating=True)
+    return common.object_flow(
+        'l7rule.update', 'l7rule', updating=True,
+        steps=(firewall.PushState('l7rule', updating=True),))
 
 
 def delete_flow():
-    return common.object_flow('l7rule.delete', 'l7rule', deleting=True)
+    return common.object_flow(
+        'l7rule.delete', 'l7rule', deleting=True,
+        steps=(firewall.PushState('l7rule', deleting=True),))

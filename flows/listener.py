@@ -11,8 +11,9 @@
 # under the License.
 """Flows on listeners.
 
-With the flavor's sriov_vip each operation pushes the recomputed amphora
-firewall to the amphorae before reporting.
+Each operation pushes the load balancer's state after it to the amphorae
+(haproxy configuration, and with the flavor's sriov_vip the amphora
+firewall) before reporting.
 """
 
 from flows import common
@@ -22,16 +23,16 @@ from flows.tasks import firewall
 def create_flow():
     return common.object_flow(
         'listener.create', 'listener',
-        steps=(firewall.PushFirewall('listener'),))
+        steps=(firewall.PushState('listener'),))
 
 
 def update_flow():
     return common.object_flow(
         'listener.update', 'listener', updating=True,
-        steps=(firewall.PushFirewall('listener', updating=True),))
+        steps=(firewall.PushState('listener', updating=True),))
 
 
 def delete_flow():
     return common.object_flow(
         'listener.delete', 'listener', deleting=True,
-        steps=(firewall.PushFirewall('listener', deleting=True),))
+        steps=(firewall.PushState('listener', deleting=True),))

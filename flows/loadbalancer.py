@@ -20,12 +20,19 @@ from taskflow.patterns import linear_flow
 
 from flows.tasks import amphora
 from flows.tasks import compute
+from flows.tasks import engine
 from flows.tasks import loadbalancer_status
+from flows.tasks import member_ports
 from flows.tasks import network
+from flows.tasks import security_group
 
 
 def create_flow():
     """Boot, wire and configure the amphorae; the load balancer ACTIVE.
+
+    The firewall is in force before haproxy and keepalived start, so VRRP
+    adverts from the peer pass from the first one on (ACTIVE_STANDBY: the
+    VIPs are keepalived's to hold, PlugVip left them off the interface).
 
     Needs ``loadbalancer``, ``loadbalancer_id``, ``flavor`` and
     ``availability_zone`` in the store. Any failure reverts every step
@@ -39,10 +46,30 @@ def create_flow():
              compute.WaitForAmphorae(),
              amphora.WaitForAgents(),
              network.GetVipPlug(),
+             security_group.CreateSecurityGroup(),
              network.CreateVrrpPorts(),
              compute.AttachPorts(),
              amphora.PlugVip(),
              amphora.ApplyFirewall(),
+             engine.ConfigureHaproxy(),
+             engine.ConfigureVrrp(),
+             loadbalancer_status.MarkLoadBalancerActive())
+    return flow
+
+
+def update_flow():
+    """Apply a load balancer update to what carries its traffic.
+
+    Needs ``loadbalancer`` (the changed fields), ``original_loadbalancer``,
+    ``loadbalancer_id`` and ``flavor``. Name, description and the like
+    live in Octavia alone; the VIP's QoS policy and security groups are
+    set on the VRRP ports. A failure puts the ports back and leaves the
+    load balancer in ERROR.
+    """
+    flow = linear_flow.Flow('loadbalancer.update')
+    flow.add(loadbalancer_status.CollectNoObjects(),
+             security_group.GetSecurityGroup(),
+             network.UpdateVrrpPorts(),
              loadbalancer_status.MarkLoadBalancerActive())
     return flow
 
@@ -58,8 +85,14 @@ def delete_flow():
     """
     flow = linear_flow.Flow('loadbalancer.delete')
     flow.add(loadbalancer_status.CollectDeletedObjects(),
+             # Nova leaves ports it did not create in Neutron: the SR-IOV
+             # member ports are looked up while their amphorae exist and
+             # deleted once Nova has let them go.
+             member_ports.FindLoadBalancerMemberPorts(),
              compute.DeleteAmphorae(),
+             member_ports.DeleteLoadBalancerMemberPorts(),
              network.DeleteVrrpPorts(),
+             security_group.DeleteSecurityGroup(),
              network.DeleteVipPort(),
              loadbalancer_status.MarkLoadBalancerDeleted())
     return flow

@@ -11,33 +11,42 @@
 # under the License.
 """Flows on members.
 
-With the flavor's sriov_vip each operation pushes the recomputed amphora
-firewall to the amphorae before reporting.
+Each operation pushes the load balancer's state after it to the amphorae
+(haproxy configuration, and with the flavor's sriov_vip the amphora
+firewall) before reporting. With allow_member_sriov a direct
+member's network is plugged into the amphorae (flows.tasks.member_ports)
+before the firewall admits the member, and the ports of networks no direct
+member uses any more are released after it no longer does.
 """
 
 from taskflow.patterns import linear_flow
 
 from flows import common
 from flows.tasks import firewall
+from flows.tasks import member_ports
 from flows.tasks import status
 
 
 def create_flow():
     return common.object_flow(
         'member.create', 'member',
-        steps=(firewall.PushFirewall('member'),))
+        steps=(member_ports.PlanMemberPorts('member'),
+               member_ports.plug_flow(),
+               firewall.PushState('member')))
 
 
 def update_flow():
     return common.object_flow(
         'member.update', 'member', updating=True,
-        steps=(firewall.PushFirewall('member', updating=True),))
+        steps=(firewall.PushState('member', updating=True),))
 
 
 def delete_flow():
     return common.object_flow(
         'member.delete', 'member', deleting=True,
-        steps=(firewall.PushFirewall('member', deleting=True),))
+        steps=(member_ports.PlanMemberPorts('member', deleting=True),
+               firewall.PushState('member', deleting=True),
+               member_ports.release_flow()))
 
 
 def batch_update_flow():
@@ -48,6 +57,9 @@ def batch_update_flow():
     """
     flow = linear_flow.Flow('member.batch_update')
     flow.add(status.ResolveMemberBatch())
-    flow.add(firewall.PushMemberBatchFirewall())
+    flow.add(member_ports.PlanMemberPorts())
+    flow.add(member_ports.plug_flow())
+    flow.add(firewall.PushMemberBatchState())
+    flow.add(member_ports.release_flow())
     flow.add(status.MarkMemberBatchDone())
     return flow

@@ -11,27 +11,33 @@
 # under the License.
 """Flows on pools.
 
-With the flavor's sriov_vip each operation pushes the recomputed amphora
-firewall to the amphorae before reporting.
+Each operation pushes the load balancer's state after it to the amphorae
+(haproxy configuration, and with the flavor's sriov_vip the amphora
+firewall) before reporting.
 """
 
 from flows import common
 from flows.tasks import firewall
+from flows.tasks import member_ports
 
 
 def create_flow():
     return common.object_flow(
         'pool.create', 'pool',
-        steps=(firewall.PushFirewall('pool'),))
+        steps=(firewall.PushState('pool'),))
 
 
 def update_flow():
     return common.object_flow(
         'pool.update', 'pool', updating=True,
-        steps=(firewall.PushFirewall('pool', updating=True),))
+        steps=(firewall.PushState('pool', updating=True),))
 
 
 def delete_flow():
     return common.object_flow(
         'pool.delete', 'pool', deleting=True,
-        steps=(firewall.PushFirewall('pool', deleting=True),))
+        # The pool's SR-IOV members go with it: their ports too, once no
+        # other pool's direct member uses their network.
+        steps=(member_ports.PlanMemberPorts('pool', deleting=True),
+               firewall.PushState('pool', deleting=True),
+               member_ports.release_flow()))

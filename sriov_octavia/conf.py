@@ -118,6 +118,11 @@ _GROUPS['sriov_worker'] = [
                default='/var/run/octavia/get.sock',
                help='octavia-driver-agent get socket; must match '
                     '[driver_agent] get_socket_path.'),
+    cfg.IntOpt('health_interval', default=10, min=0,
+               help='Seconds between two rounds asking every amphora '
+                    'agent for haproxy\'s view (member, pool and listener '
+                    'operating status, listener statistics) and reporting '
+                    'it to Octavia. 0 turns the reports off.'),
 ]
 
 

@@ -36,8 +36,24 @@ LOG = logging.getLogger(__name__)
 
 SUPPORTED_LISTENER_PROTOCOLS = (
     lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
-    lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_UDP,
-    lib_consts.PROTOCOL_SCTP, lib_consts.PROTOCOL_PROMETHEUS)
+    lib_consts.PROTOCOL_HTTPS)
+SUPPORTED_POOL_PROTOCOLS = SUPPORTED_LISTENER_PROTOCOLS + (
+    lib_consts.PROTOCOL_PROXY, lib_consts.PROTOCOL_PROXYV2)
+_NO_DATAGRAM_ENGINE = ('the amphora-sriov provider has no engine for it: '
+                       'haproxy does not proxy {0} and the amphora kernel '
+                       'has no IPVS (ip_vs).')
+# Protocols Octavia knows that the amphora engine (haproxy) cannot serve,
+# with why, for the listener and pool refusals.
+REFUSED_PROTOCOLS = {
+    lib_consts.PROTOCOL_TERMINATED_HTTPS: (
+        'TLS termination is not supported by the amphora-sriov provider '
+        'yet; use HTTPS (TLS passed through to the members) or TCP.'),
+    lib_consts.PROTOCOL_UDP: _NO_DATAGRAM_ENGINE.format('UDP'),
+    lib_consts.PROTOCOL_SCTP: _NO_DATAGRAM_ENGINE.format('SCTP'),
+    lib_consts.PROTOCOL_PROMETHEUS: (
+        'the amphorae of the amphora-sriov provider do not run the '
+        'metrics proxy a PROMETHEUS listener forwards to.'),
+}
 SUPPORTED_LB_ALGORITHMS = (
     lib_consts.LB_ALGORITHM_ROUND_ROBIN,
     lib_consts.LB_ALGORITHM_LEAST_CONNECTIONS,
@@ -62,20 +78,21 @@ def _set(value):
     return value or None
 
 
+def _check_protocol(protocol, supported):
+    if not protocol or protocol in supported:
+        return
+    reason = REFUSED_PROTOCOLS.get(
+        protocol, 'not supported by the amphora-sriov provider.')
+    raise _unsupported(f'protocol {protocol}: {reason} Supported: '
+                       f'{", ".join(supported)}.')
+
+
 def _check_listener(listener):
-    protocol = _set(listener.protocol)
-    if protocol == lib_consts.PROTOCOL_TERMINATED_HTTPS:
-        message = ('protocol TERMINATED_HTTPS: TLS termination is not '
-                   'supported by the amphora-sriov provider yet; use HTTPS '
-                   '(TLS passed through to the members) or TCP.')
-        raise _unsupported(message)
-    if protocol and protocol not in SUPPORTED_LISTENER_PROTOCOLS:
-        raise _unsupported(
-            f'protocol {protocol}: not supported by the amphora-sriov '
-            f'provider; supported: {", ".join(SUPPORTED_LISTENER_PROTOCOLS)}.')
+    _check_protocol(_set(listener.protocol), SUPPORTED_LISTENER_PROTOCOLS)
 
 
 def _check_pool(pool):
+    _check_protocol(_set(pool.protocol), SUPPORTED_POOL_PROTOCOLS)
     algorithm = _set(pool.lb_algorithm)
     if algorithm and algorithm not in SUPPORTED_LB_ALGORITHMS:
         raise _unsupported(
@@ -88,7 +105,7 @@ def _check_pool(pool):
                 f'amphora-sriov provider yet.')
 
 
-def _check_member(member, flavor):
+def _check_member(member, flavor, in_graph=False):
     if _set(member.vnic_type) != lib_consts.VNIC_TYPE_DIRECT:
         return
     if not flavor[sriov_flavor.ALLOW_MEMBER_SRIOV]:
@@ -99,13 +116,20 @@ def _check_member(member, flavor):
         message = ('subnet_id: an SR-IOV member (vnic_type direct) needs a '
                    'subnet_id, the subnet its VF is attached to.')
         raise _unsupported(message)
-    # The flows do not attach member VFs yet: accepting the request would
-    # report an SR-IOV member ACTIVE that has no VF.
-    message = ('vnic_type direct: SR-IOV member ports are not implemented by '
-               'the amphora-sriov provider yet; create the member without '
-               '--request-sriov.')
-    raise lib_exceptions.NotImplementedError(user_fault_string=message,
-                                             operator_fault_string=message)
+    if not flavor[sriov_flavor.SRIOV_VIP]:
+        # Only then do the workers keep the amphora firewall, which must
+        # admit the members' replies on their VFs, up to date.
+        message = ('vnic_type direct: SR-IOV members need a load balancer '
+                   'flavor with sriov_vip as well as allow_member_sriov.')
+        raise _unsupported(message)
+    if in_graph:
+        # The member flows plug member VFs; the load balancer create flow
+        # does not, and would report the member ACTIVE without its VF.
+        message = ('vnic_type direct: SR-IOV members cannot be created '
+                   'together with their load balancer yet; create them '
+                   'once the load balancer is ACTIVE.')
+        raise lib_exceptions.NotImplementedError(
+            user_fault_string=message, operator_fault_string=message)
 
 
 def _check_l7policy_listener(listener_id, protocol):
@@ -195,7 +219,7 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
             for pool in _set(loadbalancer.pools) or []:
                 _check_pool(pool)
                 for member in _set(pool.members) or []:
-                    _check_member(member, flavor)
+                    _check_member(member, flavor, in_graph=True)
             _post('loadbalancer.create', loadbalancer.loadbalancer_id,
                   flavor, _set(loadbalancer.availability_zone),
                   loadbalancer=_dump(loadbalancer))

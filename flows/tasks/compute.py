@@ -45,6 +45,8 @@ ROLES = {
 # Server metadata naming the load balancer and role of an amphora.
 META_LOADBALANCER = 'sriov_octavia_lb'
 META_ROLE = 'sriov_octavia_role'
+# A failover's new amphora: the server it replaces ('' when none was left).
+META_REPLACES = 'sriov_octavia_replaces'
 
 SERVER_GROUP_POLICY = 'anti-affinity'
 NO_VALID_HOST = 'No valid host'
@@ -112,6 +114,15 @@ def roles(flavor):
     return ROLES[flavor[sriov_flavor.LOADBALANCER_TOPOLOGY]]
 
 
+def failover_order(flavor):
+    """The roles in the order a load balancer failover replaces them.
+
+    The standby first: the master keeps serving while it is replaced, and
+    the new standby takes over while the master is.
+    """
+    return tuple(reversed(roles(flavor)))
+
+
 def server_name(loadbalancer_id, role):
     return f'amphora-{loadbalancer_id}-{role.lower()}'
 
@@ -128,6 +139,11 @@ def find_servers(conn, loadbalancer_id):
     return [server for server in found
             if (server.metadata or {}).get(META_LOADBALANCER) ==
             loadbalancer_id]
+
+
+def servers_of_role(conn, loadbalancer_id, role):
+    return [server for server in find_servers(conn, loadbalancer_id)
+            if server.metadata.get(META_ROLE) == role]
 
 
 def find_server_groups(conn, loadbalancer_id):
@@ -149,6 +165,20 @@ def delete_servers(conn, loadbalancer_id, conf=CONF):
                    f'the amphorae of load balancer {loadbalancer_id} to be '
                    f'deleted')
     return [server.id for server in servers]
+
+
+def delete_server(conn, server_id, conf=CONF):
+    """Delete one amphora server and wait until Nova has it no more."""
+    def gone():
+        try:
+            return conn.compute.get_server(server_id).status == 'DELETED'
+        except os_exceptions.NotFoundException:
+            return True
+
+    conn.compute.delete_server(server_id, ignore_missing=True)
+    wait_until(gone, compute_timeout(conf),
+               f'amphora {server_id} to be deleted')
+    LOG.info('Deleted amphora %s', server_id)
 
 
 def delete_server_groups(conn, loadbalancer_id):
@@ -216,6 +246,40 @@ class CreateServerGroup(task.Task):
             delete_server_groups(clients.connection(), loadbalancer_id)
 
 
+def _boot_attrs(conn, flavor, availability_zone, server_group_id):
+    """What Nova needs to boot an amphora, and its management networks."""
+    compute_flavor = flavor.get(sriov_flavor.COMPUTE_FLAVOR)
+    if not compute_flavor:
+        message = ('no compute flavor: set compute_flavor in the '
+                   'flavor profile or [controller_worker] '
+                   'amp_flavor_id')
+        raise ComputeError(message)
+    image_id = _image_id(conn, flavor.get(sriov_flavor.AMP_IMAGE_TAG))
+    networks = _mgmt_network_ids(availability_zone, CONF)
+    attrs = {'flavor_id': compute_flavor, 'image_id': image_id,
+             'networks': [{'uuid': network} for network in networks]}
+    zone = (availability_zone or {}).get('compute_zone')
+    if zone:
+        attrs['availability_zone'] = zone
+    if server_group_id:
+        attrs['scheduler_hints'] = {'group': server_group_id}
+    return attrs, networks
+
+
+def _boot_server(conn, loadbalancer_id, role, attrs, networks,
+                 replaces=None):
+    """Boot one amphora server; the amphora dict the tasks pass on."""
+    metadata = {META_LOADBALANCER: loadbalancer_id, META_ROLE: role}
+    if replaces is not None:
+        metadata[META_REPLACES] = replaces
+    server = conn.compute.create_server(
+        name=server_name(loadbalancer_id, role), metadata=metadata, **attrs)
+    LOG.info('Booting amphora %s (%s) of load balancer %s with flavor %s, '
+             'image %s', server.id, role, loadbalancer_id,
+             attrs['flavor_id'], attrs['image_id'])
+    return {'id': server.id, 'role': role, 'mgmt_network_id': networks[0]}
+
+
 class BootAmphorae(task.Task):
     """Boot one server per role; provides them as ``booted_amphorae``.
 
@@ -230,21 +294,8 @@ class BootAmphorae(task.Task):
     def execute(self, loadbalancer_id, flavor, availability_zone,
                 server_group_id):
         conn = clients.connection()
-        compute_flavor = flavor.get(sriov_flavor.COMPUTE_FLAVOR)
-        if not compute_flavor:
-            message = ('no compute flavor: set compute_flavor in the '
-                       'flavor profile or [controller_worker] '
-                       'amp_flavor_id')
-            raise ComputeError(message)
-        image_id = _image_id(conn, flavor.get(sriov_flavor.AMP_IMAGE_TAG))
-        networks = _mgmt_network_ids(availability_zone, CONF)
-        attrs = {'flavor_id': compute_flavor, 'image_id': image_id,
-                 'networks': [{'uuid': network} for network in networks]}
-        zone = (availability_zone or {}).get('compute_zone')
-        if zone:
-            attrs['availability_zone'] = zone
-        if server_group_id:
-            attrs['scheduler_hints'] = {'group': server_group_id}
+        attrs, networks = _boot_attrs(conn, flavor, availability_zone,
+                                      server_group_id)
         # Servers of an earlier, interrupted run of this task are used, not
         # booted twice.
         existing = {(server.metadata or {}).get(META_ROLE): server.id
@@ -255,16 +306,8 @@ class BootAmphorae(task.Task):
                 amphorae.append({'id': existing[role], 'role': role,
                                  'mgmt_network_id': networks[0]})
                 continue
-            server = conn.compute.create_server(
-                name=server_name(loadbalancer_id, role),
-                metadata={META_LOADBALANCER: loadbalancer_id,
-                          META_ROLE: role},
-                **attrs)
-            LOG.info('Booting amphora %s (%s) of load balancer %s with '
-                     'flavor %s, image %s', server.id, role,
-                     loadbalancer_id, compute_flavor, image_id)
-            amphorae.append({'id': server.id, 'role': role,
-                             'mgmt_network_id': networks[0]})
+            amphorae.append(_boot_server(conn, loadbalancer_id, role, attrs,
+                                         networks))
         return amphorae
 
     def revert(self, loadbalancer_id, *args, **kwargs):
@@ -385,37 +428,98 @@ def detach_port(conn, server_id, port_id, conf=CONF):
     LOG.info('Detached port %s from amphora %s', port_id, server_id)
 
 
-class AttachPorts(task.Task):
-    """Hot-plug each amphora's VRRP base port through os-interface.
+def attach_ports(conn, amphorae, vrrp_ports):
+    """Hot-plug each amphora's VRRP port through os-interface.
 
     For a direct port Nova claims a VF on the amphora's host; without a
     free one the attach fails.
     """
+    for amphora, port in zip(amphorae, vrrp_ports):
+        if _attached(conn, amphora['id'], port['id']):
+            continue
+        try:
+            conn.compute.create_server_interface(amphora['id'],
+                                                 port_id=port['id'])
+        except os_exceptions.SDKException as error:
+            LOG.error('Nova could not attach VRRP port %s (vnic type %s) to '
+                      'amphora %s: %s. For an SR-IOV port check the free VFs '
+                      'of the amphora\'s host on the port\'s physical '
+                      'network and the nova-compute log.', port['id'],
+                      port['vnic_type'], amphora['id'], error)
+            raise
+        LOG.info('Attached VRRP port %s to amphora %s', port['id'],
+                 amphora['id'])
+
+
+class AttachPorts(task.Task):
+    """Hot-plug each amphora's VRRP base port (``attach_ports``)."""
 
     def execute(self, amphorae, vrrp_ports):
-        conn = clients.connection()
-        for amphora, port in zip(amphorae, vrrp_ports):
-            if _attached(conn, amphora['id'], port['id']):
-                continue
-            try:
-                conn.compute.create_server_interface(amphora['id'],
-                                                     port_id=port['id'])
-            except os_exceptions.SDKException as error:
-                LOG.error('Nova could not attach VRRP port %s (vnic type '
-                          '%s) to amphora %s: %s. For an SR-IOV port check '
-                          'the free VFs of the amphora\'s host on the '
-                          'port\'s physical network and the nova-compute '
-                          'log.', port['id'], port['vnic_type'],
-                          amphora['id'], error)
-                raise
-            LOG.info('Attached VRRP port %s to amphora %s', port['id'],
-                     amphora['id'])
+        attach_ports(clients.connection(), amphorae, vrrp_ports)
 
     def revert(self, amphorae, vrrp_ports, *args, **kwargs):
         for amphora, port in zip(amphorae, vrrp_ports):
             with reverting(f'the attachment of port {port["id"]} to '
                            f'amphora {amphora["id"]}'):
                 detach_port(clients.connection(), amphora['id'], port['id'])
+
+
+class BootReplacementAmphora(task.Task):
+    """Failover: boot the amphora replacing the slot's ``old_amphora``.
+
+    ``old_amphora`` is ``{"role", "server_id", "port_id"}`` (ids None when
+    the role has lost them), None when the slot replaces nothing. The new
+    server gets the role's name and metadata, joins the load balancer's
+    server group and records the server it replaces, by which a resumed
+    run finds it again. Provides a list of one amphora (none for an empty
+    slot), the shape the create flow's tasks take.
+
+    Nothing to revert here: until the failover commits, the slot's first
+    task (flows.tasks.network.FindAmphoraToReplace) deletes every server of
+    the role but the old one.
+    """
+
+    def __init__(self, slot):
+        super(BootReplacementAmphora, self).__init__(
+            name=f'failover-{slot}-boot-replacement',
+            rebind={'old_amphora': f'old_amphora_{slot}'},
+            provides=f'booted_replacement_{slot}')
+
+    def execute(self, loadbalancer_id, flavor, availability_zone,
+                old_amphora):
+        if not old_amphora:
+            return []
+        conn = clients.connection()
+        role = old_amphora['role']
+        replaces = old_amphora['server_id'] or ''
+        groups = find_server_groups(conn, loadbalancer_id)
+        attrs, networks = _boot_attrs(conn, flavor, availability_zone,
+                                      groups[0].id if groups else None)
+        for server in servers_of_role(conn, loadbalancer_id, role):
+            if (server.id != old_amphora['server_id'] and
+                    server.metadata.get(META_REPLACES) == replaces):
+                return [{'id': server.id, 'role': role,
+                         'mgmt_network_id': networks[0]}]
+        return [_boot_server(conn, loadbalancer_id, role, attrs, networks,
+                             replaces=replaces)]
+
+
+class AttachReplacementPorts(task.Task):
+    """Failover: hot-plug the new VRRP port into the new amphora.
+
+    Undone with the new amphora (deleting the server gives its VF back);
+    a committed failover's attachment must stay, which a revert of its own
+    could not tell.
+    """
+
+    def __init__(self, slot):
+        super(AttachReplacementPorts, self).__init__(
+            name=f'failover-{slot}-attach-port',
+            rebind={'amphorae': f'replacement_amphorae_{slot}',
+                    'vrrp_ports': f'replacement_ports_{slot}'})
+
+    def execute(self, amphorae, vrrp_ports):
+        attach_ports(clients.connection(), amphorae, vrrp_ports)
 
 
 class DeleteAmphorae(task.Task):

@@ -9,12 +9,14 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Keep the amphora firewall in step with listeners, pools and members.
+"""Keep the amphorae in step with listeners, pools, members and L7 rules.
 
-With the flavor's ``sriov_vip`` the amphorae's VFs have no security groups;
-their firewall lets in what the listeners allow and the members' replies.
-Every change to a listener, pool, member or health monitor therefore
-recomputes the whole firewall and pushes it to each amphora.
+Every change to a listener, pool, member, health monitor, L7 policy or L7
+rule computes the load balancer's whole state after the change once and
+pushes it to each amphora (``push_state``): the amphora firewall (with
+the flavor's ``sriov_vip`` the VFs have no security groups; the firewall
+lets in what the listeners allow and the members' replies) and the
+haproxy configuration (flows.tasks.engine).
 
 The whole state is read from Octavia through the driver-agent, but that
 read can miss the change the job is for: octavia-api commits its own
@@ -34,7 +36,9 @@ from taskflow import task
 
 from flows.tasks import amphora as amphora_tasks
 from flows.tasks import compute
+from flows.tasks import engine
 from flows.tasks import network
+from flows.tasks import security_group
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia.worker import status
@@ -43,7 +47,7 @@ LOG = logging.getLogger(__name__)
 
 
 class FirewallError(Exception):
-    """The firewall's state or its amphorae cannot be found."""
+    """The load balancer's state or its amphorae cannot be found."""
 
 
 def _replace(objects, id_key, changed, deleting):
@@ -67,11 +71,34 @@ def _pool(loadbalancer, pool_id):
                         f'has no pool {pool_id}')
 
 
+def _listener(loadbalancer, listener_id):
+    for listener in loadbalancer['listeners']:
+        if listener.get(lib_consts.LISTENER_ID) == listener_id:
+            return listener
+    raise FirewallError(f'load balancer {loadbalancer["loadbalancer_id"]} '
+                        f'has no listener {listener_id}')
+
+
+def _l7policy(loadbalancer, l7policy_id):
+    for listener in loadbalancer['listeners']:
+        for policy in listener[lib_consts.L7POLICIES]:
+            if policy.get(lib_consts.L7POLICY_ID) == l7policy_id:
+                return policy
+    raise FirewallError(f'load balancer {loadbalancer["loadbalancer_id"]} '
+                        f'has no L7 policy {l7policy_id}')
+
+
 def _copy(loadbalancer):
     # Unset lists arrive as None; a list cut by a recursion guard holds
     # None entries.
     state = copy.deepcopy(loadbalancer)
     state['listeners'] = [obj for obj in state.get('listeners') or [] if obj]
+    for listener in state['listeners']:
+        listener[lib_consts.L7POLICIES] = [
+            obj for obj in listener.get(lib_consts.L7POLICIES) or [] if obj]
+        for policy in listener[lib_consts.L7POLICIES]:
+            policy[lib_consts.RULES] = [
+                obj for obj in policy.get(lib_consts.RULES) or [] if obj]
     state['pools'] = [obj for obj in state.get('pools') or [] if obj]
     for pool in state['pools']:
         pool['members'] = [obj for obj in pool.get('members') or [] if obj]
@@ -84,14 +111,15 @@ def apply_change(loadbalancer, object_type, provider_object, original=None,
 
     :param loadbalancer: the provider dict Octavia returns, with or without
         the change already in it; not modified.
-    :param object_type: ``listener``, ``pool``, ``member`` or
-        ``health_monitor``.
+    :param object_type: ``listener``, ``pool``, ``member``,
+        ``health_monitor``, ``l7policy`` or ``l7rule``.
     :param provider_object: the object from the job's store (an update's
         new object holds only the changed fields).
     :param original: an update's ``original_<object_type>``.
     :param deleting: the object is being deleted.
-    :returns: a copy whose ``listeners`` and ``pools`` (with their
-        ``members`` and ``healthmonitor``) are the state after the change.
+    :returns: a copy whose ``listeners`` (with their ``l7policies`` and
+        those with their ``rules``) and ``pools`` (with their ``members``
+        and ``healthmonitor``) are the state after the change.
     """
     state = _copy(loadbalancer)
     changed = dict(original or {}, **provider_object)
@@ -110,9 +138,19 @@ def apply_change(loadbalancer, object_type, provider_object, original=None,
         pool = _pool(state, changed[lib_consts.POOL_ID])
         pool['healthmonitor'] = None if deleting else dict(
             pool.get('healthmonitor') or {}, **changed)
+    elif object_type == 'l7policy':
+        listener = _listener(state, changed[lib_consts.LISTENER_ID])
+        listener[lib_consts.L7POLICIES] = _replace(
+            listener[lib_consts.L7POLICIES], lib_consts.L7POLICY_ID,
+            changed, deleting)
+    elif object_type == 'l7rule':
+        policy = _l7policy(state, changed[lib_consts.L7POLICY_ID])
+        policy[lib_consts.RULES] = _replace(
+            policy[lib_consts.RULES], lib_consts.L7RULE_ID, changed,
+            deleting)
     else:
-        raise ValueError(f'{object_type} does not change the amphora '
-                         f'firewall')
+        raise ValueError(f'{object_type} is not part of a load balancer\'s '
+                         f'state')
     return state
 
 
@@ -143,34 +181,57 @@ def _vrrp_ip(conn, loadbalancer, amphora):
                         f'subnet {loadbalancer["vip_subnet_id"]}')
 
 
-def push_state(loadbalancer, availability_zone):
-    """Push the firewall of ``loadbalancer`` to all its amphorae."""
+def push_state(loadbalancer, availability_zone, flavor=None):
+    """Push the whole state of ``loadbalancer`` to all its amphorae.
+
+    The amphora firewall (with the flavor's ``sriov_vip``) and the haproxy
+    configuration.
+
+    :param loadbalancer: the load balancer's provider dict as it is to be
+        (``apply_change``).
+    :param flavor: the load balancer's flavor metadata; by default the
+        ``flavor`` of ``loadbalancer``.
+    """
+    flavor = sriov_flavor.with_defaults(
+        flavor if flavor is not None else loadbalancer.get('flavor'))
     conn = clients.connection()
     lb_id = loadbalancer['loadbalancer_id']
     amphorae = compute.find_amphorae(conn, lb_id, availability_zone)
     if not amphorae:
         raise FirewallError(f'load balancer {lb_id} has no amphorae')
-    vrrp_ips = [_vrrp_ip(conn, loadbalancer, amphora)
-                for amphora in amphorae]
-    # The pools given are all there are: the listeners' nested default
-    # pools are Octavia's copies from before the change.
-    amphora_tasks.push_firewall(loadbalancer, amphorae, vrrp_ips,
-                                pools=loadbalancer['pools'])
+    if flavor[sriov_flavor.SRIOV_VIP]:
+        vrrp_ips = [_vrrp_ip(conn, loadbalancer, amphora)
+                    for amphora in amphorae]
+        # The pools given are all there are: the listeners' nested default
+        # pools are Octavia's copies from before the change.
+        amphora_tasks.push_firewall(loadbalancer, amphorae, vrrp_ips,
+                                    pools=loadbalancer['pools'])
+    else:
+        security_group.sync_security_group(conn, loadbalancer, flavor)
+    engine.push_haproxy(loadbalancer, amphorae)
+
+
+def current_state(loadbalancer_id):
+    """The load balancer's provider dict as Octavia has it, for push_state.
+
+    For flows that change none of its objects (a failover).
+    """
+    return _copy(status.StatusReporter().get_loadbalancer(loadbalancer_id))
 
 
 class _PushTask(task.Task):
     def revert(self, loadbalancer_id, *args, **kwargs):
-        LOG.warning('%s failed: the firewall of load balancer %s may hold '
-                    'the failed change on some amphorae until the next '
-                    'change of its listeners, pools or members pushes the '
-                    'whole state again', self.name, loadbalancer_id)
+        LOG.warning('%s failed: the firewall or haproxy of load balancer %s '
+                    'may hold the failed change on some amphorae until the '
+                    'next change of its listeners, pools, members or L7 '
+                    'rules pushes the whole state again', self.name,
+                    loadbalancer_id)
 
 
-class PushFirewall(_PushTask):
-    """sriov_vip: recompute the firewall with the store's object, push it.
+class PushState(_PushTask):
+    """Apply the store's object to the load balancer's state; push it.
 
-    :param object_type: the store key of the listener, pool, member or
-        health monitor the flow changes.
+    :param object_type: the store key of the object the flow changes.
     :param deleting: the flow deletes the object.
     :param updating: the store also holds ``original_<object_type>``.
     """
@@ -179,35 +240,31 @@ class PushFirewall(_PushTask):
         rebind = {'provider_object': object_type}
         if updating:
             rebind['original_object'] = 'original_' + object_type
-        super(PushFirewall, self).__init__(
-            name=f'{object_type}-push-firewall', rebind=rebind)
+        super(PushState, self).__init__(
+            name=f'{object_type}-push-state', rebind=rebind)
         self.object_type = object_type
         self.deleting = deleting
 
     def execute(self, provider_object, loadbalancer_id, flavor,
                 availability_zone, original_object=None):
-        if not flavor[sriov_flavor.SRIOV_VIP]:
-            return
         loadbalancer = status.StatusReporter().get_loadbalancer(
             loadbalancer_id)
         push_state(apply_change(loadbalancer, self.object_type,
                                 provider_object, original_object,
                                 self.deleting),
-                   availability_zone)
+                   availability_zone, flavor)
 
 
-class PushMemberBatchFirewall(_PushTask):
-    """sriov_vip: recompute the firewall with a pool's new members, push."""
+class PushMemberBatchState(_PushTask):
+    """Apply a pool's new member list to the state; push it."""
 
     def __init__(self):
-        super(PushMemberBatchFirewall, self).__init__(
-            name='member-batch-push-firewall')
+        super(PushMemberBatchState, self).__init__(
+            name='member-batch-push-state')
 
     def execute(self, members, pool_id, loadbalancer_id, flavor,
                 availability_zone):
-        if not flavor[sriov_flavor.SRIOV_VIP]:
-            return
         loadbalancer = status.StatusReporter().get_loadbalancer(
             loadbalancer_id)
         push_state(apply_member_batch(loadbalancer, pool_id, members),
-                   availability_zone)
+                   availability_zone, flavor)

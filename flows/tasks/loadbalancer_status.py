@@ -105,6 +105,16 @@ class CollectDeletedObjects(_CollectObjects):
             status.StatusReporter().get_loadbalancer(loadbalancer_id))
 
 
+class CollectNoObjects(_CollectObjects):
+    """A failover or an update: no object under the load balancer changes.
+
+    Provides none; on revert the load balancer goes to ERROR.
+    """
+
+    def execute(self, loadbalancer_id):
+        return []
+
+
 class MarkLoadBalancerActive(task.Task):
     """The load balancer and the objects created with it: ACTIVE."""
 

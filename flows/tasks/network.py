@@ -20,7 +20,9 @@ VIPs are its allowed address pairs: the VIP port keeps them allocated, the
 VRRP port is where they are served.
 
 A VRRP port is named after its load balancer and amphora role, so a revert
-or the delete flow finds it in Neutron without any other record.
+or the delete flow finds it in Neutron without any other record; a
+failover's new port carries ``replacement_vrrp_port_name`` until the
+failover commits (flows.failover).
 
 A VRRP port is passed between tasks as ``{"id", "mac_address",
 "ip_address", "subnet_id", "vnic_type", "amphora_id"}``.
@@ -47,6 +49,16 @@ def vrrp_port_name(loadbalancer_id, role):
     return f'octavia-lb-vrrp-{loadbalancer_id}-{role.lower()}'
 
 
+def replacement_vrrp_port_name(loadbalancer_id, role):
+    """The name of a failover's new VRRP port until the failover commits.
+
+    The old amphora's port keeps ``vrrp_port_name`` meanwhile, so the
+    serving port of a role is never in doubt, and what a failed failover
+    must delete is what carries this name.
+    """
+    return vrrp_port_name(loadbalancer_id, role) + '-failover'
+
+
 def vip_addresses(loadbalancer):
     """The VIP and the additional VIPs of a load balancer."""
     return [loadbalancer['vip_address']] + [
@@ -60,8 +72,16 @@ def find_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
                 name=vrrp_port_name(loadbalancer_id, role))]
 
 
+def find_replacement_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
+    return [port for role in roles
+            for port in conn.network.ports(
+                name=replacement_vrrp_port_name(loadbalancer_id, role))]
+
+
 def delete_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
-    for port in find_vrrp_ports(conn, loadbalancer_id, roles):
+    """Delete the VRRP ports of the roles, a failover's new ones too."""
+    for port in (find_vrrp_ports(conn, loadbalancer_id, roles) +
+                 find_replacement_vrrp_ports(conn, loadbalancer_id, roles)):
         conn.network.delete_port(port, ignore_missing=True)
         LOG.info('Deleted VRRP port %s of load balancer %s', port.id,
                  loadbalancer_id)
@@ -102,56 +122,69 @@ class GetVipPlug(task.Task):
         return facts
 
 
+def _vrrp_port_attrs(loadbalancer, flavor, security_group_id):
+    attrs = {
+        'network_id': loadbalancer['vip_network_id'],
+        'fixed_ips': [{'subnet_id': loadbalancer['vip_subnet_id']}],
+        'allowed_address_pairs': [{'ip_address': address} for address
+                                  in vip_addresses(loadbalancer)],
+        'is_port_security_enabled': True,
+    }
+    if flavor[sriov_flavor.SRIOV_VIP]:
+        attrs['binding_vnic_type'] = flavor[sriov_flavor.SRIOV_VNIC_TYPE]
+        # Neutron would accept them and enforce nothing on a VF.
+        attrs['security_group_ids'] = []
+    else:
+        attrs['binding_vnic_type'] = VNIC_TYPE_NORMAL
+        # The load balancer's own group (listeners, VRRP) and the user's.
+        groups = [security_group_id] if security_group_id else []
+        groups += loadbalancer.get(vip_port.VIP_SG_IDS) or []
+        if groups:
+            attrs['security_group_ids'] = groups
+    if loadbalancer.get(vip_port.VIP_QOS_POLICY_ID):
+        attrs['qos_policy_id'] = loadbalancer[vip_port.VIP_QOS_POLICY_ID]
+    return attrs
+
+
+def _find_or_create_port(conn, loadbalancer, amphora, name, attrs):
+    """The VRRP port dict; a port an interrupted run made is used again."""
+    lb_id = loadbalancer['loadbalancer_id']
+    port = next(iter(conn.network.ports(name=name)), None)
+    if port is None:
+        port = conn.network.create_port(
+            name=name,
+            description=f'VRRP base port of amphora {amphora["id"]} of '
+                        f'load balancer {lb_id}',
+            **attrs)
+    fixed_ip = next(ip for ip in port.fixed_ips
+                    if ip['subnet_id'] == loadbalancer['vip_subnet_id'])
+    LOG.info('VRRP port %s (%s, vnic type %s) for amphora %s of load '
+             'balancer %s', port.id, fixed_ip['ip_address'],
+             port.binding_vnic_type, amphora['id'], lb_id)
+    return {'id': port.id, 'mac_address': port.mac_address,
+            'ip_address': fixed_ip['ip_address'],
+            'subnet_id': fixed_ip['subnet_id'],
+            'vnic_type': port.binding_vnic_type,
+            'amphora_id': amphora['id']}
+
+
 class CreateVrrpPorts(task.Task):
-    """One VRRP base port per amphora on the VIP subnet."""
+    """One VRRP base port per amphora on the VIP subnet.
+
+    Without ``sriov_vip`` the ports get the load balancer's security group
+    (``security_group_id``, flows.tasks.security_group) and the VIP's.
+    """
 
     default_provides = VRRP_PORTS
 
-    def execute(self, loadbalancer, flavor, amphorae):
+    def execute(self, loadbalancer, flavor, amphorae,
+                security_group_id=None):
         conn = clients.connection()
-        lb_id = loadbalancer['loadbalancer_id']
-        attrs = {
-            'network_id': loadbalancer['vip_network_id'],
-            'fixed_ips': [{'subnet_id': loadbalancer['vip_subnet_id']}],
-            'allowed_address_pairs': [{'ip_address': address} for address
-                                      in vip_addresses(loadbalancer)],
-            'is_port_security_enabled': True,
-        }
-        if flavor[sriov_flavor.SRIOV_VIP]:
-            attrs['binding_vnic_type'] = flavor[sriov_flavor.SRIOV_VNIC_TYPE]
-            # Neutron would accept them and enforce nothing on a VF.
-            attrs['security_group_ids'] = []
-        else:
-            attrs['binding_vnic_type'] = VNIC_TYPE_NORMAL
-            if loadbalancer.get(vip_port.VIP_SG_IDS):
-                attrs['security_group_ids'] = loadbalancer[
-                    vip_port.VIP_SG_IDS]
-        if loadbalancer.get(vip_port.VIP_QOS_POLICY_ID):
-            attrs['qos_policy_id'] = loadbalancer[vip_port.VIP_QOS_POLICY_ID]
-        ports = []
-        for amphora in amphorae:
-            name = vrrp_port_name(lb_id, amphora['role'])
-            # A port an interrupted run of this task made is used again.
-            port = next(iter(conn.network.ports(name=name)), None)
-            if port is None:
-                port = conn.network.create_port(
-                    name=name,
-                    description=f'VRRP base port of amphora '
-                                f'{amphora["id"]} of load balancer {lb_id}',
-                    **attrs)
-            fixed_ip = next(ip for ip in port.fixed_ips
-                            if ip['subnet_id'] ==
-                            loadbalancer['vip_subnet_id'])
-            LOG.info('VRRP port %s (%s, vnic type %s) for amphora '
-                     '%s of load balancer %s', port.id,
-                     fixed_ip['ip_address'], port.binding_vnic_type,
-                     amphora['id'], lb_id)
-            ports.append({'id': port.id, 'mac_address': port.mac_address,
-                          'ip_address': fixed_ip['ip_address'],
-                          'subnet_id': fixed_ip['subnet_id'],
-                          'vnic_type': port.binding_vnic_type,
-                          'amphora_id': amphora['id']})
-        return ports
+        attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
+        return [_find_or_create_port(
+            conn, loadbalancer, amphora,
+            vrrp_port_name(loadbalancer['loadbalancer_id'], amphora['role']),
+            attrs) for amphora in amphorae]
 
     def revert(self, loadbalancer, flavor, *args, **kwargs):
         # By name: a create that failed half way left ports no result names.
@@ -159,6 +192,47 @@ class CreateVrrpPorts(task.Task):
         with compute.reverting(f'the VRRP ports of load balancer {lb_id}'):
             delete_vrrp_ports(clients.connection(), lb_id,
                               compute.roles(flavor))
+
+
+class UpdateVrrpPorts(task.Task):
+    """A load balancer update: its VRRP ports follow the VIP settings.
+
+    The VIP's QoS policy, and without ``sriov_vip`` the VIP's security
+    groups next to the load balancer's own (``security_group_id``), live
+    on the ports that carry the traffic. Only what the update names
+    changes; a revert puts the original values back.
+    """
+
+    def execute(self, loadbalancer, flavor, loadbalancer_id,
+                security_group_id=None):
+        self._apply(loadbalancer, flavor, loadbalancer_id, loadbalancer,
+                    security_group_id)
+
+    def revert(self, loadbalancer, flavor, loadbalancer_id,
+               original_loadbalancer, security_group_id=None, *args,
+               **kwargs):
+        with compute.reverting(f'the VRRP port update of load balancer '
+                               f'{loadbalancer_id}'):
+            self._apply(loadbalancer, flavor, loadbalancer_id,
+                        original_loadbalancer, security_group_id)
+
+    @staticmethod
+    def _apply(update, flavor, loadbalancer_id, values, security_group_id):
+        changes = {}
+        if vip_port.VIP_QOS_POLICY_ID in update:
+            changes['qos_policy_id'] = values.get(vip_port.VIP_QOS_POLICY_ID)
+        if (vip_port.VIP_SG_IDS in update and
+                not flavor[sriov_flavor.SRIOV_VIP]):
+            own = [security_group_id] if security_group_id else []
+            changes['security_group_ids'] = own + list(
+                values.get(vip_port.VIP_SG_IDS) or ())
+        if not changes:
+            return
+        conn = clients.connection()
+        for port in find_vrrp_ports(conn, loadbalancer_id):
+            conn.network.update_port(port, **changes)
+            LOG.info('VRRP port %s of load balancer %s: %s', port.id,
+                     loadbalancer_id, changes)
 
 
 class DeleteVrrpPorts(task.Task):
@@ -177,3 +251,201 @@ class DeleteVipPort(task.Task):
             vip_port.delete_vip_port(clients.connection(),
                                      loadbalancer['loadbalancer_id'],
                                      port_id)
+
+
+def serving_amphora(conn, loadbalancer_id, role):
+    """``{"role", "server_id", "port_id"}`` of the role's amphora now.
+
+    The server holding the role's VRRP port, else any server of the role;
+    ids are None when the role has lost its server or port.
+    """
+    port = next(iter(find_vrrp_ports(conn, loadbalancer_id, (role,))), None)
+    servers = compute.servers_of_role(conn, loadbalancer_id, role)
+    server = next((server for server in servers
+                   if port is not None and server.id == port.device_id),
+                  servers[0] if servers else None)
+    return {'role': role, 'server_id': server.id if server else None,
+            'port_id': port.id if port else None}
+
+
+def _delete_old_amphora(conn, loadbalancer_id, old_amphora):
+    if old_amphora['server_id']:
+        compute.delete_server(conn, old_amphora['server_id'])
+    if old_amphora['port_id']:
+        conn.network.delete_port(old_amphora['port_id'], ignore_missing=True)
+        LOG.info('Deleted VRRP port %s of load balancer %s',
+                 old_amphora['port_id'], loadbalancer_id)
+
+
+def delete_replacement(conn, loadbalancer_id, old_amphora):
+    """Undo a failover of ``old_amphora`` unless it has committed.
+
+    Committed: the role's VRRP port is bound to a server other than the old
+    one (``CommitReplacement`` renamed the new port last). Otherwise every
+    server of the role but the old one and the new VRRP port are deleted,
+    the servers first so that Nova gives their VFs back.
+    """
+    role = old_amphora['role']
+    port = next(iter(find_vrrp_ports(conn, loadbalancer_id, (role,))), None)
+    if (port is not None and port.device_id and
+            port.device_id != old_amphora['server_id']):
+        LOG.warning('Load balancer %s: amphora %s replaced the %s amphora '
+                    'before the failover failed; it stays.', loadbalancer_id,
+                    port.device_id, role)
+        return
+    for server in compute.servers_of_role(conn, loadbalancer_id, role):
+        if server.id != old_amphora['server_id']:
+            LOG.info('Deleting amphora %s, the failed replacement of the %s '
+                     'amphora of load balancer %s', server.id, role,
+                     loadbalancer_id)
+            compute.delete_server(conn, server.id)
+    for port in find_replacement_vrrp_ports(conn, loadbalancer_id, (role,)):
+        conn.network.delete_port(port, ignore_missing=True)
+        LOG.info('Deleted VRRP port %s of a failed replacement amphora of '
+                 'load balancer %s', port.id, loadbalancer_id)
+
+
+class _FindAmphoraToReplace(task.Task):
+    """The first task of a failover slot; on revert, undo the slot.
+
+    Provides ``old_amphora_<slot>`` (``serving_amphora``), None when the
+    slot has nothing to replace. Everything the slot's later tasks make is
+    found by the role's names and metadata, so the undo needs no record of
+    it, also after a worker took the job over (``delete_replacement``).
+    """
+
+    def __init__(self, slot):
+        super(_FindAmphoraToReplace, self).__init__(
+            name=f'failover-{slot}-find-amphora',
+            provides=f'old_amphora_{slot}')
+        self.slot = slot
+
+    def revert(self, loadbalancer_id, result, *args, **kwargs):
+        if not isinstance(result, dict):
+            return
+        with compute.reverting(f'the replacement of the {result["role"]} '
+                               f'amphora of load balancer '
+                               f'{loadbalancer_id}'):
+            delete_replacement(clients.connection(), loadbalancer_id, result)
+
+
+class FindAmphoraToReplace(_FindAmphoraToReplace):
+    """Load balancer failover: the amphora of the slot's role.
+
+    Slot ``n`` is the ``n``-th role of ``compute.failover_order``; a slot
+    past the topology's roles (the second one of SINGLE) is empty.
+    """
+
+    def execute(self, loadbalancer_id, flavor):
+        order = compute.failover_order(flavor)
+        if self.slot >= len(order):
+            return None
+        old = serving_amphora(clients.connection(), loadbalancer_id,
+                              order[self.slot])
+        LOG.info('Load balancer %s failover: replacing the %s amphora %s',
+                 loadbalancer_id, old['role'], old['server_id'] or
+                 '(none left)')
+        return old
+
+
+class FindNamedAmphora(_FindAmphoraToReplace):
+    """Amphora failover: the store's ``amphora`` (``{"id", "role"}``).
+
+    An amphora that no longer serves its role (an earlier failover
+    replaced it) is not failed over again: the slot is empty.
+    """
+
+    def execute(self, loadbalancer_id, flavor, amphora):
+        if amphora['role'] not in compute.roles(flavor):
+            raise ValueError(f'load balancer {loadbalancer_id} has no '
+                             f'{amphora["role"]} amphora; its roles: '
+                             f'{", ".join(compute.roles(flavor))}')
+        old = serving_amphora(clients.connection(), loadbalancer_id,
+                              amphora['role'])
+        if (amphora.get('id') and old['server_id'] and
+                old['server_id'] != amphora['id']):
+            LOG.info('Amphora %s of load balancer %s was replaced by %s '
+                     'already: nothing to fail over', amphora['id'],
+                     loadbalancer_id, old['server_id'])
+            return None
+        LOG.info('Load balancer %s: failing over the %s amphora %s',
+                 loadbalancer_id, old['role'],
+                 old['server_id'] or '(none left)')
+        return old
+
+
+class DeleteOldAmphoraFirst(task.Task):
+    """Failover in an anti-affinity group: the old amphora goes first.
+
+    The group holds the old amphora and its peer; its replacement may only
+    go to a host holding neither, which a pair of SR-IOV hosts does not
+    have until the old amphora is gone. The peer keeps serving meanwhile.
+    Without a group (SINGLE) the old amphora serves until the new one is
+    ready (``CommitReplacement``).
+    """
+
+    def __init__(self, slot):
+        super(DeleteOldAmphoraFirst, self).__init__(
+            name=f'failover-{slot}-delete-old-first',
+            rebind={'old_amphora': f'old_amphora_{slot}'})
+
+    def execute(self, loadbalancer_id, old_amphora):
+        if not old_amphora:
+            return
+        conn = clients.connection()
+        if compute.find_server_groups(conn, loadbalancer_id):
+            _delete_old_amphora(conn, loadbalancer_id, old_amphora)
+
+
+class CreateReplacementVrrpPort(task.Task):
+    """Failover: a new VRRP base port for the new amphora.
+
+    Made like the create flow's (``CreateVrrpPorts``) but named
+    ``replacement_vrrp_port_name`` until the failover commits. Provides a
+    list of one port (none for an empty slot).
+    """
+
+    def __init__(self, slot):
+        super(CreateReplacementVrrpPort, self).__init__(
+            name=f'failover-{slot}-create-vrrp-port',
+            rebind={'amphorae': f'replacement_amphorae_{slot}'},
+            provides=f'replacement_ports_{slot}')
+
+    def execute(self, loadbalancer, flavor, amphorae,
+                security_group_id=None):
+        conn = clients.connection()
+        attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
+        return [_find_or_create_port(
+            conn, loadbalancer, amphora,
+            replacement_vrrp_port_name(loadbalancer['loadbalancer_id'],
+                                       amphora['role']),
+            attrs) for amphora in amphorae]
+
+
+class CommitReplacement(task.Task):
+    """Failover: the new amphora becomes the role's amphora.
+
+    The old server and VRRP port are deleted (if ``DeleteOldAmphoraFirst``
+    left them), then the new port takes the role's name: from then on every
+    flow finds the new amphora, and a failure later in the job keeps it.
+    Running it again (a resumed job) finishes what a first run began.
+    """
+
+    def __init__(self, slot):
+        super(CommitReplacement, self).__init__(
+            name=f'failover-{slot}-commit',
+            rebind={'old_amphora': f'old_amphora_{slot}',
+                    'vrrp_ports': f'replacement_ports_{slot}'})
+
+    def execute(self, loadbalancer_id, old_amphora, vrrp_ports):
+        if not old_amphora:
+            return
+        conn = clients.connection()
+        role = old_amphora['role']
+        [port] = vrrp_ports
+        _delete_old_amphora(conn, loadbalancer_id, old_amphora)
+        conn.network.update_port(port['id'],
+                                 name=vrrp_port_name(loadbalancer_id, role))
+        LOG.info('Load balancer %s: amphora %s (VRRP port %s, %s) is its %s '
+                 'amphora now', loadbalancer_id, port['amphora_id'],
+                 port['id'], port['ip_address'], role)

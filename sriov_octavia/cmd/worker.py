@@ -27,6 +27,7 @@ from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import conductor
+from sriov_octavia.worker import health
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def main(argv=None, conf=None):
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    health.start(conf, stop)
     conductor.run(conf, stop)
     return 0
 

@@ -21,6 +21,7 @@ from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import conductor
+from sriov_octavia.worker import health
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def _warn_on_socket_mismatch(conf):
 
 
 def provider_agent(exit_event, conf=sriov_conf.CONF):
-    """Run the worker until the driver-agent sets ``exit_event``."""
+    """Run the worker (and its health reports) until ``exit_event``."""
     sriov_conf.register_opts(conf)
     _warn_on_socket_mismatch(conf)
+    health.start(conf, exit_event)
     conductor.run(conf, exit_event)

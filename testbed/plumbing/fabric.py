@@ -657,6 +657,8 @@ class Fabric:
     def remove_host(self, name):
         namespace = self.names.host_namespace(name)
         with self._lock:
+            # Servers a test or the demo started on the host go with it.
+            self._end_processes_in(namespace)
             if netlab.namespace_exists(namespace):
                 pyroute2_netns.remove(namespace)
             links.delete(self.names.phys_namespace, self.names.host_peer(name))
@@ -667,9 +669,10 @@ class Fabric:
         """Remove every namespace, link and agent of this testbed instance.
 
         Agents are stopped first (by the PIDs recorded at boot), then what
-        they left running in their amphorae (haproxy, keepalived): a
-        process inside a namespace keeps the namespace, and its links,
-        alive after the name is removed. Returns what was removed, by kind.
+        is left running in any of the testbed's namespaces (haproxy and
+        keepalived in amphorae, servers on hosts): a process inside a
+        namespace keeps the namespace, and its links, alive after the name
+        is removed. Returns what was removed, by kind.
         """
         removed = {'agents': [], 'processes': [], 'namespaces': [],
                    'links': []}
@@ -684,6 +687,9 @@ class Fabric:
                     ignore_errors=True)
             for name in pyroute2_netns.listnetns():
                 if self.names.owns(name):
+                    # Hosts' servers, and whatever an amphora without a
+                    # record still runs.
+                    removed['processes'] += self._end_processes_in(name)
                     pyroute2_netns.remove(name)
                     removed['namespaces'].append(name)
             # Bridge ports first, so that deleting the bridge finds none.

@@ -16,9 +16,6 @@ port is checked in the real Neutron; the job in a real redis jobboard.
 """
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 from octavia_lib.api.drivers import data_models
@@ -33,22 +30,12 @@ from sriov_octavia import vip
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
 from testbed import seed
+from tests.functional.sriov_octavia.openstack_cli import cli
+from tests.functional.sriov_octavia.openstack_cli import cli_json
 
 PORT_BASE = 49000
 PREFIX = 'tdr'
 PROVIDER = 'amphora-sriov'
-
-
-@pytest.fixture(scope='module')
-def tb(testbed_factory):
-    return testbed_factory(port_base=PORT_BASE, prefix=PREFIX)
-
-
-@pytest.fixture(scope='module')
-def conn(tb):
-    connection = tb.connect()
-    yield connection
-    connection.close()
 
 
 @pytest.fixture(scope='module')
@@ -64,26 +51,6 @@ def vip_subnet_v6(conn):
 @pytest.fixture(scope='module')
 def sriov_compute_flavor(conn):
     return conn.compute.find_flavor(seed.SRIOV_FLAVOR, ignore_missing=False)
-
-
-def cli(tb, *args, check=True):
-    """Run ``openstack <args>``; return the completed process."""
-    result = subprocess.run(
-        ['openstack', *args], env=tb.cli_env({'PATH': _path()}),
-        capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def cli_json(tb, *args):
-    return json.loads(cli(tb, *args, '-f', 'json').stdout)
-
-
-def _path():
-    # The venv's bin first, so "openstack" is the client installed here.
-    return os.pathsep.join([os.path.dirname(sys.executable),
-                            os.environ.get('PATH', '')])
 
 
 def unique(name):

@@ -21,74 +21,28 @@ Neutron, Nova and the amphora agent hold.
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
-import time
 import uuid
 
 import pytest
-import requests
 
 from flows.tasks import compute
 from flows.tasks import network
-from sriov_octavia.amphora import client as agent_client
 from testbed import plumbing
-from testbed import seed
+from tests.functional.sriov_octavia.cloud_state import agent_for
+from tests.functional.sriov_octavia.cloud_state import leftovers
+from tests.functional.sriov_octavia.openstack_cli import cli
+from tests.functional.sriov_octavia.openstack_cli import cli_json
+from tests.functional.sriov_octavia.openstack_cli import make_flavor
+from tests.functional.sriov_octavia.openstack_cli import wait_for_status
 
 # 63000: the ports of 69000 would pass 65535; mgmt 198.18.63.0/24.
 PORT_BASE = 63000
 PREFIX = 'tlb'
-PROVIDER = 'amphora-sriov'
-# Seconds a create or delete may take here (boot, agent start, plug).
-STATUS_TIMEOUT = 180
-
-
-@pytest.fixture(scope='module')
-def tb(testbed_factory):
-    return testbed_factory(port_base=PORT_BASE, prefix=PREFIX)
-
-
-@pytest.fixture(scope='module')
-def conn(tb):
-    connection = tb.connect()
-    yield connection
-    connection.close()
-
-
-def _path():
-    return os.pathsep.join([os.path.dirname(sys.executable),
-                            os.environ.get('PATH', '')])
-
-
-def cli(tb, *args, check=True):
-    result = subprocess.run(
-        ['openstack', *args], env=tb.cli_env({'PATH': _path()}),
-        capture_output=True, text=True, timeout=STATUS_TIMEOUT + 60)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def cli_json(tb, *args):
-    return json.loads(cli(tb, *args, '-f', 'json').stdout)
 
 
 def unique(name):
     return f'{PREFIX}-{name}-{uuid.uuid4().hex[:8]}'
-
-
-def make_flavor(tb, conn, **metadata):
-    compute_flavor = conn.compute.find_flavor(seed.SRIOV_FLAVOR,
-                                              ignore_missing=False)
-    data = json.dumps(dict(metadata, compute_flavor=compute_flavor.id,
-                           sriov_vip=True))
-    profile = cli_json(tb, 'loadbalancer', 'flavorprofile', 'create',
-                       '--name', unique('profile'), '--provider', PROVIDER,
-                       '--flavor-data', data)
-    return cli_json(tb, 'loadbalancer', 'flavor', 'create',
-                    '--name', unique('flavor'), '--flavorprofile',
-                    profile['id'], '--enable')
 
 
 @pytest.fixture(scope='module')
@@ -99,43 +53,6 @@ def sriov_flavor(tb, conn):
 @pytest.fixture(scope='module')
 def active_standby_flavor(tb, conn):
     return make_flavor(tb, conn, loadbalancer_topology='ACTIVE_STANDBY')
-
-
-@pytest.fixture
-def faults(tb):
-    url = tb.url('nova') + '/testbed/faults'
-
-    def inject(**settings):
-        requests.post(url, json=settings, timeout=10).raise_for_status()
-
-    yield inject
-    requests.delete(url, timeout=10).raise_for_status()
-
-
-def wait_for_status(tb, lb_id, wanted):
-    deadline = time.monotonic() + STATUS_TIMEOUT
-    while True:
-        lb = cli_json(tb, 'loadbalancer', 'show', lb_id)
-        if lb['provisioning_status'] in wanted:
-            return lb
-        assert time.monotonic() < deadline, lb
-        time.sleep(2)
-
-
-def leftovers(conn, lb_id):
-    """Servers and VRRP ports of the load balancer still in the cloud."""
-    return ([server.id for server in compute.find_servers(conn, lb_id)],
-            [port.id for port in network.find_vrrp_ports(conn, lb_id)])
-
-
-def agent_for(tb, conn, server):
-    fabric = plumbing.Fabric(tb.state_dir, prefix=tb.prefix)
-    mgmt = conn.network.find_network(seed.MGMT_NETWORK, ignore_missing=False)
-    [mgmt_ip] = [interface.fixed_ips[0]['ip_address'] for interface
-                 in conn.compute.server_interfaces(server)
-                 if interface.net_id == mgmt.id]
-    return agent_client.AgentClient((mgmt_ip, 9443),
-                                    fabric.agent_client_cert, fabric.ca_cert)
 
 
 @contextlib.contextmanager
@@ -241,6 +158,31 @@ def test_active_standby_pair_on_two_hosts(tb, conn, active_standby_flavor):
     cli(tb, 'loadbalancer', 'delete', lb['id'], '--wait')
     assert leftovers(conn, lb['id']) == ([], [])
     assert compute.find_server_groups(conn, lb['id']) == []
+
+
+def test_update_puts_the_vip_qos_policy_on_the_vrrp_port(
+        tb, conn, sriov_flavor):
+    policy = conn.network.create_qos_policy(name=unique('qos'))
+    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
+                  '--flavor', sriov_flavor['id'], '--vip-subnet-id',
+                  'vip-subnet', '--wait')
+    try:
+        cli(tb, 'loadbalancer', 'set', '--vip-qos-policy-id', policy.id,
+            '--name', unique('renamed'), '--wait', lb['id'])
+        assert cli_json(tb, 'loadbalancer', 'show', lb['id'])[
+            'provisioning_status'] == 'ACTIVE'
+        [port] = network.find_vrrp_ports(conn, lb['id'])
+        # The VF carries the traffic: the policy goes where the VIP lives.
+        assert port.qos_policy_id == policy.id
+
+        cli(tb, 'loadbalancer', 'unset', '--vip-qos-policy-id', '--wait',
+            lb['id'])
+        [port] = network.find_vrrp_ports(conn, lb['id'])
+        assert port.qos_policy_id is None
+    finally:
+        cli(tb, 'loadbalancer', 'delete', lb['id'], '--wait')
+        conn.network.delete_qos_policy(policy)
+    assert leftovers(conn, lb['id']) == ([], [])
 
 
 def test_vf_attach_failure_leaves_error_and_no_leak(tb, conn, sriov_flavor,

@@ -228,6 +228,40 @@ def test_a_host_on_the_network_reaches_an_address_on_the_vf(fabric):
     assert 'fa:16:3e:00:e2:11' in neighbours
 
 
+def _sleeper(namespace):
+    """A process started in ``namespace``, as a test's server would be."""
+    return subprocess.Popen(['ip', 'netns', 'exec', namespace, 'sleep',
+                             '600'])
+
+
+def test_removing_a_host_ends_what_runs_on_it(fabric):
+    host = fabric.add_host('server', _new_id(), 'fa:16:3e:00:e2:31',
+                           '198.51.100.30/25')
+    server = _sleeper(host)
+    try:
+        fabric.remove_host('server')
+        assert server.wait(timeout=30) is not None
+        assert not netlab.namespace_exists(host)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_cleanup_ends_what_runs_on_hosts(fabric):
+    host = fabric.add_host('server', _new_id(), 'fa:16:3e:00:e2:32',
+                           '198.51.100.31/25')
+    server = _sleeper(host)
+    try:
+        removed = fabric.cleanup()
+        assert server.wait(timeout=30) is not None
+        assert server.pid in removed['processes']
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 def test_hosts_on_other_subnets_are_routed_through_the_phys_namespace(
         fabric):
     amphora = boot(fabric)

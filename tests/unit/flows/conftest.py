@@ -23,6 +23,10 @@ from sriov_octavia import flavor as sriov_flavor
 from tests.unit.flows import fake_cloud
 
 LB_ID = 'lb-0001'
+# What GET /info of an agent answers (the engine's keys).
+AGENT_INFO = {'haproxy_version': '2.6.12',
+              'haproxy_base_path': '/var/lib/amphora-agent/haproxy',
+              'vrrp_check_script': '/var/lib/amphora-agent/vrrp-check'}
 
 
 @pytest.fixture
@@ -43,6 +47,8 @@ def agents(worker_conf):
         agent = clients.setdefault(mgmt_ip, mock.MagicMock())
         agent.__enter__.return_value = agent
         agent.plug_vip.return_value = {'name': 'eth1'}
+        agent.wait_for_interface.return_value = {'name': 'eth1'}
+        agent.get_info.return_value = AGENT_INFO
         return agent
 
     with mock.patch.object(agent_client.AgentClient, 'from_conf',

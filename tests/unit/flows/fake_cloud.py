@@ -31,6 +31,8 @@ from openstack import exceptions as os_exceptions
 from openstack.image.v2 import image as image_resource
 from openstack.network.v2 import network as network_resource
 from openstack.network.v2 import port as port_resource
+from openstack.network.v2 import security_group as sg_resource
+from openstack.network.v2 import security_group_rule as rule_resource
 from openstack.network.v2 import subnet as subnet_resource
 
 MGMT_NET = 'mgmt-net'
@@ -38,6 +40,9 @@ MGMT_SUBNET = 'mgmt-subnet'
 VIP_NET = 'vip-net'
 VIP_SUBNET = 'vip-subnet'
 EXTRA_SUBNET = 'vip-subnet-v6'
+MEMBER_NET = 'member-net'
+MEMBER_SUBNET = 'member-subnet'
+MEMBER_SUBNET_2 = 'member-subnet-2'
 IMAGE_TAG = 'amphora'
 COMPUTE_FLAVOR = 'amphora-sriov-flavor'
 
@@ -154,6 +159,9 @@ class FakeNetwork:
             MGMT_NET: network_resource.Network(id=MGMT_NET, mtu=1500),
             VIP_NET: network_resource.Network(
                 id=VIP_NET, mtu=9000, provider_physical_network='sriovnet'),
+            MEMBER_NET: network_resource.Network(
+                id=MEMBER_NET, mtu=8950,
+                provider_physical_network='sriovnet'),
         }
         self.subnets = {
             MGMT_SUBNET: subnet_resource.Subnet(
@@ -168,14 +176,25 @@ class FakeNetwork:
                 id=EXTRA_SUBNET, network_id=VIP_NET,
                 cidr='2001:db8:1::/64', gateway_ip='2001:db8:1::1',
                 host_routes=[]),
+            MEMBER_SUBNET: subnet_resource.Subnet(
+                id=MEMBER_SUBNET, network_id=MEMBER_NET,
+                cidr='198.51.100.0/24', gateway_ip='198.51.100.1',
+                host_routes=[]),
+            MEMBER_SUBNET_2: subnet_resource.Subnet(
+                id=MEMBER_SUBNET_2, network_id=MEMBER_NET,
+                cidr='2001:db8:2::/64', gateway_ip=None, host_routes=[]),
         }
         self.ports_by_id = {}
         self._hosts = itertools.count(10)
+        self.security_groups_by_id = {}
+        self.rules_by_id = {}
 
-    def create_port(self, **attrs):
-        _check_attrs(port_resource.Port, attrs)
+    def _fixed_ips(self, requests):
         fixed_ips = []
-        for request in attrs.pop('fixed_ips', []):
+        for request in requests:
+            if 'ip_address' in request:
+                fixed_ips.append(dict(request))
+                continue
             subnet = self.subnets[request['subnet_id']]
             host = next(self._hosts)
             prefix = subnet.cidr.split('/')[0]
@@ -183,6 +202,11 @@ class FakeNetwork:
                        prefix.rsplit('.', 1)[0] + f'.{host}')
             fixed_ips.append({'subnet_id': subnet.id,
                               'ip_address': address})
+        return fixed_ips
+
+    def create_port(self, **attrs):
+        _check_attrs(port_resource.Port, attrs)
+        fixed_ips = self._fixed_ips(attrs.pop('fixed_ips', []))
         attrs.setdefault('binding_vnic_type', 'normal')
         port = port_resource.Port(
             id=str(uuid.uuid4()), fixed_ips=fixed_ips, device_id='',
@@ -198,9 +222,19 @@ class FakeNetwork:
             raise os_exceptions.NotFoundException(
                 f'Port {port_id} could not be found.')
 
-    def ports(self, name=None):
+    def ports(self, name=None, device_id=None):
         return [port for port in self.ports_by_id.values()
-                if name is None or port.name == name]
+                if (name is None or port.name == name) and
+                (device_id is None or port.device_id == device_id)]
+
+    def update_port(self, port, **attrs):
+        _check_attrs(port_resource.Port, attrs)
+        port = self.get_port(getattr(port, 'id', port))
+        if 'fixed_ips' in attrs:
+            attrs['fixed_ips'] = self._fixed_ips(attrs['fixed_ips'])
+        for name, value in attrs.items():
+            setattr(port, name, value)
+        return port
 
     def delete_port(self, port, ignore_missing=True):
         self.ports_by_id.pop(getattr(port, 'id', port), None)
@@ -215,6 +249,57 @@ class FakeNetwork:
 
     def get_network(self, network_id):
         return self.networks[network_id]
+
+    def create_security_group(self, **attrs):
+        _check_attrs(sg_resource.SecurityGroup, attrs)
+        group = sg_resource.SecurityGroup(id=str(uuid.uuid4()), **attrs)
+        self.security_groups_by_id[group.id] = group
+        # Neutron gives a new group egress rules for both families.
+        for ether_type in ('IPv4', 'IPv6'):
+            self.create_security_group_rule(
+                security_group_id=group.id, direction='egress',
+                ether_type=ether_type)
+        return group
+
+    def security_groups(self, name=None):
+        return [group for group in self.security_groups_by_id.values()
+                if name is None or group.name == name]
+
+    def delete_security_group(self, group, ignore_missing=True):
+        group_id = getattr(group, 'id', group)
+        if any(group_id in (port.security_group_ids or ())
+               for port in self.ports_by_id.values()):
+            raise os_exceptions.ConflictException(
+                f'Security Group {group_id} in use.')
+        self.security_groups_by_id.pop(group_id, None)
+        self.rules_by_id = {rule_id: rule for rule_id, rule
+                            in self.rules_by_id.items()
+                            if rule.security_group_id != group_id}
+
+    def create_security_group_rule(self, **attrs):
+        _check_attrs(rule_resource.SecurityGroupRule, attrs)
+        rule = rule_resource.SecurityGroupRule(id=str(uuid.uuid4()),
+                                               **attrs)
+        if any(_rule_fields(rule) == _rule_fields(other)
+               for other in self.rules_by_id.values()):
+            raise os_exceptions.ConflictException('Security group rule '
+                                                  'already exists.')
+        self.rules_by_id[rule.id] = rule
+        return rule
+
+    def security_group_rules(self, security_group_id=None, direction=None):
+        return [rule for rule in self.rules_by_id.values()
+                if security_group_id in (None, rule.security_group_id) and
+                direction in (None, rule.direction)]
+
+    def delete_security_group_rule(self, rule, ignore_missing=True):
+        self.rules_by_id.pop(getattr(rule, 'id', rule), None)
+
+
+def _rule_fields(rule):
+    return (rule.security_group_id, rule.direction, rule.ether_type,
+            rule.protocol, rule.port_range_min, rule.port_range_max,
+            rule.remote_ip_prefix, rule.remote_group_id)
 
 
 class FakeImage:

@@ -26,8 +26,6 @@ LB = 'lb-1'
 BOOM = 'boom'
 OBJECTS = ('listener', 'pool', 'member', 'health_monitor', 'l7policy',
            'l7rule')
-# Their changes change the amphora firewall (sriov_vip).
-FIREWALLED = ('listener', 'pool', 'member', 'health_monitor')
 
 
 class Boom(task.Task):
@@ -40,13 +38,21 @@ def reporter():
     loadbalancer = {
         'loadbalancer_id': LB,
         'listeners': [{'listener_id': 'l-1', 'default_pool_id': 'p-1',
-                       'l7policies': [{'l7policy_id': 'pol-1'}]}],
+                       'l7policies': [{'l7policy_id': 'pol-1', 'rules': [
+                           {'l7rule_id': 'r-1'}, {'l7rule_id': 'r-2'}]}]}],
         'pools': [{'pool_id': 'p-1', 'members': [{'member_id': 'm-old'},
                                                  {'member_id': 'm-1'}]}]}
     with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
         instance = cls.return_value
         instance.get_loadbalancer.return_value = loadbalancer
         yield instance
+
+
+@pytest.fixture(autouse=True)
+def pushed():
+    """The states the flows push to the amphorae (none here)."""
+    with mock.patch.object(firewall, 'push_state') as push_state:
+        yield push_state
 
 
 def _updates(reporter):
@@ -71,8 +77,8 @@ def test_flow_names_follow_the_contract():
     expected = {'%s.%s' % (obj, op) for obj in OBJECTS
                 for op in ('create', 'update', 'delete')}
     expected.update(('member.batch_update', 'loadbalancer.create',
-                     'loadbalancer.delete'))
-    # The other load balancer and the amphora flows are still to come.
+                     'loadbalancer.update', 'loadbalancer.delete',
+                     'loadbalancer.failover', 'amphora.failover'))
     assert set(flows.FLOWS) == expected
 
 
@@ -88,14 +94,15 @@ def test_object_flows_guard_first_and_report_last(flow_name):
              else status_tasks.MarkActive)
     assert isinstance(atoms[-1], final)
     obj, operation = flow_name.split('.')
-    required = {obj, 'loadbalancer_id'}
+    required = {obj, 'loadbalancer_id', 'flavor', 'availability_zone'}
     if operation == 'update':
         required.add('original_' + obj)
-    if obj in FIREWALLED:
-        required.update(('flavor', 'availability_zone'))
-        assert isinstance(atoms[1], firewall.PushFirewall)
-        assert atoms[1].deleting == (operation == 'delete')
-    assert flow.requires == required
+    # Every change reaches the amphorae (haproxy, firewall).
+    [push] = [atom for atom in atoms
+              if isinstance(atom, firewall.PushState)]
+    assert push.object_type == obj
+    assert push.deleting == (operation == 'delete')
+    assert flow.requires >= required
 
 
 def test_member_create_reports_member_pool_listener_lb(reporter):
@@ -120,8 +127,11 @@ def test_member_update_finds_its_pool_in_the_original(reporter):
         'loadbalancers': [{'id': LB, 'provisioning_status': 'ACTIVE'}]}]
 
 
-def test_l7rule_delete_reports_deleted(reporter):
+def test_l7rule_delete_reports_deleted(reporter, pushed):
     engines.run(flows.FLOWS['l7rule.delete'](), store=_store('l7rule'))
+    state, zone, flavor = pushed.call_args.args
+    assert state['listeners'][0]['l7policies'] == [
+        {'l7policy_id': 'pol-1', 'rules': [{'l7rule_id': 'r-2'}]}]
     assert _updates(reporter) == [{
         'l7rules': [{'id': 'r-1', 'provisioning_status': 'DELETED'}],
         'l7policies': [{'id': 'pol-1', 'provisioning_status': 'ACTIVE'}],

@@ -27,13 +27,18 @@ from tests.unit.flows import conftest
 LB_ID = conftest.LB_ID
 MEMBER = {'member_id': 'm-1', 'address': '198.51.100.20',
           'protocol_port': 8080}
-POOL = {'pool_id': 'p-1', 'protocol': 'TCP', 'members': [MEMBER],
-        'healthmonitor': {'healthmonitor_id': 'hm-1', 'type': 'TCP'}}
+POOL = {'pool_id': 'p-1', 'protocol': 'HTTP', 'members': [MEMBER],
+        'lb_algorithm': 'ROUND_ROBIN',
+        'healthmonitor': {'healthmonitor_id': 'hm-1', 'type': 'TCP',
+                          'delay': 5, 'timeout': 3, 'max_retries': 3,
+                          'max_retries_down': 3}}
 ONE_CALL_LB = dict(conftest.make_loadbalancer(), listeners=[
-    {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
-     'default_pool': POOL,
-     'l7policies': [{'l7policy_id': 'pol-1',
-                     'rules': [{'l7rule_id': 'r-1'}]}]}],
+    {'listener_id': 'l-1', 'protocol': 'HTTP', 'protocol_port': 80,
+     'default_pool': POOL, 'default_pool_id': 'p-1',
+     'l7policies': [{'l7policy_id': 'pol-1', 'action': 'REJECT',
+                     'rules': [{'l7rule_id': 'r-1', 'type': 'PATH',
+                                'compare_type': 'STARTS_WITH',
+                                'value': '/admin'}]}]}],
     pools=[POOL])
 
 
@@ -48,6 +53,8 @@ def agents(worker_conf):
     agent = mock.MagicMock()
     agent.__enter__.return_value = agent
     agent.plug_vip.return_value = {'name': 'eth1'}
+    agent.wait_for_interface.return_value = {'name': 'eth1'}
+    agent.get_info.return_value = conftest.AGENT_INFO
     with mock.patch.object(agent_client.AgentClient, 'from_conf',
                            return_value=agent):
         yield agent
@@ -98,6 +105,26 @@ def test_create_then_delete(cloud, reporter, agents, topology, servers):
     assert len(cloud.compute.groups) == (servers - 1)
     assert agents.plug_vip.call_count == servers
     assert agents.set_security_group.call_count == servers
+    # haproxy serves the listeners created with the load balancer.
+    configs = [call.args for call in
+               agents.upload_haproxy_config.call_args_list]
+    assert sorted(amphora_id for amphora_id, _, _ in configs) == sorted(
+        cloud.compute.servers_by_id)
+    for _, lb_id, text in configs:
+        assert lb_id == LB_ID
+        assert 'frontend l-1\n' in text
+        assert 'http-request deny if r-1\n' in text
+        assert 'server m-1 198.51.100.20:8080 weight 1 check' in text
+    assert agents.loadbalancer_action.call_args_list == [
+        mock.call(LB_ID, 'start')] * servers
+    # keepalived holds the VIP of ACTIVE_STANDBY.
+    keepalived = [call.args[0] for call in
+                  agents.upload_keepalived_config.call_args_list]
+    assert len(keepalived) == (servers if servers > 1 else 0)
+    for text in keepalived:
+        assert '203.0.113.5 dev eth1' in text
+    assert agents.vrrp_action.call_args_list == [
+        mock.call('start')] * len(keepalived)
     [update] = _statuses(reporter)
     assert update['loadbalancers'] == [{'id': LB_ID,
                                         'provisioning_status': 'ACTIVE'}]
@@ -199,3 +226,81 @@ def test_failed_delete_marks_the_load_balancer_error(cloud, reporter,
     reporter.get_loadbalancer.assert_not_called()
     assert _statuses(reporter) == [{'loadbalancers': [
         {'id': LB_ID, 'provisioning_status': 'ERROR'}]}]
+
+
+def _created(cloud, reporter, agents, flavor_kwargs=None):
+    store = _store()
+    store['flavor'].update(flavor_kwargs or {})
+    engines.run(flows.FLOWS['loadbalancer.create'](), store=store)
+    reporter.reset_mock()
+    return store['flavor']
+
+
+def _vrrp_ports(cloud):
+    return [port for port in cloud.network.ports_by_id.values()
+            if (port.name or '').startswith('octavia-lb-vrrp-')]
+
+
+def test_update_sets_the_qos_policy_on_the_vrrp_ports(cloud, reporter,
+                                                      agents):
+    flavor = _created(cloud, reporter, agents)
+    engines.run(flows.FLOWS['loadbalancer.update'](), store={
+        'loadbalancer': {'loadbalancer_id': LB_ID,
+                         'vip_qos_policy_id': 'qos-gold'},
+        'original_loadbalancer': conftest.make_loadbalancer(),
+        'loadbalancer_id': LB_ID, 'flavor': flavor,
+        'availability_zone': {}})
+    assert [port.qos_policy_id for port in _vrrp_ports(cloud)] == [
+        'qos-gold']
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ACTIVE'}]
+
+
+def test_update_of_other_fields_touches_no_port(cloud, reporter, agents):
+    flavor = _created(cloud, reporter, agents)
+    with mock.patch.object(cloud.network, 'update_port') as update_port:
+        engines.run(flows.FLOWS['loadbalancer.update'](), store={
+            'loadbalancer': {'loadbalancer_id': LB_ID, 'name': 'renamed'},
+            'original_loadbalancer': conftest.make_loadbalancer(),
+            'loadbalancer_id': LB_ID, 'flavor': flavor,
+            'availability_zone': {}})
+    update_port.assert_not_called()
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ACTIVE'}]
+
+
+def test_failed_update_puts_the_ports_back_and_marks_error(cloud, reporter,
+                                                           agents):
+    flavor = _created(cloud, reporter, agents)
+    original = dict(conftest.make_loadbalancer(),
+                    vip_qos_policy_id='qos-bronze')
+    store = {'loadbalancer': {'loadbalancer_id': LB_ID,
+                              'vip_qos_policy_id': 'qos-gold'},
+             'original_loadbalancer': original, 'loadbalancer_id': LB_ID,
+             'flavor': flavor, 'availability_zone': {}}
+    with mock.patch.object(loadbalancer_status.MarkLoadBalancerActive,
+                           'execute', side_effect=RuntimeError('socket')):
+        with pytest.raises(RuntimeError):
+            engines.run(flows.FLOWS['loadbalancer.update'](), store=store)
+    assert [port.qos_policy_id for port in _vrrp_ports(cloud)] == [
+        'qos-bronze']
+    [update] = _statuses(reporter)
+    assert update['loadbalancers'] == [{'id': LB_ID,
+                                        'provisioning_status': 'ERROR'}]
+
+
+def test_update_of_vip_security_groups_keeps_the_lb_group(cloud, reporter,
+                                                          agents):
+    flavor = _created(cloud, reporter, agents, {sriov_flavor.SRIOV_VIP:
+                                                False})
+    [own] = [group.id for group in cloud.network.security_groups()]
+    engines.run(flows.FLOWS['loadbalancer.update'](), store={
+        'loadbalancer': {'loadbalancer_id': LB_ID,
+                         'vip_sg_ids': ['user-sg']},
+        'original_loadbalancer': conftest.make_loadbalancer(),
+        'loadbalancer_id': LB_ID, 'flavor': flavor,
+        'availability_zone': {}})
+    assert [port.security_group_ids for port in _vrrp_ports(cloud)] == [
+        [own, 'user-sg']]

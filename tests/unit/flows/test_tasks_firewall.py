@@ -120,10 +120,36 @@ def test_member_of_an_unknown_pool_fails():
                               dict(MEMBER, pool_id='p-9'))
 
 
-def test_objects_without_firewall_effect_are_refused():
-    with pytest.raises(ValueError, match='l7policy'):
-        firewall.apply_change(octavia_lb(), 'l7policy',
-                              {'l7policy_id': 'pol-1'})
+def test_objects_outside_the_state_are_refused():
+    with pytest.raises(ValueError, match='amphora'):
+        firewall.apply_change(octavia_lb(), 'amphora', {'id': 'amp-1'})
+
+
+def test_l7policy_and_rule_changes():
+    policy = {'l7policy_id': 'pol-1', 'listener_id': 'l-1',
+              'action': 'REJECT', 'position': 1, 'rules': None}
+    rule = {'l7rule_id': 'r-1', 'l7policy_id': 'pol-1', 'type': 'PATH',
+            'compare_type': 'EQUAL_TO', 'value': '/a'}
+    # Octavia has neither yet; then the rule is updated and deleted.
+    created = firewall.apply_change(octavia_lb([LISTENER], [POOL]),
+                                    'l7policy', policy)
+    assert created['listeners'][0]['l7policies'] == [policy]
+    with_rule = firewall.apply_change(created, 'l7rule', rule)
+    assert with_rule['listeners'][0]['l7policies'][0]['rules'] == [rule]
+    updated = firewall.apply_change(with_rule, 'l7rule',
+                                    {'l7rule_id': 'r-1', 'value': '/b'},
+                                    original=rule)
+    assert updated['listeners'][0]['l7policies'][0]['rules'] == [
+        dict(rule, value='/b')]
+    deleted = firewall.apply_change(updated, 'l7policy', policy,
+                                    deleting=True)
+    assert deleted['listeners'][0]['l7policies'] == []
+
+
+def test_rule_of_an_unknown_policy_fails():
+    with pytest.raises(firewall.FirewallError, match='no L7 policy pol-9'):
+        firewall.apply_change(octavia_lb([LISTENER]), 'l7rule',
+                              {'l7rule_id': 'r-1', 'l7policy_id': 'pol-9'})
 
 
 def test_member_batch_replaces_the_pools_members():
@@ -221,7 +247,9 @@ def test_member_batch_update_opens_the_new_members(cloud, reporter, agents):
 
 def test_health_monitor_update_opens_its_checks(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
-    monitor = {'healthmonitor_id': 'hm-1', 'pool_id': 'p-1', 'type': 'TCP'}
+    monitor = {'healthmonitor_id': 'hm-1', 'pool_id': 'p-1', 'type': 'TCP',
+               'delay': 5, 'timeout': 3, 'max_retries': 3,
+               'max_retries_down': 3}
     reporter.get_loadbalancer.return_value = octavia_lb(
         [LISTENER], [dict(POOL, healthmonitor=monitor)])
     engines.run(flows.FLOWS['health_monitor.update'](), store=_store(
@@ -259,7 +287,7 @@ def test_refused_push_marks_the_object_error(cloud, reporter, agents,
                                   'provisioning_status': 'ERROR'}]
     assert update['loadbalancers'] == [{'id': LB_ID,
                                         'provisioning_status': 'ACTIVE'}]
-    assert 'member-push-firewall failed' in caplog.text
+    assert 'member-push-state failed' in caplog.text
 
 
 def test_amphora_without_vrrp_port_fails(cloud, reporter, agents):
@@ -269,5 +297,5 @@ def test_amphora_without_vrrp_port_fails(cloud, reporter, agents):
             cloud.network.delete_port(port)
     reporter.get_loadbalancer.return_value = octavia_lb()
     with pytest.raises(firewall.FirewallError, match='no VRRP port'):
-        firewall.PushFirewall('listener').execute(
+        firewall.PushState('listener').execute(
             dict(LISTENER), LB_ID, flavor, {})

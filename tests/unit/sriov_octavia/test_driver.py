@@ -326,8 +326,7 @@ def test_loadbalancer_failover_sends_the_stored_lb(driver, posted, db):
 
 # Listener, pool
 
-@pytest.mark.parametrize('protocol', [
-    'TCP', 'HTTP', 'HTTPS', 'UDP', 'SCTP', 'PROMETHEUS'])
+@pytest.mark.parametrize('protocol', ['TCP', 'HTTP', 'HTTPS'])
 def test_listener_create_posts(driver, posted, db, protocol):
     new = listener(protocol=protocol)
     driver.listener_create(new)
@@ -344,6 +343,39 @@ def test_terminated_https_listener_is_refused(driver, posted, db):
                               'is not supported by the amphora-sriov '
                               'provider yet')
     assert posted == []
+
+
+@pytest.mark.parametrize('protocol, why', [
+    ('UDP', 'haproxy does not proxy UDP and the amphora kernel has no IPVS'),
+    ('SCTP', 'haproxy does not proxy SCTP and the amphora kernel has no '
+             'IPVS'),
+    ('PROMETHEUS', 'do not run the metrics proxy'),
+])
+def test_listener_protocols_without_engine_are_refused(
+        driver, posted, released, db, protocol, why):
+    for call, obj in ((driver.listener_create, listener(protocol=protocol)),
+                      (driver.loadbalancer_create, new_lb(
+                          listeners=[listener(protocol=protocol)]))):
+        message = refusal(call, obj)
+        assert message.startswith(f'protocol {protocol}: ')
+        assert why in message
+        assert message.endswith('Supported: TCP, HTTP, HTTPS.')
+    assert posted == []
+
+
+@pytest.mark.parametrize('protocol', ['UDP', 'SCTP'])
+def test_pool_protocols_without_engine_are_refused(driver, posted, db,
+                                                   protocol):
+    message = refusal(driver.pool_create, pool(protocol=protocol))
+    assert message.startswith(f'protocol {protocol}: the amphora-sriov '
+                              f'provider has no engine for it')
+    assert posted == []
+
+
+@pytest.mark.parametrize('protocol', ['PROXY', 'PROXYV2', 'HTTP'])
+def test_pool_protocols_haproxy_speaks_pass(driver, posted, db, protocol):
+    driver.pool_create(pool(protocol=protocol))
+    assert posted[0][0] == 'pool.create'
 
 
 def test_listener_update_and_delete(driver, posted, db):
@@ -417,13 +449,36 @@ def test_sriov_member_needs_allow_member_sriov(driver, posted, db):
         'members (allow_member_sriov is false).')
 
 
-def test_sriov_member_ports_are_not_implemented_yet(driver, posted, db):
+def test_sriov_member_without_sriov_vip_is_refused(driver, posted, db):
+    # The amphora firewall admitting its replies is kept with sriov_vip.
     db.flavor = {'allow_member_sriov': True}
-    with pytest.raises(lib_exceptions.NotImplementedError) as info:
-        driver.member_create(member(vnic_type='direct'))
-    assert info.value.user_fault_string.startswith(
-        'vnic_type direct: SR-IOV member ports are not implemented')
+    assert refusal(driver.member_create, member(vnic_type='direct')) == (
+        'vnic_type direct: SR-IOV members need a load balancer flavor with '
+        'sriov_vip as well as allow_member_sriov.')
     assert posted == []
+
+
+def test_sriov_member_with_allow_member_sriov_is_posted(driver, posted, db):
+    db.flavor = {'allow_member_sriov': True, 'sriov_vip': True}
+    sriov_member = member(vnic_type='direct')
+    driver.member_create(sriov_member)
+    [(flow_name, store)] = posted
+    assert flow_name == 'member.create'
+    assert store['member'] == dump(sriov_member)
+    assert store['member']['vnic_type'] == 'direct'
+    assert store['flavor']['allow_member_sriov'] is True
+
+
+def test_sriov_member_in_a_load_balancer_graph_is_not_implemented_yet(
+        driver, posted, released):
+    lb = new_lb(flavor={'allow_member_sriov': True, 'sriov_vip': True},
+                pools=[pool(members=[member(vnic_type='direct')])])
+    with pytest.raises(lib_exceptions.NotImplementedError) as info:
+        driver.loadbalancer_create(lb)
+    assert 'create them once the load balancer is ACTIVE' in (
+        info.value.user_fault_string)
+    assert posted == []
+    assert released == [(released.conn, LB, PORT)]
 
 
 def test_sriov_member_needs_a_subnet(driver, posted, db):

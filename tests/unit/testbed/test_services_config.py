@@ -76,9 +76,10 @@ def test_octavia_conf_names_what_the_seed_made(tmp_path):
     assert (worker['amp_image_tag'], worker['amp_flavor_id'],
             worker['amp_boot_network_list']) == ('amphora', 'f-1', ['n-1'])
     assert conf['haproxy_amphora'] == {'client_cert': '/c.pem',
-                                       'server_ca': '/ca.pem'}
+                                       'server_ca': '/ca.pem',
+                                       'default_connection_limit': 2000}
     # Without a seeded cloud Octavia's own defaults stay in force.
     bare = octavia.octavia_conf(testbed)
     assert 'amp_flavor_id' not in bare['controller_worker']
-    assert bare['haproxy_amphora'] == {}
+    assert bare['haproxy_amphora'] == {'default_connection_limit': 2000}
     assert inifile.render(conf).count('amp_boot_network_list = n-1') == 1

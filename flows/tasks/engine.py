@@ -1,0 +1,116 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Tasks putting the load-balancing engine's configuration in force.
+
+haproxy: the configuration rendered from the load balancer's state goes to
+every amphora, which validates it and starts haproxy or reloads it
+hitlessly; with no listener left the agent stops haproxy and forgets its
+configuration. keepalived (ACTIVE_STANDBY): each amphora gets its VRRP
+instance on the VF of its VRRP base port, the peer being the other
+amphora's VRRP address.
+
+Every push carries the whole configuration, so nothing is undone on
+revert: the next successful push corrects what a failed one left (and a
+failed load balancer create deletes the amphorae).
+"""
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from taskflow import task
+
+from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import conf as sriov_conf
+from sriov_octavia.engine import haproxy_config
+from sriov_octavia.engine import keepalived_config
+from sriov_octavia import flavor as sriov_flavor
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+# The agent's GET /info key naming its keepalived check script.
+INFO_VRRP_CHECK_SCRIPT = 'vrrp_check_script'
+# Starting a running haproxy reloads it (the agent's contract).
+ACTION_START = 'start'
+
+
+def _agent(amphora):
+    return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
+
+
+def push_haproxy(state, amphorae):
+    """Put the haproxy configuration of ``state`` in force on each amphora.
+
+    :param state: the load balancer's provider dict after the change.
+    :param amphorae: the amphora dicts (``id``, ``role``, ``mgmt_ip``).
+    """
+    lb_id = state['loadbalancer_id']
+    serving = haproxy_config.has_listeners(state)
+    for amphora in amphorae:
+        with _agent(amphora) as agent:
+            if not serving:
+                agent.delete_loadbalancer(lb_id)
+                LOG.info('Amphora %s: no listener left on load balancer '
+                         '%s, haproxy stopped and its configuration '
+                         'removed', amphora['id'], lb_id)
+                continue
+            text = haproxy_config.render(state, amphora, agent.get_info())
+            agent.upload_haproxy_config(amphora['id'], lb_id, text)
+            agent.loadbalancer_action(lb_id, ACTION_START)
+        LOG.info('Amphora %s: haproxy of load balancer %s runs %d '
+                 'listener(s)', amphora['id'], lb_id,
+                 len(state['listeners']))
+
+
+def configure_vrrp(loadbalancer, amphorae, vrrp_ports,
+                   action=ACTION_START):
+    """Put each amphora's keepalived configuration in force.
+
+    :param amphorae: the amphora dicts, ``vrrp_ports`` their VRRP base
+        ports (``mac_address``, ``ip_address``) in the same order.
+    :param action: ``start`` for new amphorae, ``reload`` for running
+        ones whose peer changed.
+    """
+    vrrp_ips = [port['ip_address'] for port in vrrp_ports]
+    timeout = sriov_conf.CONF.sriov_amphora.interface_timeout
+    for amphora, port in zip(amphorae, vrrp_ports):
+        with _agent(amphora) as agent:
+            interface = agent.wait_for_interface(port['mac_address'],
+                                                 timeout)
+            text = keepalived_config.render(
+                loadbalancer, amphora, port['ip_address'],
+                [ip for ip in vrrp_ips if ip != port['ip_address']],
+                interface['name'],
+                agent.get_info()[INFO_VRRP_CHECK_SCRIPT])
+            agent.upload_keepalived_config(text)
+            agent.vrrp_action(action)
+        LOG.info('Amphora %s (%s): keepalived %s on %s for VIP %s',
+                 amphora['id'], amphora['role'], action, interface['name'],
+                 loadbalancer['vip_address'])
+
+
+class ConfigureVrrp(task.Task):
+    """ACTIVE_STANDBY: keepalived on both amphorae; it holds the VIPs."""
+
+    def execute(self, loadbalancer, flavor, amphorae, vrrp_ports):
+        if (flavor[sriov_flavor.LOADBALANCER_TOPOLOGY] !=
+                sriov_flavor.TOPOLOGY_ACTIVE_STANDBY):
+            return
+        sriov_conf.register_opts(sriov_conf.CONF)
+        configure_vrrp(loadbalancer, amphorae, vrrp_ports)
+
+
+class ConfigureHaproxy(task.Task):
+    """haproxy for the listeners created with the load balancer."""
+
+    def execute(self, loadbalancer, amphorae):
+        if haproxy_config.has_listeners(loadbalancer):
+            push_haproxy(loadbalancer, amphorae)

@@ -1,0 +1,52 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A testbed instance per test module that asks for one.
+
+A module declares ``PORT_BASE`` and ``PREFIX`` (its own, so that modules
+running beside each other never share ports, namespaces or the management
+subnet) and uses ``tb``, ``conn``, ``fabric`` and ``faults``.
+"""
+
+import pytest
+import requests
+
+from testbed import plumbing
+
+
+@pytest.fixture(scope='module')
+def tb(request, testbed_factory):
+    return testbed_factory(port_base=request.module.PORT_BASE,
+                           prefix=request.module.PREFIX)
+
+
+@pytest.fixture(scope='module')
+def conn(tb):
+    connection = tb.connect()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope='module')
+def fabric(tb):
+    return plumbing.Fabric(tb.state_dir, prefix=tb.prefix)
+
+
+@pytest.fixture
+def faults(tb):
+    """``inject(**settings)``: the Nova emulator's faults, for one test."""
+    url = tb.url('nova') + '/testbed/faults'
+
+    def inject(**settings):
+        requests.post(url, json=settings, timeout=10).raise_for_status()
+
+    yield inject
+    requests.delete(url, timeout=10).raise_for_status()
