@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 
 apt_packages=(nftables python3-nftables iproute2 redis-server openssl
-              iputils-ping curl iperf3
+              iputils-ping curl iperf3 wrk
               # The worker's other jobboards, for their functional tests.
               etcd-server zookeeper
               # The amphora's load-balancing engine, for the agent's tests.
