@@ -37,6 +37,10 @@ CASES = {
         'apply_speedup_upstream_over_ours_1000',
         'apply_cpu_ratio_upstream_over_ours_200',
         'apply_cpu_ratio_upstream_over_ours_1000'],
+    'engine_http.py': [
+        f'http_{load}_{metric}_{config}_over_none'
+        for load in ('keepalive', 'close') for metric in ('rps', 'p99')
+        for config in ('ours', 'upstream')],
     'datapath.py': [
         'udp_ours_over_none_500', 'tcp_ours_over_none_500',
         'udp_upstream_over_none_500', 'tcp_upstream_over_none_500',
