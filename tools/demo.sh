@@ -71,7 +71,7 @@ if ! openstack loadbalancer pool show demo-pool >/dev/null 2>&1; then
 fi
 # The members are hosts on member-net (198.51.100.0/24) with addresses
 # Neutron gave them; the amphora reaches them through the subnets' router.
-for member in demo-member-1 demo-member-2; do
+for member in demo-web-1 demo-web-2; do
     openstack port show "$member" >/dev/null 2>&1 || \
         openstack port create --network member-net \
             --fixed-ip subnet=member-subnet "$member" >/dev/null
@@ -155,7 +155,7 @@ def host(name):
     return namespace, address
 
 
-for name in ('demo-member-1', 'demo-member-2'):
+for name in ('demo-web-1', 'demo-web-2'):
     namespace, address = host(name)
     if not netlab.run(namespace, ['ss', '-Htln', 'sport = :8080']).stdout:
         # Runs until `sriov-octavia-testbed down` removes the host.
