@@ -183,6 +183,12 @@ for name, requests in (('demo-inside', 6), ('demo-outside', 1)):
     print(f'{name} ({address}) GET http://{lb.vip_address}/ x{requests}: '
           f'{", ".join(answers)}')
 
+# The worker reads haproxy's counters every [sriov_worker] health_interval.
+deadline = time.monotonic() + 60
+while (time.monotonic() < deadline and conn.load_balancer
+       .get_load_balancer_statistics(lb_id).total_connections < 6):
+    time.sleep(2)
+
 for server in conn.compute.servers(details=True):
     if server.metadata.get('sriov_octavia_lb') != lb_id:
         continue

@@ -59,16 +59,19 @@ def build_app(state_dir, neutron_url, inventory_file, fabric):
         state, inventory_mod.Inventory.load(inventory_file),
         neutron.Neutron(neutron_url), fabric, faults)
 
-    def latency(req):
+    requests = admin.RequestCounter()
+
+    def before_request(req):
+        requests.count(req)
         delay = faults.api_latency
         if delay and not req.path_info.startswith(admin.PREFIX):
             time.sleep(delay)
 
     app = wsgi.Application(
-        [admin.AdminAPI(manager, faults).router(),
+        [admin.AdminAPI(manager, faults, requests).router(),
          images.ImageAPI(state).router(),
          compute_api.router(manager)],
-        before_request=latency)
+        before_request=before_request)
     return app, manager
 
 

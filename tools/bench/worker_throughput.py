@@ -25,10 +25,11 @@ to the last task's end and printed as::
     value jobs_per_minute_<n>_workers = <number> jobs/min
     ratio throughput_2_workers_over_1 = <number>
 
-Other flows (the load balancer flows against the testbed) plug in with
-``--flow NAME --store-factory module:function --config-file octavia.conf``:
-the store factory gets the job's index and returns its store, the workers
-use that configuration, and completion is read from the jobboard.
+Other flows plug in with ``--flow NAME --store-factory module:function
+--config-file octavia.conf``: the store factory gets the job's index and
+returns its store, the workers use that configuration, and completion is
+read from the jobboard. Load balancers created through Octavia's API on a
+testbed, with one and two workers, are lb_throughput.py's.
 """
 
 import argparse

@@ -17,7 +17,14 @@
 - ``DELETE /testbed/faults``: clear all faults, reconnect cut agents.
 - ``GET /testbed/pci``: per host and physical network the VFs in total and
   free, and who holds each allocated VF (pci_slot -> server_id, port_id).
+- ``GET /testbed/requests``: the Compute and Image API requests served since
+  the start or the last ``DELETE /testbed/requests``, per method and path
+  (ids replaced by ``{id}``), for benchmarks counting API calls.
 """
+
+import collections
+import re
+import threading
 
 from testbed.nova import errors
 from testbed.nova import faults as faults_mod
@@ -25,12 +32,39 @@ from testbed.nova import inventory as pci
 from testbed.nova import wsgi
 
 PREFIX = '/testbed'
+# Server, port, image, group ids and the like in a request path.
+_ID = re.compile(r'/[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?'
+                 r'[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}(?=/|$)')
+
+
+class RequestCounter:
+    """Counts the API requests served, by method and path shape."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts = collections.Counter()
+
+    def count(self, req):
+        if req.path_info.startswith(PREFIX):
+            return
+        key = f'{req.method} {_ID.sub("/{id}", req.path_info)}'
+        with self._lock:
+            self._counts[key] += 1
+
+    def snapshot(self):
+        with self._lock:
+            return dict(self._counts)
+
+    def clear(self):
+        with self._lock:
+            self._counts.clear()
 
 
 class AdminAPI:
-    def __init__(self, manager, faults):
+    def __init__(self, manager, faults, requests=None):
         self.manager = manager
         self.faults = faults
+        self.requests = requests or RequestCounter()
 
     def router(self):
         router = wsgi.Router()
@@ -38,7 +72,16 @@ class AdminAPI:
         router.add('POST', PREFIX + '/faults', self.set_faults)
         router.add('DELETE', PREFIX + '/faults', self.clear_faults)
         router.add('GET', PREFIX + '/pci', self.show_pci)
+        router.add('GET', PREFIX + '/requests', self.show_requests)
+        router.add('DELETE', PREFIX + '/requests', self.clear_requests)
         return router
+
+    def show_requests(self, req):
+        return wsgi.json_response({'requests': self.requests.snapshot()})
+
+    def clear_requests(self, req):
+        self.requests.clear()
+        return wsgi.json_response(None, status=204)
 
     def show_faults(self, req):
         return wsgi.json_response({'faults': self.faults.current()})
