@@ -53,7 +53,7 @@ server.listen()
 print('ready', flush=True)
 while True:
     connection, _ = server.accept()
-    connection.sendall(b'pong ' + sys.argv[2].encode())
+    connection.sendall(f'pong {sys.argv[1]} {sys.argv[2]}'.encode())
     connection.close()
 '''
 
@@ -184,14 +184,19 @@ def member_host(tb, conn, fabric, name, subnet_name):
         conn.network.delete_port(port)
 
 
-def connect_from_amphora(fabric, server_id, address, tcp_port):
-    """TCP from the amphora's data namespace; the answer, or None."""
-    amphora = fabric.amphora(server_id)
+def connect_from(namespace, address, tcp_port):
+    """TCP from ``namespace``; the answer, or None."""
     result = subprocess.run(
-        ['ip', 'netns', 'exec', amphora.data_namespace, sys.executable,
+        ['ip', 'netns', 'exec', namespace, sys.executable,
          '-c', _CLIENT, address, str(tcp_port), str(CONNECT_TIMEOUT)],
         capture_output=True, text=True, timeout=30)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def connect_from_amphora(fabric, server_id, address, tcp_port):
+    """TCP from the amphora's data namespace; the answer, or None."""
+    return connect_from(fabric.amphora(server_id).data_namespace, address,
+                        tcp_port)
 
 
 def member_vfs(fabric, conn, server_id):
@@ -285,8 +290,9 @@ def test_sriov_member_gets_a_vf_and_its_replies(tb, conn, fabric, lb):
 
         # The member's replies come back through the firewall; another
         # port of the same host is not a member and gets nothing back.
-        assert connect_from_amphora(fabric, server_id, address,
-                                    MEMBER_PORT) == f'pong {MEMBER_PORT}'
+        assert connect_from_amphora(
+            fabric, server_id, address,
+            MEMBER_PORT) == f'pong {address} {MEMBER_PORT}'
         assert connect_from_amphora(fabric, server_id, address,
                                     OTHER_PORT) is None
 
@@ -322,11 +328,49 @@ def test_member_on_the_vip_subnet_gets_its_replies(tb, conn, fabric, lb):
             assert member_ports_of(conn, lb['id']) == []
             assert connect_from_amphora(
                 fabric, server_id, address,
-                MEMBER_PORT) == f'pong {MEMBER_PORT}'
+                MEMBER_PORT) == f'pong {address} {MEMBER_PORT}'
             assert connect_from_amphora(fabric, server_id, address,
                                         OTHER_PORT) is None
         finally:
             delete_member(tb, lb, member['id'])
+
+
+def test_sriov_and_vip_subnet_members_serve_through_the_vip(
+        tb, conn, fabric, lb):
+    """Traffic through the VIP reaches both kinds of member.
+
+    haproxy balances over a member behind its own VF and one on the VIP
+    subnet; both answers come back through the stateless firewall.
+    """
+    vip_address = cli_json(tb, 'loadbalancer', 'show',
+                           lb['id'])['vip_address']
+    with contextlib.ExitStack() as stack:
+        on_vf = stack.enter_context(member_host(
+            tb, conn, fabric, 'websriov', 'member-subnet'))
+        on_vip_subnet = stack.enter_context(member_host(
+            tb, conn, fabric, 'webvip', 'vip-subnet'))
+        stack.enter_context(member_host(tb, conn, fabric, 'webclient',
+                                        'vip-subnet'))
+        client = fabric.names.host_namespace('webclient')
+        members = [create_member(tb, lb, on_vf, 'member-subnet',
+                                 '--request-sriov'),
+                   create_member(tb, lb, on_vip_subnet, 'vip-subnet')]
+        listener = cli_json(tb, 'loadbalancer', 'listener', 'create',
+                            '--name', unique('listener'), '--protocol',
+                            'TCP', '--protocol-port', '80',
+                            '--default-pool', lb['pool'], '--wait',
+                            lb['id'])
+        try:
+            answers = {connect_from(client, vip_address, 80)
+                       for _ in range(6)}
+            assert answers == {f'pong {on_vf} {MEMBER_PORT}',
+                               f'pong {on_vip_subnet} {MEMBER_PORT}'}
+        finally:
+            cli(tb, 'loadbalancer', 'listener', 'delete', listener['id'],
+                '--wait')
+            for member in members:
+                delete_member(tb, lb, member['id'])
+    assert member_ports_of(conn, lb['id']) == []
 
 
 def test_active_standby_amphorae_each_get_a_vf(tb, conn, fabric):
