@@ -59,6 +59,13 @@ SUPPORTED_LB_ALGORITHMS = (
     lib_consts.LB_ALGORITHM_LEAST_CONNECTIONS,
     lib_consts.LB_ALGORITHM_SOURCE_IP)
 L7POLICY_LISTENER_PROTOCOLS = (lib_consts.PROTOCOL_HTTP,)
+# haproxy's PING check runs a helper script Octavia's own amphora image
+# ships and this provider's image does not.
+REFUSED_HEALTH_MONITOR_TYPES = {
+    lib_consts.HEALTH_MONITOR_PING: (
+        'ICMP checks are not supported by the amphora-sriov provider; use a '
+        'TCP, HTTP, HTTPS or TLS-HELLO health monitor.'),
+}
 # Pool fields asking the amphora to speak TLS to the members.
 POOL_TLS_FIELDS = ('tls_enabled', 'tls_container_ref',
                    'ca_tls_container_ref', 'crl_container_ref')
@@ -103,6 +110,16 @@ def _check_pool(pool):
             raise _unsupported(
                 f'{field}: TLS towards the members is not supported by the '
                 f'amphora-sriov provider yet.')
+
+
+def _check_health_monitor(healthmonitor):
+    if not healthmonitor:
+        return
+    monitor_type = _set(healthmonitor.type)
+    if monitor_type in REFUSED_HEALTH_MONITOR_TYPES:
+        raise _unsupported(
+            f'type {monitor_type}: '
+            f'{REFUSED_HEALTH_MONITOR_TYPES[monitor_type]}')
 
 
 def _check_member(member, flavor, in_graph=False):
@@ -218,6 +235,7 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
                                              listener.protocol)
             for pool in _set(loadbalancer.pools) or []:
                 _check_pool(pool)
+                _check_health_monitor(_set(pool.healthmonitor))
                 for member in _set(pool.members) or []:
                     _check_member(member, flavor, in_graph=True)
             _post('loadbalancer.create', loadbalancer.loadbalancer_id,
@@ -306,11 +324,13 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
 
     # Health monitor
     def health_monitor_create(self, healthmonitor):
+        _check_health_monitor(healthmonitor)
         _post_for('health_monitor.create',
                   octavia_db.pool_load_balancer_id(healthmonitor.pool_id),
                   health_monitor=_dump(healthmonitor))
 
     def health_monitor_update(self, old_healthmonitor, new_healthmonitor):
+        _check_health_monitor(new_healthmonitor)
         _post_for('health_monitor.update',
                   octavia_db.pool_load_balancer_id(old_healthmonitor.pool_id),
                   health_monitor=_dump(new_healthmonitor),

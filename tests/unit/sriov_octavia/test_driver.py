@@ -508,7 +508,7 @@ def test_member_batch_with_a_refused_member_posts_nothing(driver, posted, db):
 
 def test_health_monitor_jobs(driver, posted, db):
     old = data_models.HealthMonitor(healthmonitor_id=HM, pool_id=POOL,
-                                    type='PING', delay=5, timeout=3,
+                                    type='TCP', delay=5, timeout=3,
                                     max_retries=2)
     new = data_models.HealthMonitor(healthmonitor_id=HM, delay=10)
     driver.health_monitor_create(old)
@@ -521,6 +521,20 @@ def test_health_monitor_jobs(driver, posted, db):
                             'original_health_monitor': dump(old),
                             'loadbalancer_id': LB, 'flavor': DEFAULTS,
                             'availability_zone': {}}
+
+
+def test_ping_health_monitor_is_refused(driver, posted, db):
+    ping = data_models.HealthMonitor(healthmonitor_id=HM, pool_id=POOL,
+                                     type='PING', delay=5, timeout=3,
+                                     max_retries=2)
+    assert refusal(driver.health_monitor_create, ping).startswith(
+        'type PING: ICMP checks are not supported')
+    tcp = data_models.HealthMonitor(healthmonitor_id=HM, pool_id=POOL,
+                                    type='TCP')
+    assert refusal(driver.health_monitor_update, tcp,
+                   data_models.HealthMonitor(type='PING')).startswith(
+        'type PING')
+    assert posted == []
 
 
 def test_l7policy_needs_an_http_listener(driver, posted, db):
