@@ -61,6 +61,8 @@ from tests.functional.sriov_octavia import worker_fixtures
 
 PORT_BASE = 47000
 PREFIX = 'tfi'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 # Seconds the worker waits for a cut-off agent before giving up (the
 # default, 600, is what a real cloud needs, not a test).
 BOOT_TIMEOUT = 60

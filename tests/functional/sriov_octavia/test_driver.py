@@ -35,6 +35,8 @@ from tests.functional.sriov_octavia.openstack_cli import cli_json
 
 PORT_BASE = 49000
 PREFIX = 'tdr'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 PROVIDER = 'amphora-sriov'
 
 

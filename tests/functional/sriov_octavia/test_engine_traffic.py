@@ -38,6 +38,8 @@ from tests.functional.sriov_octavia.openstack_cli import make_flavor
 
 PORT_BASE = 35000
 PREFIX = 'ten'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 VIP_SUBNET = 'vip-subnet'
 MEMBER_PORT = 8080
 # Seconds an operation or a status change may take here.

@@ -39,6 +39,8 @@ from tests.functional.sriov_octavia import openstack_cli as osc
 
 PORT_BASE = 45000
 PREFIX = 'tfo'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 CIDR = '198.51.100.0/24'
 
 

@@ -39,6 +39,8 @@ from tests.functional.sriov_octavia.openstack_cli import wait_for_status
 # 63000: the ports of 69000 would pass 65535; mgmt 198.18.63.0/24.
 PORT_BASE = 63000
 PREFIX = 'tlb'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 
 
 def unique(name):

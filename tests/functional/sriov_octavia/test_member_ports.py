@@ -37,6 +37,8 @@ from tests.functional.sriov_octavia.openstack_cli import make_flavor
 
 PORT_BASE = 37000
 PREFIX = 'tmb'
+# A testbed instance of its own: runs beside the other tests.
+PARALLEL_GROUP = PREFIX
 STATUS_TIMEOUT = 180
 # TCP ports the member hosts listen on (inside their namespaces).
 MEMBER_PORT = 37080
