@@ -26,6 +26,8 @@ import pytest
 SERIAL = 'serial'
 
 
+# Before xdist's own hook, which reads the groups into the test ids.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = getattr(item.module, 'PARALLEL_GROUP', SERIAL)

@@ -25,15 +25,15 @@ import flows
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver as sriov_driver
 
-LB = str(uuid.uuid4())
-LISTENER = str(uuid.uuid4())
-POOL = str(uuid.uuid4())
-MEMBER = str(uuid.uuid4())
-HM = str(uuid.uuid4())
-POLICY = str(uuid.uuid4())
-RULE = str(uuid.uuid4())
-PORT = str(uuid.uuid4())
-SUBNET = str(uuid.uuid4())
+LB = '5a1d0000-0000-4000-8000-000000000001'
+LISTENER = '5a1d0000-0000-4000-8000-000000000002'
+POOL = '5a1d0000-0000-4000-8000-000000000003'
+MEMBER = '5a1d0000-0000-4000-8000-000000000004'
+HM = '5a1d0000-0000-4000-8000-000000000005'
+POLICY = '5a1d0000-0000-4000-8000-000000000006'
+RULE = '5a1d0000-0000-4000-8000-000000000007'
+PORT = '5a1d0000-0000-4000-8000-000000000008'
+SUBNET = '5a1d0000-0000-4000-8000-000000000009'
 PROJECT = 'a' * 32
 
 CONTRACT_FLOWS = [
