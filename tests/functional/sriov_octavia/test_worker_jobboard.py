@@ -25,6 +25,7 @@ from oslo_config import cfg
 from oslo_utils import uuidutils
 import pytest
 
+from flows.tasks import firewall
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia.worker import agent
@@ -164,7 +165,23 @@ def _logbooks(conf):
             return list(connection.get_logbooks())
 
 
-def test_listener_create_reaches_driver_agent(worker_env):
+@pytest.fixture
+def pushed(monkeypatch):
+    """The load balancer states the flows push, instead of amphorae.
+
+    These tests are about the jobboard, the workers and the statuses; the
+    amphorae that receive the pushes are the testbed tests' (a forked
+    provider agent inherits the stand-in).
+    """
+    states = []
+    monkeypatch.setattr(
+        firewall, 'push_state',
+        lambda loadbalancer, availability_zone, flavor=None:
+        states.append(loadbalancer))
+    return states
+
+
+def test_listener_create_reaches_driver_agent(worker_env, pushed):
     store = _listener_store(worker_env)
     listener_id = store['listener']['listener_id']
     lb_id = store['loadbalancer_id']
@@ -178,11 +195,14 @@ def test_listener_create_reaches_driver_agent(worker_env):
                    'the job to be consumed')
     assert agent.provisioning('listeners', listener_id) == ['ACTIVE']
     assert agent.provisioning('loadbalancers', lb_id) == ['ACTIVE']
+    [state] = pushed
+    assert [listener['listener_id'] for listener in state['listeners']] == [
+        listener_id]
     # Finished jobs leave no flow state behind.
     assert _logbooks(worker_env['conf']) == []
 
 
-def test_member_ops_hand_back_pool_and_listeners(worker_env):
+def test_member_ops_hand_back_pool_and_listeners(worker_env, pushed):
     agent = worker_env['agent']
     lb_id, listener_id, pool_id = (uuidutils.generate_uuid()
                                    for _ in range(3))
@@ -235,7 +255,7 @@ def test_failed_flow_marks_object_error_and_lb_active(worker_env):
     assert ran == ['first', 'fail']
 
 
-def test_post_returns_with_no_worker_running(worker_env):
+def test_post_returns_with_no_worker_running(worker_env, pushed):
     stores = [_listener_store(worker_env) for _ in range(3)]
     for store in stores:
         jobboard.post_job('listener.create', store)
@@ -336,7 +356,7 @@ def test_killed_worker_job_resumes_on_another(worker_env, workers):
     assert survivor.stop() == 0
 
 
-def test_provider_agent_runs_jobs_until_exit_event(worker_env):
+def test_provider_agent_runs_jobs_until_exit_event(worker_env, pushed):
     # As octavia-driver-agent does: fork, call agent(exit_event), set the
     # event on shutdown.
     context = multiprocessing.get_context('fork')
