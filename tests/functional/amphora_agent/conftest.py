@@ -18,6 +18,7 @@ and is stopped by its PID.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import types
 import pytest
 import requests
 
+from amphora_agent.engine import layout
 from testbed import certs
 from testbed import netlab
 
@@ -147,6 +149,16 @@ class AgentProcess:
                     raise
                 time.sleep(0.1)
 
+    def remove_engine_files(self):
+        """Remove the engine's files, kept outside ``workdir``.
+
+        They live in a short directory of the agent's own under /run, where
+        haproxy's socket paths fit; an agent restarted in the same test
+        finds them again, so only the test's end removes them.
+        """
+        shutil.rmtree(layout.default_base_path(self.state_file),
+                      ignore_errors=True)
+
     def run_to_exit(self):
         """Run an agent expected to give up at start; return its code."""
         with open(self.log_file, 'ab') as log:
@@ -232,6 +244,7 @@ def agent_factory(tmp_path, pki, amphora):
     yield factory
     for agent in started:
         agent.stop()
+        agent.remove_engine_files()
 
 
 @pytest.fixture

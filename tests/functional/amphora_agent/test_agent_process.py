@@ -322,5 +322,6 @@ def test_agent_creates_a_missing_data_namespace(tmp_path, pki):
         assert 'table inet sriov_octavia' in nft_ruleset(namespace)
     finally:
         agent.stop()
+        agent.remove_engine_files()
         if netlab.namespace_exists(namespace):
             netlab.run(None, ['ip', 'netns', 'delete', namespace])

@@ -122,6 +122,7 @@ def agent(tmp_path, pki, amphora):
         pytest.fail(f'ports {PORTS.start}-{PORTS.stop - 1} all taken')
     yield process
     process.stop()
+    process.remove_engine_files()
 
 
 @pytest.fixture
