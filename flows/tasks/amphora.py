@@ -34,7 +34,7 @@ def _amphora_conf():
     return CONF.sriov_amphora
 
 
-def _agent(amphora):
+def agent_for(amphora):
     """A client for the amphora's agent, as the configuration says."""
     return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
 
@@ -51,7 +51,7 @@ def push_firewall(loadbalancer, amphorae, vrrp_ips, pools=None):
     for amphora, vrrp_ip in zip(amphorae, vrrp_ips):
         body = firewall_rules.security_group_body(loadbalancer, vrrp_ips,
                                                   vrrp_ip, pools=pools)
-        with _agent(amphora) as agent:
+        with agent_for(amphora) as agent:
             agent.set_security_group(body)
         LOG.info('Amphora %s: firewall in force for %d listener(s), %d '
                  'VRRP peer(s), %d member(s)', amphora['id'],
@@ -65,7 +65,7 @@ class WaitForAgents(task.Task):
     def execute(self, amphorae):
         timeout = _amphora_conf().boot_timeout
         for amphora in amphorae:
-            with _agent(amphora) as agent:
+            with agent_for(amphora) as agent:
                 info = agent.wait_until_up(timeout)
             LOG.info('Amphora %s agent is up at %s: %s', amphora['id'],
                      amphora['mgmt_ip'], info)
@@ -84,7 +84,7 @@ class PlugVip(task.Task):
                         sriov_flavor.TOPOLOGY_SINGLE)
         timeout = _amphora_conf().interface_timeout
         for amphora, port in zip(amphorae, vrrp_ports):
-            with _agent(amphora) as agent:
+            with agent_for(amphora) as agent:
                 agent.wait_for_interface(port['mac_address'], timeout)
                 interface = agent.plug_vip(
                     loadbalancer['vip_address'], port['mac_address'],

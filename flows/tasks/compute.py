@@ -407,7 +407,8 @@ class WaitForAmphorae(task.Task):
         raise ComputeError(f'amphora {server.id} went to ERROR: {message}')
 
 
-def _attached(conn, server_id, port_id):
+def is_attached(conn, server_id, port_id):
+    """Whether Nova has ``port_id`` plugged into ``server_id``."""
     return any(interface.port_id == port_id
                for interface in conn.compute.server_interfaces(server_id))
 
@@ -415,11 +416,11 @@ def _attached(conn, server_id, port_id):
 def detach_port(conn, server_id, port_id, conf=CONF):
     """Detach a port from a server and wait until Nova has let it go."""
     try:
-        if not _attached(conn, server_id, port_id):
+        if not is_attached(conn, server_id, port_id):
             return
         conn.compute.delete_server_interface(port_id, server=server_id,
                                              ignore_missing=True)
-        wait_until(lambda: not _attached(conn, server_id, port_id),
+        wait_until(lambda: not is_attached(conn, server_id, port_id),
                    compute_timeout(conf),
                    f'port {port_id} to be detached from {server_id}')
     except os_exceptions.NotFoundException:
@@ -435,7 +436,7 @@ def attach_ports(conn, amphorae, vrrp_ports):
     free one the attach fails.
     """
     for amphora, port in zip(amphorae, vrrp_ports):
-        if _attached(conn, amphora['id'], port['id']):
+        if is_attached(conn, amphora['id'], port['id']):
             continue
         try:
             conn.compute.create_server_interface(amphora['id'],

@@ -27,7 +27,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
-from sriov_octavia.amphora import client as agent_client
+from flows.tasks import amphora as amphora_tasks
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia.engine import keepalived_config
@@ -42,10 +42,6 @@ INFO_VRRP_CHECK_SCRIPT = 'vrrp_check_script'
 ACTION_START = 'start'
 
 
-def _agent(amphora):
-    return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
-
-
 def push_haproxy(state, amphorae):
     """Put the haproxy configuration of ``state`` in force on each amphora.
 
@@ -55,7 +51,7 @@ def push_haproxy(state, amphorae):
     lb_id = state['loadbalancer_id']
     serving = haproxy_config.has_listeners(state)
     for amphora in amphorae:
-        with _agent(amphora) as agent:
+        with amphora_tasks.agent_for(amphora) as agent:
             if not serving:
                 agent.delete_loadbalancer(lb_id)
                 LOG.info('Amphora %s: no listener left on load balancer '
@@ -82,7 +78,7 @@ def configure_vrrp(loadbalancer, amphorae, vrrp_ports,
     vrrp_ips = [port['ip_address'] for port in vrrp_ports]
     timeout = sriov_conf.CONF.sriov_amphora.interface_timeout
     for amphora, port in zip(amphorae, vrrp_ports):
-        with _agent(amphora) as agent:
+        with amphora_tasks.agent_for(amphora) as agent:
             interface = agent.wait_for_interface(port['mac_address'],
                                                  timeout)
             text = keepalived_config.render(

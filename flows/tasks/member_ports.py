@@ -54,9 +54,9 @@ from oslo_log import log as logging
 from taskflow.patterns import linear_flow
 from taskflow import task
 
+from flows.tasks import amphora as amphora_tasks
 from flows.tasks import compute
 from flows.tasks import firewall
-from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
@@ -261,15 +261,6 @@ def _plan_ports(conn, loadbalancer_id, plan, networks, only_new=False):
     return found
 
 
-def _attached(conn, port):
-    return any(interface.port_id == port['id'] for interface
-               in conn.compute.server_interfaces(port['amphora_id']))
-
-
-def _agent(amphora):
-    return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
-
-
 def _interface_timeout():
     sriov_conf.register_opts(CONF)
     return CONF.sriov_amphora.interface_timeout
@@ -360,7 +351,7 @@ class AttachMemberPorts(task.Task):
             return
         conn = clients.connection()
         for port in member_ports:
-            if _attached(conn, port):
+            if compute.is_attached(conn, port['amphora_id'], port['id']):
                 continue
             try:
                 conn.compute.create_server_interface(port['amphora_id'],
@@ -425,7 +416,8 @@ class PlugMemberPorts(task.Task):
             mtu = conn.network.get_network(port['network_id']).mtu
             fixed_ips = [_subnet_plug(conn, fixed_ip)
                          for fixed_ip in port['fixed_ips']]
-            with _agent(amphorae[port['amphora_id']]) as agent:
+            amphora = amphorae[port['amphora_id']]
+            with amphora_tasks.agent_for(amphora) as agent:
                 agent.wait_for_interface(port['mac_address'], timeout)
                 interface = agent.plug_network(port['mac_address'],
                                                fixed_ips, mtu=mtu)
@@ -442,7 +434,7 @@ class PlugMemberPorts(task.Task):
                     clients.connection(), loadbalancer_id,
                     member_ports_plan, member_ports_plan['plug'],
                     only_new=True):
-                with _agent(amphora) as agent:
+                with amphora_tasks.agent_for(amphora) as agent:
                     agent.unplug_network(port.mac_address, missing_ok=True)
 
 
@@ -480,7 +472,7 @@ class UnplugMemberPorts(_ReleaseTask):
     def release(self, conn, amphora, port):
         if port.device_id != amphora['id']:
             return
-        with _agent(amphora) as agent:
+        with amphora_tasks.agent_for(amphora) as agent:
             agent.unplug_network(port.mac_address, missing_ok=True)
         LOG.info('Amphora %s: member port %s unplugged', amphora['id'],
                  port.id)

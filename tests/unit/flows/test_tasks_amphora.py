@@ -35,7 +35,7 @@ def test_agent_client_uses_octavias_certificates(worker_conf):
                              group='haproxy_amphora')
     worker_conf.set_override('server_ca', '/ca.pem', group='haproxy_amphora')
     try:
-        client = amphora._agent(AMPHORAE[0])
+        client = amphora.agent_for(AMPHORAE[0])
     finally:
         worker_conf.clear_override('client_cert', group='haproxy_amphora')
         worker_conf.clear_override('server_ca', group='haproxy_amphora')
@@ -57,7 +57,7 @@ def test_wait_for_agents_uses_the_boot_timeout(agents, worker_conf):
 
 
 def test_unreachable_agent_fails_the_task(agents):
-    agent = amphora._agent(AMPHORAE[0])
+    agent = amphora.agent_for(AMPHORAE[0])
     agent.wait_until_up.side_effect = agent_client.AgentUnreachable(
         'https://198.18.0.10:9443', 'timed out')
     with pytest.raises(agent_client.AgentUnreachable):
