@@ -242,10 +242,14 @@ class AgentClient:
                 data=None if text is None else text.encode('utf-8'),
                 headers=None if text is None else {
                     'Content-Type': 'text/plain; charset=utf-8'})
+        # Not chained: urllib3's exceptions hold its connection objects,
+        # which taskflow cannot store with a failed task (the worker would
+        # hand the job back and run the flow again instead of reverting).
+        # Their words are in the message.
         except requests.exceptions.SSLError as error:
-            raise AgentTLSError(url, str(error)) from error
+            raise AgentTLSError(url, str(error)) from None
         except requests.exceptions.RequestException as error:
-            raise AgentUnreachable(url, str(error)) from error
+            raise AgentUnreachable(url, str(error)) from None
         if response.status_code >= 400:
             field, reason = _error_fields(response)
             raise AgentRejected(method, url, response.status_code, field,

@@ -21,9 +21,11 @@ import threading
 import time
 
 from oslo_log import log as logging
+from oslo_serialization import jsonutils
 import sqlalchemy
 from taskflow import exceptions as tf_exc
 from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.persistence import models
 
 LOG = logging.getLogger(__name__)
 
@@ -64,6 +66,58 @@ def _sqlite_engine(url):
     return engine
 
 
+def _json(value):
+    try:
+        jsonutils.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _without_arguments(failure):
+    """A failure dict without its exceptions' arguments, causes included."""
+    return dict(failure, exc_args=(),
+                causes=[_without_arguments(cause)
+                        for cause in failure.get('causes') or ()])
+
+
+def storable(atom):
+    """``atom`` (an atom detail's dict) with failures SQL can store.
+
+    A failure keeps the arguments of every exception in its chain. One
+    raised while handling a transport error (keystoneauth's ConnectFailure
+    over urllib3's connect timeout, for instance) carries connection
+    objects, which are no JSON: taskflow would fail to record the task's
+    end, hand the job back and run the flow again, over and over, instead
+    of reverting it. Such a failure is stored without the arguments; its
+    exception types, message and traceback text stay.
+    """
+    for key in ('failure', 'revert_failure'):
+        if atom.get(key) and not _json(atom[key]):
+            LOG.warning('Storing the %s of atom %s without its exception '
+                        'arguments, which are no JSON.', key, atom['name'])
+            atom[key] = _without_arguments(atom[key])
+    return atom
+
+
+class _Connection(impl_sqlalchemy.Connection):
+    """taskflow's SQL connection, storing every failure it is given."""
+
+    def _insert_atom_details(self, conn, ad, parent_uuid):
+        value = storable(ad.to_dict())
+        value['parent_uuid'] = parent_uuid
+        value['atom_type'] = models.atom_detail_type(ad)
+        conn.execute(
+            sqlalchemy.insert(self._tables.atomdetails).values(**value))
+
+    def _update_atom_details(self, conn, ad, e_ad):
+        e_ad.merge(ad)
+        conn.execute(
+            sqlalchemy.update(self._tables.atomdetails)
+            .where(self._tables.atomdetails.c.uuid == e_ad.uuid)
+            .values(storable(e_ad.to_dict())))
+
+
 class SQLAlchemyBackend(impl_sqlalchemy.SQLAlchemyBackend):
     """taskflow's SQL backend, made cheap per read and write of flow state.
 
@@ -87,8 +141,9 @@ class SQLAlchemyBackend(impl_sqlalchemy.SQLAlchemyBackend):
     def get_connection(self):
         with self._shared_lock:
             if self._shared is None:
-                self._shared = super(SQLAlchemyBackend,
-                                     self).get_connection()
+                # taskflow's own validates the engine, once per backend.
+                super(SQLAlchemyBackend, self).get_connection()
+                self._shared = _Connection(self, self._upgrade_lock)
             return self._shared
 
     def close(self):

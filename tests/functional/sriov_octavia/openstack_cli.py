@@ -26,8 +26,9 @@ from testbed import seed
 
 PROVIDER = 'amphora-sriov'
 # Seconds one command may take, --wait included (a boot, an agent start,
-# a VF plug on a machine the other tests keep busy).
-TIMEOUT = 240
+# a VF plug on a machine the other tests keep busy: CI runs three testbeds
+# side by side on two cores).
+TIMEOUT = 480
 
 
 def _path():
@@ -80,5 +81,16 @@ def wait_for_status(tb, lb_id, wanted, timeout=TIMEOUT):
         lb = cli_json(tb, 'loadbalancer', 'show', lb_id)
         if lb['provisioning_status'] in wanted:
             return lb
-        assert time.monotonic() < deadline, lb
+        assert time.monotonic() < deadline, (
+            f'{lb}\nwhat the worker logged last:\n{worker_log_tail(tb)}')
         time.sleep(2)
+
+
+def worker_log_tail(tb, chars=6000):
+    """The end of the driver-agent's log, where the worker logs."""
+    try:
+        with open(tb.path('logs', 'octavia-driver-agent.log'),
+                  errors='replace') as log:
+            return log.read()[-chars:]
+    except OSError as error:
+        return f'(no log: {error})'

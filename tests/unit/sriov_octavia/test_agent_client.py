@@ -17,19 +17,25 @@ over the same mutual TLS the real agent uses (tested against the real
 agent in tests/functional/amphora_agent/test_plug.py).
 """
 
+import contextlib
 import http.server
 import json
-import socket
 import ssl
 import threading
 import time
 import types
 
 from oslo_config import cfg
+from oslo_utils import uuidutils
 import pytest
+from taskflow.persistence.backends import impl_sqlalchemy
+from taskflow.persistence import models
+from taskflow.types import failure
 
 from sriov_octavia.amphora import client as agent_client
 from testbed import certs
+from tests.unreachable import backlog_full
+from tests.unreachable import closed_port
 
 MAC = 'fa:16:3e:00:00:01'
 INTERFACE = {'name': 'eth1', 'mac_address': MAC, 'state': 'up'}
@@ -131,12 +137,6 @@ def make_client(stub, pki, **kwargs):
     kwargs.setdefault('timeout', (5, 10))
     return agent_client.AgentClient(stub.address, pki.client, pki.ca,
                                     **kwargs)
-
-
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def test_base_url_from_address_or_url(pki):
@@ -355,3 +355,47 @@ def test_from_conf_without_name_check(named_stub, pki):
     conf.set_override('server_name_check', 'none', group='sriov_amphora')
     assert agent_client.AgentClient.from_conf(
         '127.0.0.1', conf=conf).get_info() == {'api_version': '1.0'}
+
+
+@pytest.mark.parametrize('cause', ['refused', 'connect timeout', 'tls'])
+def test_agent_errors_can_be_stored_with_the_flow(stub, pki, tmp_path,
+                                                  cause):
+    # A task failure goes into the flow's SQL storage. Chained to requests'
+    # exceptions it would drag urllib3's connection objects along, which
+    # taskflow cannot store: the worker would hand the job back and run the
+    # flow again instead of reverting it.
+    with contextlib.ExitStack() as stack:
+        if cause == 'connect timeout':
+            address = stack.enter_context(backlog_full())
+        elif cause == 'refused':
+            address = ('127.0.0.1', closed_port())
+        else:
+            address = stub.address
+        client = agent_client.AgentClient(
+            address, pki.client,
+            pki.foreign_ca if cause == 'tls' else pki.ca,
+            timeout=(0.5, 1), retries=0)
+        try:
+            client.get_info()
+        except agent_client.AgentUnreachable:
+            failed = failure.Failure()
+    backend = impl_sqlalchemy.SQLAlchemyBackend(
+        {'connection': f'sqlite:///{tmp_path}/flows.db'})
+    with contextlib.closing(backend.get_connection()) as connection:
+        connection.upgrade()
+        book = models.LogBook('job')
+        flow = models.FlowDetail('create', uuidutils.generate_uuid())
+        task = models.TaskDetail('WaitForAgents', uuidutils.generate_uuid())
+        flow.add(task)
+        book.add(flow)
+        connection.save_logbook(book)
+        # As the engine records a task that failed.
+        task.failure = failed
+        connection.update_atom_details(task)
+
+        stored = connection.get_atom_details(task.uuid).failure
+
+    assert stored.check(agent_client.AgentUnreachable)
+    assert str(address[1]) in stored.exception_str
+    if cause == 'connect timeout':
+        assert 'timed out' in stored.exception_str
