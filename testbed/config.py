@@ -107,6 +107,10 @@ class Testbed:
     def port(self, service):
         return self.port_base + PORT_OFFSETS[service]
 
+    def ports(self):
+        """Every port this instance's services listen on."""
+        return sorted(self.port(service) for service in PORT_OFFSETS)
+
     def url(self, service):
         return f'http://{HOST}:{self.port(service)}'
 

@@ -22,6 +22,7 @@ from testbed import clouds
 from testbed import config
 from testbed import inventory
 from testbed import plumbing
+from testbed import ports
 from testbed import schema_cache
 from testbed import seed
 from testbed.services import base
@@ -34,6 +35,10 @@ from testbed.services import process
 from testbed.services import redis
 
 LOG = logging.getLogger(__name__)
+
+# The ports this instance added to the kernel's reserved ports (see
+# testbed.ports), one line per ``up``.
+RESERVED_PORTS = 'reserved-ports'
 
 # Start order (those with needs_cloud start after the seed); "down" stops
 # them all at once.
@@ -124,6 +129,26 @@ def _seed(testbed, inv, with_compute):
     return cloud
 
 
+def _reserve_ports(testbed):
+    """Keep outgoing connections off the services' ports until ``down``."""
+    record = testbed.path(RESERVED_PORTS)
+    added = ports.reserve(testbed.ports())
+    if added:
+        with open(record, 'a') as kept:
+            kept.write(ports.render(added) + '\n')
+
+
+def _release_ports(testbed):
+    record = testbed.path(RESERVED_PORTS)
+    try:
+        with open(record) as kept:
+            added = ports.parse(','.join(kept.read().split()))
+    except FileNotFoundError:
+        return
+    ports.release(added)
+    os.unlink(record)
+
+
 def up(testbed, seed_cloud=True, skip=()):
     """Start whatever is not running and seed the cloud; return seconds.
 
@@ -136,6 +161,7 @@ def up(testbed, seed_cloud=True, skip=()):
     for directory in testbed.directories():
         os.makedirs(directory, exist_ok=True)
     testbed.save()
+    _reserve_ports(testbed)
     inv = inventory.write_default(testbed.inventory_file)
     clouds.write(testbed)
 
@@ -182,6 +208,7 @@ def down(testbed, grace=10.0):
     """
     stopped = [proc.name for proc in process.stop_all(
         [service.process for service in services(testbed)], grace=grace)]
+    _release_ports(testbed)
     if os.path.isdir(testbed.state_dir):
         plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix).cleanup()
         for name in CLOUD_STATE:

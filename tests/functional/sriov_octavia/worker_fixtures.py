@@ -29,6 +29,8 @@ import time
 import pytest
 import redis
 
+from testbed import ports
+
 REDIS_PORT = 59380
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 
@@ -186,9 +188,10 @@ def write_worker_config(conf_dir, options):
 
 @pytest.fixture(scope='module')
 def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp('redis'))
-    yield server
-    server.stop()
+    with ports.reserved([REDIS_PORT]):
+        server = RedisServer(tmp_path_factory.mktemp('redis'))
+        yield server
+        server.stop()
 
 
 @pytest.fixture
