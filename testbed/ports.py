@@ -75,10 +75,15 @@ def render(ports):
                     for first, last in ranges)
 
 
+def current(path=RESERVED_PORTS):
+    """The ports reserved now."""
+    with open(path) as reserved:
+        return parse(reserved.read())
+
+
 def _change(update, path):
     with _locked():
-        with open(path) as current:
-            before = parse(current.read())
+        before = current(path)
         after = update(before)
         if after != before:
             with open(path, 'w') as new:

@@ -86,11 +86,20 @@ def wait_for_status(tb, lb_id, wanted, timeout=TIMEOUT):
         time.sleep(2)
 
 
+def worker_log_path(tb):
+    """The worker logs into the driver-agent's log, which it runs in."""
+    return tb.path('logs', 'octavia-driver-agent.log')
+
+
+def worker_log(tb):
+    """What the worker has logged so far."""
+    with open(worker_log_path(tb), errors='replace') as log:
+        return log.read()
+
+
 def worker_log_tail(tb, chars=6000):
-    """The end of the driver-agent's log, where the worker logs."""
+    """The end of ``worker_log``, or why there is none."""
     try:
-        with open(tb.path('logs', 'octavia-driver-agent.log'),
-                  errors='replace') as log:
-            return log.read()[-chars:]
+        return worker_log(tb)[-chars:]
     except OSError as error:
         return f'(no log: {error})'

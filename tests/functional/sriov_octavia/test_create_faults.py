@@ -57,6 +57,7 @@ from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 from tests.functional.sriov_octavia.openstack_cli import wait_for_status
+from tests.functional.sriov_octavia.openstack_cli import worker_log
 from tests.functional.sriov_octavia import worker_fixtures
 
 PORT_BASE = 47000
@@ -184,23 +185,17 @@ def no_loadbalancer_left(tb):
         cli(tb, 'loadbalancer', 'delete', '--cascade', lb['id'], '--wait')
 
 
-def driver_agent_log(tb):
-    with open(tb.path('logs', 'octavia-driver-agent.log'),
-              errors='replace') as log:
-        return log.read()
-
-
 def create_fails_cleanly(tb, conn, flavor):
     """Create through the CLI; assert ERROR, no leak; delete; return log.
 
     Returns what the driver-agent logged during the create.
     """
-    log_start = len(driver_agent_log(tb))
+    log_start = len(worker_log(tb))
     vfs_before = vf_allocations(tb)
     lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
                   '--flavor', flavor['id'], '--vip-subnet-id', 'vip-subnet')
     lb = wait_for_status(tb, lb['id'], ('ERROR', 'ACTIVE'))
-    log = driver_agent_log(tb)[log_start:]
+    log = worker_log(tb)[log_start:]
     assert lb['provisioning_status'] == 'ERROR', log[-3000:]
     assert leftovers(conn, lb['id']) == NOTHING
     assert vf_allocations(tb) == vfs_before

@@ -185,7 +185,7 @@ def test_failover_whose_boot_fails_leaves_error_and_no_leak(
                 in _amphorae(conn, lb['id']).items()} == {
             role: (server.id, port.id)
             for role, (server, port) in before.items()}
-        log = open(tb.path('logs', 'octavia-driver-agent.log')).read()
+        log = osc.worker_log(tb)
         assert 'spawning on the hypervisor failed' in log
     finally:
         osc.cli(tb, 'loadbalancer', 'delete', '--cascade', lb['id'],
@@ -280,8 +280,7 @@ def test_amphora_failover_job_replaces_one_amphora(tb, conn,
         # the job is done.
         finished = f'Job {job_id} (amphora.failover {lb["id"]}) finished.'
         deadline = time.monotonic() + osc.TIMEOUT
-        while finished not in open(
-                tb.path('logs', 'octavia-driver-agent.log')).read():
+        while finished not in osc.worker_log(tb):
             assert time.monotonic() < deadline
             time.sleep(2)
         assert osc.cli_json(tb, 'loadbalancer', 'show', lb['id'])[

@@ -35,6 +35,7 @@ from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 from tests.functional.sriov_octavia.openstack_cli import wait_for_status
+from tests.functional.sriov_octavia.openstack_cli import worker_log
 
 # 63000: the ports of 69000 would pass 65535; mgmt 198.18.63.0/24.
 PORT_BASE = 63000
@@ -209,7 +210,7 @@ def test_scheduling_failure_leaves_error_and_no_leak(tb, conn, sriov_flavor,
     lb = wait_for_status(tb, lb['id'], ('ERROR', 'ACTIVE'))
     assert lb['provisioning_status'] == 'ERROR'
     assert leftovers(conn, lb['id']) == ([], [])
-    log = open(tb.path('logs', 'octavia-driver-agent.log')).read()
+    log = worker_log(tb)
     assert 'Nova found no host for amphora' in log
     assert 'host aggregate' in log
 

@@ -34,6 +34,7 @@ from flows.tasks import network
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
+from tests.functional.sriov_octavia.openstack_cli import worker_log_path
 
 PORT_BASE = 37000
 PREFIX = 'tmb'
@@ -124,12 +125,12 @@ def wait_for_member(tb, pool_id, member_id, wanted):
 
 
 def log_offset(tb):
-    return os.path.getsize(tb.path('logs', 'octavia-driver-agent.log'))
+    return os.path.getsize(worker_log_path(tb))
 
 
 def log_since(tb, offset):
     """What the worker logged since ``offset`` (``log_offset``)."""
-    with open(tb.path('logs', 'octavia-driver-agent.log')) as log:
+    with open(worker_log_path(tb)) as log:
         log.seek(offset)
         return log.read()
 

@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.services, pytest.mark.netns,
               pytest.mark.timeout(300)]
 
 
-def reserved_ports():
-    with open(ports.RESERVED_PORTS) as sysctl:
-        return ports.parse(sysctl.read())
-
-
 def test_running_yields_a_reachable_instance_and_removes_it(tmp_path):
     with fixture.running(str(tmp_path), port_base=28000, prefix='tfx',
                          skip=('nova',)) as testbed:
@@ -47,9 +42,9 @@ def test_running_yields_a_reachable_instance_and_removes_it(tmp_path):
         assert env['OS_CLIENT_CONFIG_FILE'] == testbed.clouds_yaml
         assert 'tfx-mgmt' in os.listdir('/sys/class/net')
         # No outgoing connection can take a service's port meanwhile.
-        assert set(testbed.ports()) <= reserved_ports()
+        assert set(testbed.ports()) <= ports.current()
     assert pids
-    assert not set(testbed.ports()) & reserved_ports()
+    assert not set(testbed.ports()) & ports.current()
     assert not [pid for pid in pids if os.path.exists(f'/proc/{pid}')]
     assert 'tfx-mgmt' not in os.listdir('/sys/class/net')
     assert not [n for n in netns.listnetns() if n.startswith('tfx-')]
@@ -66,4 +61,4 @@ def test_up_refuses_ports_someone_else_holds(tmp_path):
     assert [row[3] for row in lifecycle.status(testbed)] == [
         'dead'] * len(lifecycle.SERVICE_CLASSES)
     lifecycle.down(testbed)
-    assert not set(testbed.ports()) & reserved_ports()
+    assert not set(testbed.ports()) & ports.current()

@@ -27,6 +27,7 @@ import pytest
 from sriov_octavia.preflight import checks
 from sriov_octavia.preflight import placement
 from testbed import certs
+from tests.unreachable import closed_port
 
 Code = upgradecheck.Code
 
@@ -128,16 +129,10 @@ def test_certificates_that_are_not_pem(tmp_path):
     assert 'not a usable PEM file' in result.details
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _worker(**values):
     settings = {'jobboard_backend_driver': 'redis_taskflow_driver',
                 'jobboard_backend_hosts': ['127.0.0.1'],
-                'jobboard_backend_port': _free_port(),
+                'jobboard_backend_port': closed_port(),
                 'jobboard_backend_username': None,
                 'jobboard_backend_password': None,
                 'jobboard_redis_db': 0,
@@ -344,7 +339,7 @@ def test_upgrade_check_command_line(tmp_path):
         '[driver_agent]\nenabled_provider_agents = amphora-sriov\n'
         f'[haproxy_amphora]\nclient_cert = {tmp_path}/c.pem\n'
         f'server_ca = {tmp_path}/ca.pem\n'
-        f'[sriov_worker]\njobboard_backend_port = {_free_port()}\n'
+        f'[sriov_worker]\njobboard_backend_port = {closed_port()}\n'
         f'persistence_connection = sqlite:///{tmp_path}/p.sqlite\n')
     done = subprocess.run(
         [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
