@@ -22,7 +22,14 @@ PROVIDER = 'amphora-sriov'
 PROVIDER_DESCRIPTION = 'SR-IOV amphora provider'
 # How octavia_wsgi finds the configuration under uwsgi.
 CONFIG_FILE_ENV = 'SRIOV_TESTBED_OCTAVIA_CONF'
+# How the API and the driver-agent find the database whose transactions
+# they serialise (testbed.sqlite_locking).
+DB_FILE_ENV = 'SRIOV_TESTBED_OCTAVIA_DB'
 SOCKETS = ('status', 'stats', 'get')
+
+
+def db_file(testbed):
+    return testbed.path('octavia', 'octavia.sqlite')
 
 
 def octavia_conf(testbed, cloud=None):
@@ -59,8 +66,7 @@ def octavia_conf(testbed, cloud=None):
             'default_provider_driver': PROVIDER,
         },
         'database': {
-            'connection': 'sqlite:///' + testbed.path('octavia',
-                                                      'octavia.sqlite'),
+            'connection': 'sqlite:///' + db_file(testbed),
             # oslo.db on file SQLite uses a NullPool, which rejects the
             # pool_timeout Octavia sets by default.
             'pool_timeout': None,
@@ -127,7 +133,7 @@ class OctaviaApi(base.Service):
 
     @property
     def db_file(self):
-        return self.testbed.path('octavia', 'octavia.sqlite')
+        return db_file(self.testbed)
 
     def prepare(self):
         inifile.write(self.uwsgi_ini_file, base.uwsgi_ini(
@@ -144,7 +150,8 @@ class OctaviaApi(base.Service):
                 '--ini', self.uwsgi_ini_file]
 
     def env(self):
-        return {CONFIG_FILE_ENV: self.testbed.octavia_conf}
+        return {CONFIG_FILE_ENV: self.testbed.octavia_conf,
+                DB_FILE_ENV: self.db_file}
 
     def ready(self):
         return base.http_answers(self.testbed.url('octavia-api') + '/')
@@ -163,8 +170,11 @@ class DriverAgent(base.Service):
                 pass
 
     def argv(self):
-        return [os.path.join(sys.prefix, 'bin', 'octavia-driver-agent'),
+        return [sys.executable, '-m', 'testbed.services.octavia_driver_agent',
                 '--config-file', self.testbed.octavia_conf]
+
+    def env(self):
+        return {DB_FILE_ENV: db_file(self.testbed)}
 
     def ready(self):
         return all(os.path.exists(self.testbed.socket_path(kind))

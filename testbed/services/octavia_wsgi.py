@@ -16,6 +16,9 @@ Octavia then refuses to create load balancers without an explicit project
 id, which the ``openstack`` CLI can only resolve through Keystone. Neutron's
 noauth pipeline answers that with a fixed project; the same project is
 given to Octavia requests that carry none, as a Keystone token would.
+
+Its transactions on SQLite are serialised with the driver-agent's
+(testbed.sqlite_locking).
 """
 
 import os
@@ -23,6 +26,7 @@ import os
 from octavia.api import app
 
 from testbed.services import octavia
+from testbed import sqlite_locking
 
 # The project Neutron's noauth pipeline assigns (neutron.auth).
 NOAUTH_PROJECT_ID = 'fake_project_id'
@@ -46,4 +50,5 @@ def make_application(config_file):
         NOAUTH_PROJECT_ID)
 
 
+sqlite_locking.serialise_transactions(os.environ[octavia.DB_FILE_ENV])
 application = make_application(os.environ[octavia.CONFIG_FILE_ENV])

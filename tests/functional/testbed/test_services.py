@@ -15,11 +15,16 @@ One instance (ports 29xxx, prefix "ttb") goes through its whole life in
 this module: the tests run in file order and the last one takes it down.
 """
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+import uuid
 
+from octavia_lib.api.drivers import driver_lib
 from pyroute2 import IPRoute
 from pyroute2 import netns
 import pytest
@@ -28,6 +33,7 @@ from testbed import clouds
 from testbed import config
 from testbed import lifecycle
 from testbed.services import base
+from testbed.services import octavia
 
 PORT_BASE = 29000
 PREFIX = 'ttb'
@@ -155,6 +161,54 @@ def test_neutron_binds_normal_ports(conn):
 def test_octavia_offers_the_provider(conn):
     providers = {p.name: p.description for p in conn.load_balancer.providers()}
     assert 'amphora-sriov' in providers
+
+
+def _queued_behind_a_writer(testbed, call):
+    """The result of ``call``, which must wait for the write lock.
+
+    This test holds the write lock of Octavia's database meanwhile.
+    """
+    outcome = {}
+
+    def run():
+        try:
+            outcome['result'] = call()
+        except Exception as e:
+            outcome['error'] = e
+
+    with contextlib.closing(sqlite3.connect(
+            octavia.db_file(testbed), isolation_level=None)) as db:
+        db.execute('BEGIN IMMEDIATE')
+        caller = threading.Thread(target=run)
+        caller.start()
+        caller.join(1.0)
+        assert caller.is_alive(), outcome
+        db.execute('COMMIT')
+    caller.join(60)
+    assert 'error' not in outcome, outcome['error']
+    return outcome['result']
+
+
+def test_the_api_waits_for_a_writer_instead_of_failing(testbed, conn):
+    # Setting a quota reads the row, then writes it: on plain SQLite that
+    # fails at once with "database is locked" (HTTP 500) while the
+    # driver-agent holds the write lock (testbed.sqlite_locking).
+    quota = _queued_behind_a_writer(
+        testbed, lambda: conn.load_balancer.update_quota(
+            'quota-probe-project', load_balancers=7))
+    assert quota.load_balancers == 7
+    conn.load_balancer.delete_quota('quota-probe-project')
+
+
+def test_the_driver_agent_waits_for_a_writer(testbed):
+    # Its transactions take the write lock when they begin, reads too, so
+    # none of its status updates can fail the way the API's did.
+    library = driver_lib.DriverLibrary(
+        status_socket=testbed.socket_path('status'),
+        stats_socket=testbed.socket_path('stats'),
+        get_socket=testbed.socket_path('get'))
+    assert _queued_behind_a_writer(
+        testbed, lambda: library.get_loadbalancer(str(uuid.uuid4()))) is None
 
 
 def test_the_cli_works_with_the_generated_clouds_yaml(testbed):
