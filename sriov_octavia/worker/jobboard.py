@@ -153,6 +153,16 @@ def open_board(conf, persistence_backend):
         board.close()
 
 
+def jobs_on_board(board):
+    """How many jobs the backend holds now, claimed or not.
+
+    Not ``board.job_count``: the ZooKeeper and etcd boards count a local
+    cache that a new connection fills in the background, so it reads 0 at
+    first.
+    """
+    return sum(1 for _job in board.iterjobs(ensure_fresh=True))
+
+
 def job_name(flow_name, store):
     """``"<flow name> <object id>"``: what operators see in the jobboard.
 

@@ -153,7 +153,7 @@ def wait_for_empty_board(conf, timeout):
     deadline = time.monotonic() + timeout
     with persistence.backend(conf) as backend:
         with jobboard.open_board(conf, backend) as board:
-            while board.job_count:
+            while jobboard.jobs_on_board(board):
                 if time.monotonic() > deadline:
                     sys.exit('jobs still on the board after %d s' % timeout)
                 time.sleep(0.1)

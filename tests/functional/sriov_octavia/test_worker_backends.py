@@ -138,7 +138,7 @@ def board_env(tmp_path, backend, driver_agent):  # noqa: F811
 def _board_jobs(env):
     with persistence.backend(env['conf']) as backend:
         with jobboard.open_board(env['conf'], backend) as board:
-            return board.job_count
+            return jobboard.jobs_on_board(board)
 
 
 def test_job_runs_to_active_and_leaves_the_board(board_env):
@@ -156,6 +156,17 @@ def test_job_runs_to_active_and_leaves_the_board(board_env):
     assert agent.provisioning('listeners', listener_id) == ['ACTIVE']
     assert [what for what, _ in worker_flows.records(
         board_env['record_dir'], store['job_key'])] == ['work']
+
+
+def test_a_new_connection_counts_the_jobs_already_posted(board_env):
+    # Nobody runs them: they stay on the board, and a board opened after
+    # the posts (as an operator's tool or a new worker opens one) sees them.
+    for _ in range(2):
+        store = redis_tests._listener_store(board_env)
+        jobboard.post_factory_job(worker_flows.recording_flow,
+                                  'test.recording ' + store['job_key'],
+                                  store)
+    assert _board_jobs(board_env) == 2
 
 
 def test_killed_worker_job_resumes_on_another(board_env):
