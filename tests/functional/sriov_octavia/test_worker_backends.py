@@ -159,8 +159,8 @@ def test_job_runs_to_active_and_leaves_the_board(board_env):
 
 
 def test_a_new_connection_counts_the_jobs_already_posted(board_env):
-    # Nobody runs them: they stay on the board, and a board opened after
-    # the posts (as an operator's tool or a new worker opens one) sees them.
+    # Nobody runs them, so they stay on the board; a board opened after the
+    # posts, as a worker starting later opens one, must see them.
     for _ in range(2):
         store = redis_tests._listener_store(board_env)
         jobboard.post_factory_job(worker_flows.recording_flow,
