@@ -12,7 +12,9 @@
 """Paths, ports and names of one testbed instance.
 
 Every service takes its port from ``port_base`` so that a test instance can
-run beside the default one; every kernel object carries ``prefix``.
+run beside the default one; every kernel object carries ``prefix``. A base
+of 31000 or less keeps every port below the kernel's range for outgoing
+connections (32768-60999 by default; see ``testbed.ports``).
 """
 
 import json

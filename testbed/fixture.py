@@ -14,7 +14,7 @@
 Tests of other parts use it through the pytest fixtures registered in
 tests/functional/conftest.py; anything else can use ``running`` directly::
 
-    with fixture.running(state_dir, port_base=39000, prefix='ftb') as tb:
+    with fixture.running(state_dir, port_base=24000, prefix='ftb') as tb:
         conn = tb.connect()          # openstacksdk, through tb.clouds_yaml
         ...
 

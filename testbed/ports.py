@@ -12,11 +12,14 @@
 """Keep the kernel from giving a testbed's ports to outgoing connections.
 
 Linux takes the local port of an outgoing connection from
-``net.ipv4.ip_local_port_range`` (32768-60999 by default), where most
-test instances have their ports: a client connection that happens to hold
-one when the service starts makes its bind fail ("Address already in
-use"). Ports listed in ``net.ipv4.ip_local_reserved_ports`` are never
-picked that way, while a service can still bind them.
+``net.ipv4.ip_local_port_range`` (32768-60999 by default): a client
+connection that happens to hold a testbed's port when the service starts
+makes its bind fail ("Address already in use"). The test instances and the
+benchmarks therefore have their ports outside that range. Ports listed in
+``net.ipv4.ip_local_reserved_ports`` are never picked that way either,
+while a service can still bind them: a testbed reserves its ports while it
+is up, which covers an instance an operator puts inside the range, though
+not from a connection that held one before ``up``.
 
 Several testbeds (pytest-xdist workers) change the list at once: each
 change is a read and a write under a lock file. Only the ports a testbed

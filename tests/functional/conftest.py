@@ -13,12 +13,13 @@
 
 ``testbed`` is one instance for the whole session, on the port base and
 prefix given by SRIOV_TESTBED_PORT_BASE / SRIOV_TESTBED_PREFIX (default
-33000 / "ftb"). Parts whose tests may run at the same time as others' pick
-their own, overriding ``testbed`` in their conftest.py::
+21000 / "ftb"). Parts whose tests may run at the same time as others' pick
+their own, overriding ``testbed`` in their conftest.py, a thousand apart
+and below the kernel's range for outgoing connections (``testbed.config``)::
 
     @pytest.fixture(scope='session')
     def testbed(testbed_factory):
-        return testbed_factory(port_base=41000, prefix='tdrv')
+        return testbed_factory(port_base=25000, prefix='tdrv')
 """
 
 import contextlib
@@ -48,5 +49,5 @@ def testbed_factory(tmp_path_factory):
 @pytest.fixture(scope='session')
 def testbed(testbed_factory):
     return testbed_factory(
-        port_base=int(os.environ.get('SRIOV_TESTBED_PORT_BASE', 33000)),
+        port_base=int(os.environ.get('SRIOV_TESTBED_PORT_BASE', 21000)),
         prefix=os.environ.get('SRIOV_TESTBED_PREFIX', 'ftb'))

@@ -32,7 +32,7 @@ real Neutron server on loopback and has no such knob: its calls cost what
 they cost here.
 
     lb_api_calls.py [--runs 3] [--latency-ms 100] [--listeners 2]
-                    [--cidrs 2] [--port-base 51000]
+                    [--cidrs 2] [--port-base 18000]
 
 Prints a table, then lines like::
 
@@ -160,7 +160,7 @@ def main(argv=None):
                              '(in the same call)')
     parser.add_argument('--cidrs', type=int, default=2,
                         help='allowed CIDRs of each listener')
-    parser.add_argument('--port-base', type=int, default=51000)
+    parser.add_argument('--port-base', type=int, default=18000)
     parser.add_argument('--state-dir',
                         help='testbed state directory (default: a new '
                              'temporary one, removed at the end)')

@@ -22,7 +22,7 @@ jobboard. Each worker runs up to ``[sriov_worker] max_workers``
 jobs at a time (4 by default)::
 
     lb_throughput.py [--lbs 8] [--latency-ms 200] [--topology SINGLE]
-                     [--max-workers N] [--port-base 53000]
+                     [--max-workers N] [--port-base 17000]
 
 Prints::
 
@@ -110,7 +110,7 @@ def main(argv=None):
     parser.add_argument('--max-workers', type=int,
                         help='[sriov_worker] max_workers of both workers '
                              '(default: as configured, 4)')
-    parser.add_argument('--port-base', type=int, default=53000)
+    parser.add_argument('--port-base', type=int, default=17000)
     parser.add_argument('--state-dir',
                         help='testbed state directory (default: a new '
                              'temporary one, removed at the end)')

@@ -60,7 +60,7 @@ from tests.functional.sriov_octavia.openstack_cli import wait_for_status
 from tests.functional.sriov_octavia.openstack_cli import worker_log
 from tests.functional.sriov_octavia import worker_fixtures
 
-PORT_BASE = 47000
+PORT_BASE = 31000
 PREFIX = 'tfi'
 # A testbed instance of its own: runs beside the other tests.
 PARALLEL_GROUP = PREFIX

@@ -33,7 +33,7 @@ from testbed import seed
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 
-PORT_BASE = 49000
+PORT_BASE = 20000
 PREFIX = 'tdr'
 # A testbed instance of its own: runs beside the other tests.
 PARALLEL_GROUP = PREFIX

@@ -36,7 +36,7 @@ from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 
-PORT_BASE = 35000
+PORT_BASE = 22000
 PREFIX = 'ten'
 # A testbed instance of its own: runs beside the other tests.
 PARALLEL_GROUP = PREFIX

@@ -37,7 +37,7 @@ from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
 from tests.functional.sriov_octavia import openstack_cli as osc
 
-PORT_BASE = 45000
+PORT_BASE = 30000
 PREFIX = 'tfo'
 # A testbed instance of its own: runs beside the other tests.
 PARALLEL_GROUP = PREFIX

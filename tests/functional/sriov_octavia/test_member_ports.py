@@ -36,14 +36,14 @@ from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 from tests.functional.sriov_octavia.openstack_cli import worker_log_path
 
-PORT_BASE = 37000
+PORT_BASE = 23000
 PREFIX = 'tmb'
 # A testbed instance of its own: runs beside the other tests.
 PARALLEL_GROUP = PREFIX
 STATUS_TIMEOUT = 180
 # TCP ports the member hosts listen on (inside their namespaces).
-MEMBER_PORT = 37080
-OTHER_PORT = 37081
+MEMBER_PORT = 23080
+OTHER_PORT = 23081
 CONNECT_TIMEOUT = 3
 
 _SERVER = '''

@@ -31,7 +31,7 @@ PROVIDER = 'amphora-sriov'
 
 @pytest.fixture(scope='module')
 def testbed(testbed_factory):
-    return testbed_factory(port_base=44000, prefix='tst')
+    return testbed_factory(port_base=26000, prefix='tst')
 
 
 @pytest.fixture(scope='module')

@@ -31,7 +31,7 @@ import redis
 
 from testbed import ports
 
-REDIS_PORT = 59380
+REDIS_PORT = 62380
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 
 

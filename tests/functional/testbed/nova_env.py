@@ -27,7 +27,7 @@ import requests
 
 from testbed import fixture
 
-PORT_BASE = 39000
+PORT_BASE = 24000
 PREFIX = 'tnv'
 PROJECT = 'tnv-project'
 SRIOV_PHYSNET = 'sriovnet'
