@@ -89,9 +89,17 @@ class Keepalived:
             LOG.info('keepalived (pid %d) reloaded', pid)
             return f'keepalived (pid {pid}) reloaded'
         pid_file = self.layout.keepalived_pid_file()
-        argv = [self.keepalived_cmd, '-f', config, '-p', pid_file]
-        for child, option in zip(_CHILDREN, ('-r', '-c', '-b')):
-            argv += [option, self.layout.keepalived_pid_file(child)]
+        pid_files = [pid_file] + [self.layout.keepalived_pid_file(child)
+                                  for child in _CHILDREN]
+        # keepalived exits at once, with status 0 and not a word, while any
+        # of its pid files names a live process: a killed keepalived's own
+        # child not reaped yet, or its pid reused since. None of them is a
+        # running keepalived here, so none of them is of any use.
+        for path in pid_files:
+            files.remove(path)
+        argv = [self.keepalived_cmd, '-f', config]
+        for option, path in zip(('-p', '-r', '-c', '-b'), pid_files):
+            argv += [option, path]
         returncode, output = process.run(self.namespace, argv,
                                          self.command_timeout)
         pid = process.wait_for_pid(pid_file, self.keepalived_cmd,

@@ -16,10 +16,12 @@ runs keepalived in its namespace with the other as unicast peer. The VIP
 must sit on the MASTER only and move to the BACKUP when the MASTER fails.
 """
 
+import os
 import types
 
 import pytest
 
+from amphora_agent.engine import layout
 from sriov_octavia.amphora import client as agent_client
 from testbed import netlab
 from tests.functional.amphora_agent import engine_lab
@@ -191,6 +193,25 @@ def test_agent_start_brings_back_a_keepalived_that_died(pair, apis):
     engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
     # Killed, it released nothing; the BACKUP takes over regardless.
     assert engine_lab.wait_until(lambda: 'b' in holders(pair))
+
+    agent.start()
+
+    assert engine_lab.wait_until(lambda: holders(pair) == ['a'])
+
+
+def test_pid_files_naming_live_processes_do_not_keep_it_stopped(pair, apis):
+    start_both(pair, apis)
+    agent = pair.agents['a']
+    agent.stop()
+    engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
+    assert engine_lab.wait_until(lambda: 'b' in holders(pair))
+    # As when the dead keepalived's processes are zombies nobody reaped
+    # yet, or their pids went to other programs: keepalived itself would
+    # take them for a keepalived already running and quietly exit.
+    paths = layout.Layout(agent.base_path)
+    for process in ('keepalived', 'vrrp', 'checkers', 'bfd'):
+        with open(paths.keepalived_pid_file(process), 'w') as pid_file:
+            pid_file.write(f'{os.getpid()}\n')
 
     agent.start()
 
