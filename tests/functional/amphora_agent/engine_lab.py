@@ -12,10 +12,11 @@
 """Agents with the load-balancing engine, and what the engine tests need.
 
 Agents run as the real console script over mutual TLS (conftest's
-AgentProcess) on ports 45500-45519, with a short engine base path under
-/run of their own. Their data namespaces hold veths that are not taken for
-VFs, so the firewall leaves them alone: these tests are about haproxy and
-keepalived.
+AgentProcess) on ports 19480-19499 (below the kernel's range for outgoing
+connections, which could hold the port of an agent the test restarts),
+with a short engine base path under /run of their own. Their data
+namespaces hold veths that are not taken for VFs, so the firewall leaves
+them alone: these tests are about haproxy and keepalived.
 """
 
 import os
@@ -29,7 +30,7 @@ from testbed import netlab
 from tests.functional.amphora_agent import conftest
 
 PREFIX = f'teng-{os.getpid()}'
-AGENT_PORTS = range(45500, 45520)
+AGENT_PORTS = range(19480, 19500)
 # How long something that must happen may take on a busy machine; every
 # wait returns as soon as it happened.
 PATIENCE = 30.0
