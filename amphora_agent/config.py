@@ -21,6 +21,9 @@ from oslo_log import log as logging
 CONF = cfg.CONF
 
 amphora_agent_opts = [
+    cfg.StrOpt('amphora_id',
+               help='The id the controller issued this amphora, and its '
+                    'server certificate, to; reported by /info.'),
     cfg.StrOpt('agent_server_ca', default='/etc/octavia/certs/client_ca.pem',
                help='The CA that must have signed the client certificate '
                     'of every caller (the Octavia controller).'),

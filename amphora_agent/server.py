@@ -213,6 +213,14 @@ class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     request_queue_size = 64
 
     def __init__(self, host, port, ssl_context, read_timeout, app):
+        """``ssl_context`` is an ssl.SSLContext or a holder of one.
+
+        A holder (amphora_agent.tls.TLSCredentials) has the context in
+        its ``context`` attribute, read anew for every connection: a
+        certificate replaced there is presented from the next handshake
+        on, while connections already established finish on the one they
+        began with.
+        """
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                   flags=socket.AI_PASSIVE)[0]
         self.address_family = info[0]
@@ -220,6 +228,20 @@ class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         self.read_timeout = read_timeout
         super().__init__(info[4], AgentRequestHandler)
         self.set_app(app)
+
+    @property
+    def ssl_context(self):
+        """The context the next connection's handshake uses."""
+        source = self._tls_source
+        if isinstance(source, ssl.SSLContext):
+            return source
+        return source.context
+
+    @ssl_context.setter
+    def ssl_context(self, context_or_holder):
+        # One attribute assignment: a connection being accepted sees
+        # either the old context or the new one, never a mix.
+        self._tls_source = context_or_holder
 
     def server_bind(self):
         if self.address_family == socket.AF_INET6:
@@ -236,8 +258,11 @@ class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     def finish_request(self, request, client_address):
         # Runs in the connection's worker thread.
         request.settimeout(self.read_timeout)
+        # Read once: the connection keeps this context whatever replaces
+        # it while the connection lasts.
+        context = self.ssl_context
         try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
+            tls = context.wrap_socket(request, server_side=True)
         except OSError as error:  # ssl.SSLError and timeouts included
             LOG.warning('TLS handshake with %s refused: %s',
                         client_address[0], error)

@@ -19,16 +19,20 @@ from amphora_agent.api import middleware
 from amphora_agent.api import request_body
 
 
-def build_app(firewall, max_body_size, network_namespace='', engine=None):
+def build_app(firewall, max_body_size, network_namespace='', engine=None,
+              credentials=None):
     """The WSGI app serving the agent API over ``firewall``.
 
     ``firewall`` is the engine (amphora_agent.firewall.engine.Firewall or
     anything with its apply/current/counters methods); ``engine`` the
     load-balancing engine (amphora_agent.engine.service.Engine), whose
-    endpoints are served only when it is given.
+    endpoints are served only when it is given; ``credentials`` the
+    server's certificate (amphora_agent.tls.TLSCredentials), which
+    ``PUT /1.0/certificate`` replaces only when it is given.
     """
     app = pecan.make_app(
-        root.RootController(firewall, network_namespace, engine),
+        root.RootController(firewall, network_namespace, engine,
+                            credentials),
         hooks=[errors.JsonErrorHook()],
         request_cls=request_body.AgentRequest,
         # "/1.0/interface/203.0.113.10/rules": an address is not a file

@@ -30,6 +30,7 @@ from amphora_agent import config
 from amphora_agent.engine import service as engine_service
 from amphora_agent.firewall import engine
 from amphora_agent import server
+from amphora_agent import tls
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -69,8 +70,10 @@ def main(argv=None):
     # Read the certificates first: a broken file should stop the agent
     # before it touches the firewall.
     try:
-        ssl_context = server.make_ssl_context(agent_conf.agent_server_cert,
-                                              agent_conf.agent_server_ca)
+        # The server reads its TLS context from here for every connection;
+        # PUT /1.0/certificate replaces it.
+        credentials = tls.TLSCredentials(agent_conf.agent_server_cert,
+                                         agent_conf.agent_server_ca)
     except OSError as error:  # ssl.SSLError included
         LOG.error('Cannot load the server certificate %s or the client CA '
                   '%s: %s', agent_conf.agent_server_cert,
@@ -94,10 +97,10 @@ def main(argv=None):
         app = api_app.build_app(
             firewall, agent_conf.max_request_body_size,
             network_namespace=agent_conf.network_namespace,
-            engine=load_balancing)
+            engine=load_balancing, credentials=credentials)
         try:
             httpd = server.AgentServer(
-                bind_conf.bind_host, bind_conf.bind_port, ssl_context,
+                bind_conf.bind_host, bind_conf.bind_port, credentials,
                 agent_conf.agent_request_read_timeout, app)
         except OSError as error:
             LOG.error('Cannot listen on [%s]:%d: %s', bind_conf.bind_host,

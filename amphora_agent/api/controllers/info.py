@@ -20,6 +20,7 @@ VRRP check script to name in keepalived's configuration.
 
 import socket
 
+from oslo_config import cfg
 import pbr.version
 import pecan
 
@@ -39,6 +40,11 @@ def agent_version():
     return pbr.version.VersionInfo('sriov-octavia').version_string()
 
 
+def _amphora_id():
+    group = getattr(cfg.CONF, 'amphora_agent', None)
+    return getattr(group, 'amphora_id', None) if group else None
+
+
 class InfoController:
     def __init__(self, network_namespace, engine=None):
         self._network_namespace = network_namespace
@@ -52,6 +58,7 @@ class InfoController:
     def index_get(self):
         info = {
             'hostname': socket.gethostname(),
+            'amphora_id': _amphora_id(),
             'api_version': API_VERSION,
             'agent_version': agent_version(),
             'network_namespace': self._network_namespace,

@@ -13,6 +13,7 @@
 
 import pecan
 
+from amphora_agent.api.controllers import certificate
 from amphora_agent.api.controllers import info
 from amphora_agent.api.controllers import interface
 from amphora_agent.api.controllers import loadbalancer
@@ -27,10 +28,16 @@ class V1Controller:
 
     ``engine`` (amphora_agent.engine.service.Engine) adds haproxy and
     keepalived; without it the agent serves the firewall only.
+    ``credentials`` (amphora_agent.tls.TLSCredentials) adds the
+    replacement of the server certificate.
     """
 
-    def __init__(self, firewall, network_namespace, engine=None):
+    def __init__(self, firewall, network_namespace, engine=None,
+                 credentials=None):
         self.info = info.InfoController(network_namespace, engine)
+        if credentials is not None:
+            self.certificate = certificate.CertificateController(
+                credentials)
         if engine is not None:
             self.loadbalancer = loadbalancer.LoadBalancerController(engine)
             self.vrrp = vrrp.VrrpController(engine)
@@ -47,9 +54,11 @@ class V1Controller:
 
 
 class RootController:
-    def __init__(self, firewall, network_namespace, engine=None):
+    def __init__(self, firewall, network_namespace, engine=None,
+                 credentials=None):
         pecan.route(self, info.API_VERSION,
-                    V1Controller(firewall, network_namespace, engine))
+                    V1Controller(firewall, network_namespace, engine,
+                                 credentials))
 
     @pecan.expose(generic=True)
     def index(self):
