@@ -56,8 +56,9 @@ function configure_sriov_octavia {
             "$SRIOV_OCTAVIA_PROVIDER"
     fi
 
-    iniset "$conf" sriov_octavia cloud "$SRIOV_OCTAVIA_CLOUD"
-    iniset "$conf" sriov_octavia clouds_yaml "$SRIOV_OCTAVIA_CLOUDS_YAML"
+    # The driver and the worker reach Neutron, Nova and Glance with
+    # Octavia's own credentials and endpoints: the [service_auth] (and
+    # [neutron], [nova], [glance]) that Octavia's plugin writes.
 
     iniset "$conf" sriov_worker jobboard_backend_driver redis_taskflow_driver
     iniset "$conf" sriov_worker jobboard_backend_hosts "$SRIOV_OCTAVIA_REDIS_HOST"
@@ -101,7 +102,6 @@ function build_sriov_octavia_image {
     DIB_LOCAL_ELEMENTS_PATH=$SRIOV_OCTAVIA_ELEMENTS_DIR \
     DIB_REPOLOCATION_sriov_octavia=$SRIOV_OCTAVIA_DIR \
     DIB_REPOREF_sriov_octavia=$(git -C "$SRIOV_OCTAVIA_DIR" rev-parse HEAD) \
-    DIB_SRIOV_AGENT_BIND_PORT=$SRIOV_OCTAVIA_AGENT_PORT \
     DIB_OCTAVIA_AMP_USE_NFTABLES=True \
         "$OCTAVIA_DIR/diskimage-create/diskimage-create.sh" -o "$image"
     openstack --os-cloud devstack-admin image create \

@@ -168,7 +168,8 @@ def _connection():
         return clients.connection()
     except (os_exceptions.SDKException, ks_exceptions.ClientException) as e:
         message = ('The amphora-sriov provider cannot reach its cloud; '
-                   'check [sriov_octavia] cloud and clouds_yaml')
+                   'check [service_auth] and the [neutron], [nova] and '
+                   '[glance] sections of octavia.conf')
         raise lib_exceptions.DriverError(
             user_fault_string=message, operator_fault_string=f'{message}: {e}')
 

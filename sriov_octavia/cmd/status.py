@@ -98,9 +98,6 @@ def _add_parsers(subparsers):
                            action='append', default=[],
                            help='network SR-IOV members will be on '
                                 '(repeatable)')
-    preflight.add_argument('--os-cloud', metavar='CLOUD',
-                           help='cloud of clouds.yaml to use instead of '
-                                '[sriov_octavia] cloud')
     preflight.add_argument('--json', action='store_true',
                            help='print the results as JSON')
     preflight.set_defaults(action_fn=lambda: PreflightChecks(CONF).check())

@@ -70,8 +70,6 @@ class Target:
     def __init__(self, conf):
         self.conf = conf
         self.args = conf.command
-        if self.args.os_cloud:
-            conf.set_override('cloud', self.args.os_cloud, 'sriov_octavia')
         self._profile = None
         # (compute flavor, (extra specs, eligible hosts)) once looked up.
         self.placement = None
@@ -271,11 +269,21 @@ def persistence(cmd):
 
 # Cloud checks --------------------------------------------------------------
 
-def _cloud_failure(what, error):
+# Where octavia.conf says how to reach each service.
+_ENDPOINTS = {
+    'octavia': 'the Keystone catalog, or [api_settings] api_base_uri with '
+               'auth_type none',
+    'neutron': '[neutron]',
+    'nova': '[nova]',
+    'glance': '[glance]',
+}
+
+
+def _cloud_failure(what, error, service):
     return _failure(
-        f'could not ask the cloud about {what}: {_text(error)}. Check '
-        f'[sriov_octavia] cloud and clouds_yaml (or --os-cloud) and that '
-        f'the service answers.')
+        f'could not ask the cloud about {what}: {_text(error)}. Check the '
+        f'credentials in [service_auth] of octavia.conf, the endpoint '
+        f'({_ENDPOINTS[service]}) and that the service answers.')
 
 
 def flavor_profile(cmd):
@@ -284,7 +292,7 @@ def flavor_profile(cmd):
     except (LookupError, ValueError) as e:
         return _failure(str(e))
     except _CLOUD_ERRORS as e:
-        return _cloud_failure('the Octavia flavor', e)
+        return _cloud_failure('the Octavia flavor', e, 'octavia')
     if profile is None:
         return _success('no --flavor or --flavor-profile given: the compute '
                         'flavor and image tag come from the command line '
@@ -347,7 +355,7 @@ def compute_flavor_placement(cmd):
     try:
         flavor, found = _placement(cmd)
     except _CLOUD_ERRORS as e:
-        return _cloud_failure(f'compute flavor {name}', e)
+        return _cloud_failure(f'compute flavor {name}', e, 'nova')
     if flavor is None:
         return _failure(
             f'compute flavor {name} does not exist (or is private to a '
@@ -400,7 +408,7 @@ def sriov_capacity(cmd):
         agents = _sriov_agents(conn)
         _, found = _placement(cmd)
     except _CLOUD_ERRORS as e:
-        return _cloud_failure('networks and agents', e)
+        return _cloud_failure('networks and agents', e, 'neutron')
     # Hosts the compute flavor reaches; the placement check reports a
     # flavor that reaches none, so only a partial miss is reported here.
     eligible = set(found[1]) if found and found[1] else None
@@ -410,7 +418,7 @@ def sriov_capacity(cmd):
         try:
             network = conn.network.find_network(name, ignore_missing=True)
         except _CLOUD_ERRORS as e:
-            return _cloud_failure(f'network {name}', e)
+            return _cloud_failure(f'network {name}', e, 'neutron')
         if network is None:
             problems.append(f'{role} network {name} does not exist')
             continue
@@ -460,7 +468,7 @@ def amphora_image(cmd):
             query['owner'] = owner
         images = list(cmd.target.connection().image.images(**query))
     except _CLOUD_ERRORS as e:
-        return _cloud_failure(f'images tagged {tag}', e)
+        return _cloud_failure(f'images tagged {tag}', e, 'glance')
     if not images:
         return _failure(
             f'no image is tagged {tag!r}'

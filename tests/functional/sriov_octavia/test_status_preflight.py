@@ -95,8 +95,7 @@ def test_octavia_flavor_leads_to_its_profile(testbed, conn, sriov_profile):
         enabled=True)
     try:
         code, checks = status(testbed, 'preflight', '--flavor', flavor.name,
-                              '--vip-network', 'vip-net',
-                              '--os-cloud', 'sriov-testbed')
+                              '--vip-network', 'vip-net')
     finally:
         conn.load_balancer.delete_flavor(flavor)
     assert code == 0, checks

@@ -22,6 +22,7 @@ from oslo_config import fixture as cfg_fixture
 import pytest
 
 import flows
+from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver as sriov_driver
 
@@ -593,11 +594,11 @@ def test_create_vip_port_uses_the_shared_connection(driver, monkeypatch):
                                    {'vip_subnet_id': SUBNET}, [])
 
 
-def test_unusable_cloud_config_is_a_driver_error(driver, monkeypatch, conf,
-                                                 tmp_path):
-    conf.config(cloud='tdr-nowhere', clouds_yaml=str(tmp_path / 'none.yaml'),
-                group='sriov_octavia')
+@pytest.mark.parametrize('auth_type', [None, 'tdr-no-such-plugin'])
+def test_unusable_cloud_config_is_a_driver_error(driver, conf, auth_type):
+    clients.register_opts(cfg.CONF)
+    conf.config(auth_type=auth_type, group='service_auth')
     with pytest.raises(lib_exceptions.DriverError) as info:
         driver.create_vip_port(LB, PROJECT, {'vip_subnet_id': SUBNET}, [])
-    assert 'check [sriov_octavia] cloud and clouds_yaml' in (
-        info.value.user_fault_string)
+    assert ('check [service_auth] and the [neutron], [nova] and [glance] '
+            'sections of octavia.conf') in info.value.user_fault_string

@@ -355,19 +355,43 @@ def test_upgrade_check_command_line(tmp_path):
                        'Flow persistence': Code.SUCCESS}
 
 
-def test_preflight_with_unknown_cloud(tmp_path):
+def test_preflight_with_unreachable_cloud(tmp_path):
     conf = tmp_path / 'octavia.conf'
-    conf.write_text(f'[sriov_octavia]\nclouds_yaml = {tmp_path}/none.yaml\n')
+    unreachable = f'http://127.0.0.1:{closed_port()}'
+    conf.write_text(
+        '[service_auth]\nauth_type = none\n'
+        f'[api_settings]\napi_base_uri = {unreachable}\n'
+        f'[neutron]\nendpoint_override = {unreachable}/\n'
+        f'[nova]\nendpoint_override = {unreachable}/compute/v2.1\n'
+        f'[glance]\nendpoint_override = {unreachable}/image\n')
     done = subprocess.run(
         [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
-         str(conf), 'preflight', '--os-cloud', 'no-such-cloud',
-         '--flavor', 'sriov', '--image-tag', 't', '--vip-network', 'n',
-         '--json'],
+         str(conf), 'preflight', '--flavor', 'sriov', '--image-tag', 't',
+         '--vip-network', 'n', '--json'],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == Code.FAILURE, done.stderr
     details = {check['check']: check['details'] for check in
                json.loads(done.stdout.strip().splitlines()[-1])['checks']}
-    # No traceback: every check reports, those asking the cloud name it.
-    for check in ('Flavor profile', 'SR-IOV capacity', 'Amphora image'):
-        assert 'no-such-cloud' in details[check]
-        assert '--os-cloud' in details[check]
+    # No traceback: every check reports, those asking the cloud say which
+    # part of octavia.conf to look at.
+    for check, where in (('Flavor profile', '[api_settings] api_base_uri'),
+                         ('SR-IOV capacity', '[neutron]'),
+                         ('Amphora image', '[glance]')):
+        assert '[service_auth]' in details[check]
+        assert where in details[check], details[check]
+
+
+def test_preflight_without_credentials(tmp_path):
+    conf = tmp_path / 'octavia.conf'
+    conf.write_text('[DEFAULT]\n')
+    done = subprocess.run(
+        [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
+         str(conf), 'preflight', '--compute-flavor', 'f', '--image-tag', 't',
+         '--vip-network', 'n', '--json'],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == Code.FAILURE, done.stderr
+    details = {check['check']: check['details'] for check in
+               json.loads(done.stdout.strip().splitlines()[-1])['checks']}
+    for check in ('Compute flavor placement', 'SR-IOV capacity',
+                  'Amphora image'):
+        assert '[service_auth] auth_type is not set' in details[check]

@@ -9,6 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
+from testbed import clouds
 from testbed import config
 from testbed import inventory
 from testbed.services import inifile
@@ -59,8 +60,16 @@ def test_octavia_and_worker_share_sockets_and_cloud(tmp_path):
         # AF_UNIX paths are limited to 107 bytes.
         assert len(path) < 108
     assert conf['sriov_worker']['jobboard_backend_port'] == 29379
-    assert conf['sriov_octavia'] == {'cloud': config.CLOUD_NAME,
-                                     'clouds_yaml': testbed.clouds_yaml}
+    # The controller reaches the services as the CLI does (clouds.yaml),
+    # through Octavia's own options.
+    cli = clouds.cloud(testbed)
+    assert 'sriov_octavia' not in conf
+    assert conf['service_auth'] == {'auth_type': cli['auth_type']}
+    assert {section: conf[section]['endpoint_override']
+            for section in ('neutron', 'nova', 'glance')} == {
+        'neutron': cli['network_endpoint_override'],
+        'nova': cli['compute_endpoint_override'],
+        'glance': cli['image_endpoint_override']}
     assert conf['api_settings']['default_provider_driver'] == (
         octavia.PROVIDER)
     assert conf['database']['pool_timeout'] is None
