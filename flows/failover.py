@@ -56,6 +56,7 @@ from flows.tasks import amphora
 from flows.tasks import compute
 from flows.tasks import engine
 from flows.tasks import firewall
+from flows.tasks import identity
 from flows.tasks import loadbalancer_status
 from flows.tasks import member_ports
 from flows.tasks import network
@@ -170,6 +171,7 @@ def _slot_flow(slot, find_amphora):
     flow = linear_flow.Flow(f'failover-{slot}')
     flow.add(find_amphora,
              network.DeleteOldAmphoraFirst(slot),
+             identity.IssueReplacementIdentity(slot),
              compute.BootReplacementAmphora(slot),
              compute.WaitForAmphorae(
                  name=f'failover-{slot}-wait-for-amphora',

@@ -21,6 +21,7 @@ from taskflow.patterns import linear_flow
 from flows.tasks import amphora
 from flows.tasks import compute
 from flows.tasks import engine
+from flows.tasks import identity
 from flows.tasks import loadbalancer_status
 from flows.tasks import member_ports
 from flows.tasks import network
@@ -41,6 +42,7 @@ def create_flow():
     """
     flow = linear_flow.Flow('loadbalancer.create')
     flow.add(loadbalancer_status.CollectCreatedObjects(),
+             identity.IssueAmphoraIdentities(),
              compute.CreateServerGroup(),
              compute.BootAmphorae(),
              compute.WaitForAmphorae(),

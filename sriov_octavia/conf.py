@@ -21,23 +21,19 @@ CONF = cfg.CONF
 # Groups are added by the parts that read them: keep one list per group here.
 _GROUPS = {}
 
-# [sriov_octavia]: how controller code reaches Neutron, Nova and Glance, and
-# how the provider driver checks flavor and availability zone metadata.
+# [sriov_octavia]: how long controller code waits for Neutron, Nova and
+# Glance (their credentials and endpoints are Octavia's [service_auth],
+# [neutron], [nova] and [glance], see sriov_octavia.clients), and how the
+# provider driver checks flavor and availability zone metadata.
 _GROUPS['sriov_octavia'] = [
-    cfg.StrOpt('cloud', default='octavia',
-               help='Name of the cloud in clouds.yaml whose credentials and '
-                    'endpoints openstacksdk uses for Neutron, Nova and '
-                    'Glance.'),
-    cfg.StrOpt('clouds_yaml', default='',
-               help='Path of the clouds.yaml holding that cloud. Empty: '
-                    'openstacksdk looks in its usual places '
-                    '(OS_CLIENT_CONFIG_FILE, ./clouds.yaml, '
-                    '~/.config/openstack/, /etc/openstack/).'),
     cfg.FloatOpt('api_timeout', default=30.0, min=1.0,
-                 help='Seconds one request to Neutron, Nova or Glance may '
-                      'take before it fails. The provider driver calls them '
-                      'while octavia-api answers a request, so a hung '
-                      'service must not hold that request forever.'),
+                 help='Seconds one request to Neutron, Nova or Glance (or '
+                      'to Keystone for a token) may take before it fails; '
+                      'it is the timeout of the keystoneauth session built '
+                      'from [service_auth], in place of its timeout option. '
+                      'The provider driver calls these services while '
+                      'octavia-api answers a request, so a hung service '
+                      'must not hold that request forever.'),
     cfg.BoolOpt('check_cloud_resources', default=True,
                 help='When validating flavor and availability zone metadata, '
                      'check that the compute flavor, image tag, compute '
@@ -131,14 +127,13 @@ _GROUPS['sriov_worker'] = [
 # [haproxy_amphora] client_cert and server_ca. Read by
 # sriov_octavia.amphora.client.
 _GROUPS['sriov_amphora'] = [
-    cfg.StrOpt('server_name_check', default='address',
-               choices=[('address', 'The agent certificate must name the '
-                                    'address the controller connects to '
-                                    '(its management IP) as a '
-                                    'subjectAltName'),
+    cfg.StrOpt('server_name_check', default='amphora_id',
+               choices=[('amphora_id', 'The agent certificate must name the '
+                                       'amphora id the controller issued it '
+                                       'to (a DNS subjectAltName), as '
+                                       'Octavia\'s amphora certificates do'),
                         ('none', 'Only check that server_ca signed the '
-                                 'agent certificate, as upstream Octavia '
-                                 'does with its amphora id certificates')],
+                                 'agent certificate')],
                help='What the agent\'s server certificate must name besides '
                     'being signed by [haproxy_amphora] server_ca.'),
     cfg.PortOpt('agent_port', default=9443,

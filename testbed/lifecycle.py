@@ -108,14 +108,19 @@ def _start(group, to_start):
 def _seed(testbed, inv, with_compute):
     """Seed the cloud; return what octavia.conf needs to know of it."""
     fabric = plumbing.Fabric(testbed.state_dir, prefix=testbed.prefix)
+    # The operator's PKI: one CA signs the amphorae's certificates (the
+    # controller issues them with its key) and the controller's own.
     cloud = {'amp_image_tag': seed.AMPHORA_IMAGE_TAG,
              'agent_client_cert': fabric.agent_client_cert,
-             'agent_ca_cert': fabric.ca_cert}
+             'agent_ca_cert': fabric.ca_cert,
+             'agent_ca_key': fabric.ca_key}
     conn = clouds.connect(testbed)
     try:
         subnets = seed.seed_networks(conn, testbed.mgmt_cidr)
         mgmt = subnets[seed.MGMT_SUBNET]
         cloud['amp_boot_network_list'] = [mgmt.network_id]
+        cloud['amp_secgroup_list'] = [seed.seed_mgmt_security_group(
+            conn, mgmt.gateway_ip, plumbing.AGENT_PORT)]
         try:
             fabric.ensure_mgmt_network({'cidr': mgmt.cidr,
                                         'gateway_ip': mgmt.gateway_ip})
@@ -199,6 +204,19 @@ def up(testbed, seed_cloud=True, skip=()):
 # have no amphora. Logs and certificates stay for a look afterwards.
 CLOUD_STATE = ('neutron', 'octavia', 'nova', 'redis', 'amphorae',
                'nova-emulator.json')
+
+
+def restart(testbed, name):
+    """Restart the running service ``name`` to read its configuration.
+
+    The worker runs inside octavia-driver-agent.
+    """
+    [service] = [service for service in services(testbed)
+                 if service.name == name]
+    service.process.stop()
+    service.prepare()
+    service.process.start()
+    service.wait_ready()
 
 
 def down(testbed, grace=10.0):

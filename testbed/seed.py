@@ -25,6 +25,8 @@ LOG = logging.getLogger(__name__)
 
 MGMT_NETWORK = 'lb-mgmt-net'
 MGMT_SUBNET = 'lb-mgmt-subnet'
+# The group an Octavia operator makes for the amphorae's management ports.
+MGMT_SECURITY_GROUP = 'lb-mgmt-sec-grp'
 SRIOV_AGGREGATE = 'sriov_aggregate'
 SRIOV_PROPERTY = 'sriov-nic'
 SRIOV_FLAVOR = 'amphora-sriov-flavor'
@@ -85,6 +87,32 @@ def seed_networks(conn, mgmt_cidr):
                 LOG.info('created subnet %s', subnet.name)
             subnets[subnet.name] = subnet
     return subnets
+
+
+def seed_mgmt_security_group(conn, controller_ip, agent_port):
+    """The amphorae's management group, as Octavia's guides have it made.
+
+    The controller may reach the agent's port; ICMP, for an operator's
+    ping. Returns the group's id.
+    """
+    group = conn.network.find_security_group(MGMT_SECURITY_GROUP)
+    if group is not None:
+        return group.id
+    group = conn.network.create_security_group(
+        name=MGMT_SECURITY_GROUP,
+        description='Amphora management ports: agent and ICMP')
+    version = ipaddress.ip_address(controller_ip).version
+    ethertype = f'IPv{version}'
+    conn.network.create_security_group_rule(
+        security_group_id=group.id, direction='ingress', ethertype=ethertype,
+        protocol='tcp', port_range_min=agent_port,
+        port_range_max=agent_port,
+        remote_ip_prefix=f'{controller_ip}/{32 if version == 4 else 128}')
+    conn.network.create_security_group_rule(
+        security_group_id=group.id, direction='ingress', ethertype=ethertype,
+        protocol='icmp' if version == 4 else 'ipv6-icmp')
+    LOG.info('created security group %s', MGMT_SECURITY_GROUP)
+    return group.id
 
 
 def seed_compute(conn, inv):

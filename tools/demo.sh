@@ -193,10 +193,14 @@ for server in conn.compute.servers(details=True):
     if server.metadata.get('sriov_octavia_lb') != lb_id:
         continue
     mgmt_ip = server.addresses['lb-mgmt-net'][0]['addr']
+    amphora_id = server.metadata['sriov_octavia_amphora_id']
+    # The controller issued the agent's certificate to the amphora id.
     with agent_client.AgentClient((mgmt_ip, 9443),
                                   fabric.agent_client_cert,
-                                  fabric.ca_cert) as agent:
-        print(f'\n{server.name}: firewall in force (agent at {mgmt_ip})')
+                                  fabric.ca_cert,
+                                  server_name=amphora_id) as agent:
+        print(f'\n{server.name}: amphora {amphora_id}, firewall in force '
+              f'(agent at {mgmt_ip})')
         print(json.dumps(agent.get_security_group()['security_group'],
                          indent=2))
         print('counters:')

@@ -36,7 +36,8 @@ def _amphora_conf():
 
 def agent_for(amphora):
     """A client for the amphora's agent, as the configuration says."""
-    return agent_client.AgentClient.from_conf(amphora['mgmt_ip'])
+    return agent_client.AgentClient.from_conf(
+        amphora['mgmt_ip'], amphora_id=amphora.get('amphora_id'))
 
 
 def push_firewall(loadbalancer, amphorae, vrrp_ips, pools=None):

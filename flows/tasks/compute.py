@@ -16,11 +16,13 @@ naming their load balancer and role, server groups a name derived from the
 load balancer id, so a revert, a resumed flow or the delete flow finds them
 again in Nova itself.
 
-An amphora is passed between tasks as a dict: ``{"id": server id, "role":
-STANDALONE | MASTER | BACKUP, "mgmt_network_id": ..., "mgmt_ip": ...}``
-(``mgmt_ip`` once the server is ACTIVE).
+An amphora is passed between tasks as a dict: ``{"id": server id,
+"amphora_id": the name its agent's certificate carries, "role": STANDALONE
+| MASTER | BACKUP, "mgmt_network_id": ..., "mgmt_ip": ...}`` (``mgmt_ip``
+once the server is ACTIVE).
 """
 
+import base64
 import contextlib
 import time
 
@@ -29,6 +31,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
+from sriov_octavia.amphora import bootstrap
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 
@@ -47,6 +50,8 @@ META_LOADBALANCER = 'sriov_octavia_lb'
 META_ROLE = 'sriov_octavia_role'
 # A failover's new amphora: the server it replaces ('' when none was left).
 META_REPLACES = 'sriov_octavia_replaces'
+# The amphora id its agent's server certificate is issued to.
+META_AMPHORA_ID = 'sriov_octavia_amphora_id'
 
 SERVER_GROUP_POLICY = 'anti-affinity'
 NO_VALID_HOST = 'No valid host'
@@ -246,8 +251,23 @@ class CreateServerGroup(task.Task):
             delete_server_groups(clients.connection(), loadbalancer_id)
 
 
+def amphora_of(server, mgmt_network_id):
+    """The amphora dict of a server (without ``mgmt_ip``)."""
+    metadata = server.metadata or {}
+    return {'id': server.id, 'amphora_id': metadata.get(META_AMPHORA_ID),
+            'role': metadata.get(META_ROLE),
+            'mgmt_network_id': mgmt_network_id}
+
+
 def _boot_attrs(conn, flavor, availability_zone, server_group_id):
-    """What Nova needs to boot an amphora, and its management networks."""
+    """What Nova needs to boot an amphora, and its management networks.
+
+    Octavia's [controller_worker] settings for its own amphorae apply:
+    ``amp_secgroup_list`` goes on the ports Nova creates on the management
+    networks, ``amp_ssh_key_name`` (when set) is the server's key pair,
+    and ``user_data_config_drive`` has Nova hand the user data over on a
+    config drive rather than through the metadata service.
+    """
     compute_flavor = flavor.get(sriov_flavor.COMPUTE_FLAVOR)
     if not compute_flavor:
         message = ('no compute flavor: set compute_flavor in the '
@@ -256,8 +276,15 @@ def _boot_attrs(conn, flavor, availability_zone, server_group_id):
         raise ComputeError(message)
     image_id = _image_id(conn, flavor.get(sriov_flavor.AMP_IMAGE_TAG))
     networks = _mgmt_network_ids(availability_zone, CONF)
+    worker = _controller_worker(CONF)
     attrs = {'flavor_id': compute_flavor, 'image_id': image_id,
-             'networks': [{'uuid': network} for network in networks]}
+             'networks': [{'uuid': network} for network in networks],
+             'config_drive': bool(worker.user_data_config_drive)}
+    if worker.amp_secgroup_list:
+        attrs['security_groups'] = [{'name': group}
+                                    for group in worker.amp_secgroup_list]
+    if worker.amp_ssh_key_name:
+        attrs['key_name'] = worker.amp_ssh_key_name
     zone = (availability_zone or {}).get('compute_zone')
     if zone:
         attrs['availability_zone'] = zone
@@ -266,18 +293,34 @@ def _boot_attrs(conn, flavor, availability_zone, server_group_id):
     return attrs, networks
 
 
-def _boot_server(conn, loadbalancer_id, role, attrs, networks,
+def _user_data(identity):
+    """The base64 user data carrying an amphora's identity and config."""
+    amphora_id = identity['amphora_id']
+    files = bootstrap.boot_files(
+        amphora_id, bootstrap.decrypt_server_pem(identity['server_pem']))
+    text = bootstrap.user_data(files)
+    return base64.b64encode(text.encode('utf-8')).decode('ascii')
+
+
+def _boot_server(conn, loadbalancer_id, role, identity, attrs, networks,
                  replaces=None):
-    """Boot one amphora server; the amphora dict the tasks pass on."""
-    metadata = {META_LOADBALANCER: loadbalancer_id, META_ROLE: role}
+    """Boot one amphora server; the amphora dict the tasks pass on.
+
+    ``identity`` is the role's ``flows.tasks.identity`` result: the server
+    boots with its certificate and agent configuration as user data.
+    """
+    metadata = {META_LOADBALANCER: loadbalancer_id, META_ROLE: role,
+                META_AMPHORA_ID: identity['amphora_id']}
     if replaces is not None:
         metadata[META_REPLACES] = replaces
     server = conn.compute.create_server(
-        name=server_name(loadbalancer_id, role), metadata=metadata, **attrs)
-    LOG.info('Booting amphora %s (%s) of load balancer %s with flavor %s, '
-             'image %s', server.id, role, loadbalancer_id,
-             attrs['flavor_id'], attrs['image_id'])
-    return {'id': server.id, 'role': role, 'mgmt_network_id': networks[0]}
+        name=server_name(loadbalancer_id, role), metadata=metadata,
+        user_data=_user_data(identity), **attrs)
+    LOG.info('Booting amphora %s (server %s, %s) of load balancer %s with '
+             'flavor %s, image %s', identity['amphora_id'], server.id, role,
+             loadbalancer_id, attrs['flavor_id'], attrs['image_id'])
+    return {'id': server.id, 'amphora_id': identity['amphora_id'],
+            'role': role, 'mgmt_network_id': networks[0]}
 
 
 class BootAmphorae(task.Task):
@@ -292,21 +335,21 @@ class BootAmphorae(task.Task):
     default_provides = BOOTED_AMPHORAE
 
     def execute(self, loadbalancer_id, flavor, availability_zone,
-                server_group_id):
+                server_group_id, amphora_identities):
         conn = clients.connection()
         attrs, networks = _boot_attrs(conn, flavor, availability_zone,
                                       server_group_id)
         # Servers of an earlier, interrupted run of this task are used, not
         # booted twice.
-        existing = {(server.metadata or {}).get(META_ROLE): server.id
+        existing = {(server.metadata or {}).get(META_ROLE): server
                     for server in find_servers(conn, loadbalancer_id)}
         amphorae = []
         for role in roles(flavor):
             if role in existing:
-                amphorae.append({'id': existing[role], 'role': role,
-                                 'mgmt_network_id': networks[0]})
+                amphorae.append(amphora_of(existing[role], networks[0]))
                 continue
-            amphorae.append(_boot_server(conn, loadbalancer_id, role, attrs,
+            amphorae.append(_boot_server(conn, loadbalancer_id, role,
+                                         amphora_identities[role], attrs,
                                          networks))
         return amphorae
 
@@ -354,9 +397,8 @@ def find_amphorae(conn, loadbalancer_id, availability_zone, conf=CONF):
     network is the one ``BootAmphorae`` boots them on.
     """
     network_id = _mgmt_network_ids(availability_zone, conf)[0]
-    return [{'id': server.id, 'role': server.metadata[META_ROLE],
-             'mgmt_network_id': network_id,
-             'mgmt_ip': _mgmt_ip(conn, server.id, network_id)}
+    return [dict(amphora_of(server, network_id),
+                 mgmt_ip=_mgmt_ip(conn, server.id, network_id))
             for server in find_servers(conn, loadbalancer_id)]
 
 
@@ -483,11 +525,12 @@ class BootReplacementAmphora(task.Task):
     def __init__(self, slot):
         super(BootReplacementAmphora, self).__init__(
             name=f'failover-{slot}-boot-replacement',
-            rebind={'old_amphora': f'old_amphora_{slot}'},
+            rebind={'old_amphora': f'old_amphora_{slot}',
+                    'identity': f'replacement_identity_{slot}'},
             provides=f'booted_replacement_{slot}')
 
     def execute(self, loadbalancer_id, flavor, availability_zone,
-                old_amphora):
+                old_amphora, identity):
         if not old_amphora:
             return []
         conn = clients.connection()
@@ -499,10 +542,9 @@ class BootReplacementAmphora(task.Task):
         for server in servers_of_role(conn, loadbalancer_id, role):
             if (server.id != old_amphora['server_id'] and
                     server.metadata.get(META_REPLACES) == replaces):
-                return [{'id': server.id, 'role': role,
-                         'mgmt_network_id': networks[0]}]
-        return [_boot_server(conn, loadbalancer_id, role, attrs, networks,
-                             replaces=replaces)]
+                return [amphora_of(server, networks[0])]
+        return [_boot_server(conn, loadbalancer_id, role, identity, attrs,
+                             networks, replaces=replaces)]
 
 
 class AttachReplacementPorts(task.Task):

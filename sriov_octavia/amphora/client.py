@@ -30,8 +30,12 @@ of these exceptions a flow can log as they are:
 - InterfaceMissing (wait_for_interface): a hot-plugged VF did not appear.
 """
 
+import socket
+import ssl
 import time
+from urllib import parse
 
+from cryptography import x509
 from octavia.common import config as octavia_config
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -48,6 +52,8 @@ API_VERSION = '1.0'
 _BACKOFF_MAX = 30.0
 # How often wait_until_up() and wait_for_interface() ask again.
 _POLL_INTERVAL = 1.0
+# served_certificate() reads no more of the answer to "GET /".
+_MAX_VERSION_ANSWER = 64 * 1024
 
 
 class AgentError(Exception):
@@ -156,6 +162,71 @@ def _error_fields(response):
     return 'request', text or response.reason or 'no reason given'
 
 
+def served_certificate(address, client_cert, ca_cert, server_name=None,
+                       timeout=10.0):
+    """The certificate the agent at ``address`` presents right now.
+
+    One TLS connection, made as AgentClient's requests are: with the
+    client certificate ``client_cert``, the server's verified against
+    ``ca_cert`` and checked for ``server_name`` (None: the host connected
+    to; a string: that name; False: no name). ``address`` is a
+    ``(host, port)`` pair or an ``https://`` URL. The connection asks for
+    ``GET /`` (version discovery) and reads the answer: with TLS 1.3 only
+    an answer shows that the agent accepted the client certificate too.
+
+    Returns a cryptography.x509.Certificate, for its expiry and names.
+    Raises AgentTLSError when the handshake fails either way (the agent's
+    certificate is not trusted or does not carry the name, or the agent
+    refuses ours) and AgentUnreachable when the agent does not answer
+    within ``timeout`` seconds.
+    """
+    if isinstance(address, str):
+        url = address.rstrip('/')
+        split = parse.urlsplit(url)
+        host, port = split.hostname, split.port or 443
+    else:
+        host, port = address
+        url = f'https://{f"[{host}]" if ":" in host else host}:{port}'
+    context = ssl.create_default_context(cafile=ca_cert)
+    context.load_cert_chain(client_cert)
+    if server_name is False:
+        context.check_hostname = False
+        expected = None
+    else:
+        expected = server_name or host
+    try:
+        with socket.create_connection((host, port), timeout) as plain:
+            with context.wrap_socket(plain,
+                                     server_hostname=expected) as tls:
+                der = tls.getpeercert(binary_form=True)
+                _ask_version(tls, parse.urlsplit(url).netloc)
+    except ssl.SSLError as error:  # ssl.CertificateError included
+        raise AgentTLSError(url, str(error)) from None
+    except OSError as error:
+        raise AgentUnreachable(url, str(error)) from None
+    return x509.load_der_x509_certificate(der)
+
+
+def _ask_version(tls, netloc):
+    """Send ``GET /`` and read the answer to its end.
+
+    The agent ends the connection after its answer: reading to the end
+    lets it close first, so that it never writes to a closed connection.
+    """
+    tls.sendall(f'GET / HTTP/1.1\r\nHost: {netloc}\r\n'
+                'Accept: application/json\r\nConnection: close\r\n\r\n'
+                .encode())
+    answer = b''
+    while len(answer) < _MAX_VERSION_ANSWER:
+        data = tls.recv(4096)
+        if not data:
+            break
+        answer += data
+    if not answer.startswith(b'HTTP/'):
+        raise ConnectionError('the agent closed the connection without '
+                              'answering')
+
+
 class AgentClient:
     """One amphora agent's API.
 
@@ -177,6 +248,7 @@ class AgentClient:
         self.timeout = timeout
         self._cert = client_cert
         self._ca_cert = ca_cert
+        self._server_name = server_name
         self._session = self._new_session(
             server_name, _retries(retries, retry_interval))
         # For polling a booting agent: one attempt per poll.
@@ -195,24 +267,32 @@ class AgentClient:
         return session
 
     @classmethod
-    def from_conf(cls, mgmt_ip, conf=CONF, server_name=None):
+    def from_conf(cls, mgmt_ip, conf=CONF, amphora_id=None, retries=None):
         """A client for the agent at ``mgmt_ip`` as the configuration says.
 
         The certificates are Octavia's own, [haproxy_amphora] client_cert
         and server_ca (the ones its amphora driver uses, so an operator sets
-        them once); how to reach the agent is [sriov_amphora].
+        them once); how to reach the agent is [sriov_amphora]. With
+        ``server_name_check = amphora_id`` the agent's certificate must name
+        ``amphora_id``, the id the controller issued it to; without an id
+        (an amphora booted before ids were issued) the management address.
+        ``retries`` overrides [sriov_amphora] request_retries.
         """
         sriov_conf.register_opts(conf)
         conf.register_opts(octavia_config.haproxy_amphora_opts,
                            group='haproxy_amphora')
         group = conf.sriov_amphora
-        if server_name is None and group.server_name_check == 'none':
+        server_name = None
+        if group.server_name_check == 'none':
             server_name = False
+        elif amphora_id:
+            server_name = amphora_id
         return cls((mgmt_ip, group.agent_port),
                    conf.haproxy_amphora.client_cert,
                    conf.haproxy_amphora.server_ca,
                    timeout=(group.connect_timeout, group.request_timeout),
-                   retries=group.request_retries,
+                   retries=(group.request_retries if retries is None
+                            else retries),
                    retry_interval=group.retry_interval,
                    server_name=server_name)
 
@@ -427,3 +507,28 @@ class AgentClient:
     def vrrp_action(self, action):
         """``start``, ``reload`` or ``stop`` keepalived."""
         return self._request('PUT', f'vrrp/{action}')
+
+    # The agent's server certificate -------------------------------------
+
+    def upload_certificate(self, pem_text):
+        """Replace the agent's server certificate with ``pem_text``.
+
+        ``pem_text`` is the certificate followed by its private key, the
+        layout of the agent's ``agent_server_cert``. The agent checks it
+        (one key, the certificate for it, valid now) before anything
+        changes, stores it for its next start and presents it from its
+        next connection on; connections already open finish on the old
+        one. A refused one raises AgentRejected (400, ``field``
+        ``certificate``, ``private_key`` or ``body``).
+        """
+        return self._request('PUT', 'certificate', text=pem_text)
+
+    def served_certificate(self):
+        """The agent's certificate now (cryptography.x509.Certificate).
+
+        One connection, verified as this client's requests are; see the
+        module's served_certificate().
+        """
+        return served_certificate(self.base_url, self._cert, self._ca_cert,
+                                  server_name=self._server_name,
+                                  timeout=self._connect_timeout())

@@ -20,6 +20,7 @@ it again if it raises.
 from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia.worker import certificates
 from sriov_octavia.worker import conductor
 from sriov_octavia.worker import health
 
@@ -47,4 +48,5 @@ def provider_agent(exit_event, conf=sriov_conf.CONF):
     sriov_conf.register_opts(conf)
     _warn_on_socket_mismatch(conf)
     health.start(conf, exit_event)
+    certificates.start(conf, exit_event)
     conductor.run(conf, exit_event)

@@ -158,18 +158,15 @@ def listener_statistics(views):
                                    in sorted(totals.items())]}
 
 
-def _agent(mgmt_ip, conf):
+def agent_for_server(server, mgmt_ip, conf):
     # One attempt per round: a dead amphora must not hold up the others,
     # the next round asks again.
-    group = conf.sriov_amphora
-    return agent_client.AgentClient(
-        (mgmt_ip, group.agent_port), conf.haproxy_amphora.client_cert,
-        conf.haproxy_amphora.server_ca,
-        timeout=(group.connect_timeout, group.request_timeout), retries=0,
-        server_name=False if group.server_name_check == 'none' else None)
+    return agent_client.AgentClient.from_conf(
+        mgmt_ip, conf, retries=0,
+        amphora_id=(server.metadata or {}).get(compute.META_AMPHORA_ID))
 
 
-def _mgmt_ip(conn, server, conf):
+def mgmt_ip(conn, server, conf):
     """The address of the amphora's agent.
 
     On one of [controller_worker] amp_boot_network_list, else the first
@@ -200,10 +197,10 @@ def _views(conn, loadbalancer_id, servers, conf):
     views = []
     for server in servers:
         try:
-            mgmt_ip = _mgmt_ip(conn, server, conf)
-            if mgmt_ip is None:
+            address = mgmt_ip(conn, server, conf)
+            if address is None:
                 continue
-            with _agent(mgmt_ip, conf) as agent:
+            with agent_for_server(server, address, conf) as agent:
                 view = agent.get_loadbalancer_status(loadbalancer_id)
         except Exception as error:
             LOG.warning('Health of load balancer %s: amphora %s did not '

@@ -20,6 +20,8 @@ attaching is synchronous, as Nova's API call is. A per-server lock keeps the
 threads of one server in order.
 """
 
+import base64
+import binascii
 import collections
 import datetime
 import threading
@@ -34,6 +36,9 @@ from testbed.nova import neutron as neutron_ports
 from testbed.nova import scheduler
 
 LOG = logging.getLogger(__name__)
+
+# nova-api's limit on user data, base64 encoded.
+MAX_USER_DATA = 65535
 
 # Nova's power states.
 NOSTATE = 0
@@ -83,6 +88,14 @@ class ComputeManager:
         hints = (body.get('OS-SCH-HNT:scheduler_hints')
                  or body.get('os:scheduler_hints') or {})
         requested = self._requested_networks(req.get('networks'))
+        user_data = self._user_data(req.get('user_data'))
+        config_drive = self._config_drive(req.get('config_drive'))
+        security_groups = self._security_groups(req.get('security_groups'),
+                                                project_id)
+        if req.get('key_name') is not None:
+            # No key pair exists here, so none can be named; nova-api
+            # answers this for a name it does not know.
+            raise errors.BadRequest('Invalid key_name provided.')
         with self.state.transaction() as data:
             flavor_id = resource_id(req.get('flavorRef', ''))
             if flavor_id not in data['flavors']:
@@ -122,8 +135,9 @@ class ComputeManager:
                 'launched_at': None, 'fault': None,
                 'metadata': req.get('metadata') or {},
                 'key_name': req.get('key_name'),
-                'user_data': req.get('user_data'),
-                'config_drive': req.get('config_drive') or '',
+                'user_data': user_data,
+                'config_drive': config_drive,
+                'security_groups': security_groups,
                 'description': req.get('description'),
                 'requested_networks': requested, 'interfaces': [],
                 'spawned': False,
@@ -133,6 +147,59 @@ class ComputeManager:
             server = dict(data['servers'][server_id])
         self._start(self._build, server_id)
         return server
+
+    @staticmethod
+    def _user_data(user_data):
+        """nova-api's checks: base64, at most MAX_USER_DATA bytes."""
+        if user_data is None:
+            return None
+        if not isinstance(user_data, str):
+            raise errors.BadRequest("Invalid input for field/attribute "
+                                    "user_data.")
+        if len(user_data) > MAX_USER_DATA:
+            raise errors.BadRequest(
+                f'User data too large. User data must be no larger than '
+                f'{MAX_USER_DATA} bytes once base64 encoded. Your data is '
+                f'{len(user_data)} bytes')
+        try:
+            base64.b64decode(user_data, validate=True)
+        except binascii.Error:
+            raise errors.BadRequest('User data needs to be valid base 64.')
+        return user_data
+
+    @staticmethod
+    def _config_drive(value):
+        """As nova-api: a boolean or its string, shown as 'True' or ''."""
+        if value in (None, '', False, 'False', 'false'):
+            return ''
+        if value in (True, 'True', 'true'):
+            return 'True'
+        raise errors.BadRequest("Invalid input for field/attribute "
+                                f"config_drive. Value: {value}.")
+
+    def _security_groups(self, requested, project_id):
+        """Resolve ``[{"name": name or id}]`` as nova-api does in Neutron.
+
+        Returns ``[{"id", "name"}]``; None when the request named none
+        (Neutron then gives Nova's ports the project's default group).
+        """
+        if requested is None:
+            return None
+        if not isinstance(requested, list) or not all(
+                isinstance(entry, dict) and entry.get('name')
+                for entry in requested):
+            raise errors.BadRequest("Invalid input for field/attribute "
+                                    "security_groups.")
+        resolved = []
+        for entry in requested:
+            group = self.neutron.find_security_group(entry['name'],
+                                                     project_id)
+            if group is None:
+                raise errors.BadRequest(
+                    f"Security group {entry['name']} not found for project "
+                    f"{project_id}.")
+            resolved.append({'id': group.id, 'name': group.name})
+        return resolved
 
     def _requested_networks(self, networks):
         """Validate ``networks`` like nova-api does, before any scheduling."""
@@ -265,9 +332,14 @@ class ComputeManager:
             if request.get('port_id'):
                 port_id, created = request['port_id'], False
             else:
+                # Nova puts the requested groups on the ports it creates,
+                # never on ports the request brought.
                 port = self.neutron.create_port(
                     request['network_id'], server['project_id'], server_id,
-                    zone, fixed_ip=request.get('fixed_ip'))
+                    zone, fixed_ip=request.get('fixed_ip'),
+                    security_group_ids=[
+                        group['id'] for group
+                        in server.get('security_groups') or ()] or None)
                 port_id, created = port.id, True
             vf = self._vf(host, request.get('pci_slot'))
             # Record first: a failing bind must still be cleaned up.
@@ -302,9 +374,13 @@ class ComputeManager:
                         'started for it', server_id)
             return
         self._mark(server_id, spawned=True)
+        # Config drive or metadata service, cloud-init in the guest reads
+        # the same user data.
+        user_data = (base64.b64decode(server['user_data'])
+                     if server.get('user_data') else None)
         self.fabric.boot_amphora(
             server_id, mgmt.to_dict(computed=False),
-            mgmt_subnet=self._subnet(mgmt), hostnames=(server['name'],))
+            mgmt_subnet=self._subnet(mgmt), user_data=user_data)
         if self.faults.agents_unreachable:
             self.fabric.set_agent_reachable(server_id, False)
         for port in ports:

@@ -82,14 +82,34 @@ class Neutron:
         return self._network.get_subnet(subnet_id)
 
     def create_port(self, network_id, project_id, server_id, zone,
-                    fixed_ip=None):
-        """A port for a ``{"uuid": network}`` request, owned by the server."""
+                    fixed_ip=None, security_group_ids=None):
+        """A port for a ``{"uuid": network}`` request, owned by the server.
+
+        ``security_group_ids`` None leaves Neutron's default group.
+        """
         attrs = {}
         if fixed_ip:
             attrs['fixed_ips'] = [{'ip_address': fixed_ip}]
+        if security_group_ids is not None:
+            attrs['security_group_ids'] = security_group_ids
         return self._network.create_port(
             network_id=network_id, project_id=project_id,
             device_id=server_id, device_owner=f'compute:{zone}', **attrs)
+
+    def find_security_group(self, name_or_id, project_id):
+        """The project's group of that id or name, None if none.
+
+        A name two groups share is ambiguous to Nova as well: refused.
+        """
+        try:
+            return self._network.get_security_group(name_or_id)
+        except sdk_exceptions.NotFoundException:
+            pass
+        found = list(self._network.security_groups(name=name_or_id,
+                                                   project_id=project_id))
+        if len(found) > 1:
+            return None
+        return found[0] if found else None
 
     def bind_port(self, port_id, server_id, host, zone, vf=None):
         """Bind to ``host``; raise PortBindingFailed if Neutron cannot."""

@@ -124,6 +124,14 @@ def _server_flavor(flavor_record, base, version):
             'extra_specs': dict(flavor_record['extra_specs'])}
 
 
+def security_groups(record):
+    """The server's groups by name, as Nova shows them."""
+    groups = record.get('security_groups')
+    if groups is None:
+        return [{'name': 'default'}]
+    return [{'name': group['name']} for group in groups]
+
+
 def server(record, base, version):
     body = {
         'id': record['id'], 'name': record['name'],
@@ -153,7 +161,7 @@ def server(record, base, version):
         'OS-EXT-STS:vm_state': record['vm_state'],
         'OS-EXT-STS:power_state': record['power_state'],
         'os-extended-volumes:volumes_attached': [],
-        'security_groups': [{'name': 'default'}],
+        'security_groups': security_groups(record),
     }
     if record['status'] in ('BUILD', 'ACTIVE'):
         body['progress'] = 100 if record['status'] == 'ACTIVE' else 0

@@ -16,3 +16,4 @@ from testbed.plumbing import fabric
 Amphora = fabric.Amphora
 Fabric = fabric.Fabric
 PlumbingError = fabric.PlumbingError
+AGENT_PORT = fabric.AGENT_PORT

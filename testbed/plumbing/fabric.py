@@ -11,7 +11,10 @@
 # under the License.
 """The testbed's stand-in for hypervisors, VFs and physical networks.
 
-An amphora is a pair of network namespaces running the real amphora agent:
+An amphora is a pair of network namespaces running the real amphora agent,
+started as the image's unit starts it from the files its boot request's
+user data carried (``cloud_init``), in a file system view of its own
+(``amphora_init``):
 ``<prefix>-amp-<id>`` holds the management interface and the agent (an
 amphora's root namespace), ``<prefix>-amp-<id>-lb`` the VIP and member
 interfaces (the agent's ``network_namespace``). The management network is
@@ -29,6 +32,7 @@ which VF is which interface) is kept in ``<state>/amphorae/<id>/``; all
 else is read back from the kernel.
 """
 
+import configparser
 import dataclasses
 import fcntl
 import ipaddress
@@ -44,10 +48,9 @@ import time
 from oslo_log import log as logging
 from pyroute2 import netns as pyroute2_netns
 
-from amphora_agent.engine import layout as engine_layout
 from testbed import certs
 from testbed import netlab
-from testbed.plumbing import agent_config
+from testbed.plumbing import cloud_init
 from testbed.plumbing import links
 from testbed.plumbing import names as names_mod
 from testbed.plumbing import processes
@@ -56,6 +59,16 @@ LOG = logging.getLogger(__name__)
 
 AGENT_EXECUTABLE = 'amphora-sriov-agent'
 CONTROLLER_CERT_NAME = 'octavia-controller'
+# The image's contract (elements/amphora-sriov-agent): where the agent's
+# configuration is, and the directory of the image's own settings.
+AGENT_CONF = '/etc/octavia/amphora-sriov-agent.conf'
+AGENT_CONF_DIR = '/etc/octavia/amphora-sriov-agent.d'
+AGENT_PORT = 9443
+DATA_NAMESPACE = 'amphora-haproxy'
+# What this platform's amphora image knows of its hardware: its "VFs" are
+# veth ends (a real image finds real VFs through their physical function).
+IMAGE_SETTINGS = {'emulated-vfs.conf': {'amphora_agent': {
+    'vf_link_kinds': 'veth'}}}
 _RECORD = 'amphora.json'
 _POLL_INTERVAL = 0.2
 
@@ -176,6 +189,12 @@ class Fabric:
         return self._certificate_authority().path
 
     @property
+    def ca_key(self):
+        """The CA's private key, for the controller's certificate issuing."""
+        self._certificate_authority()
+        return self._path('certs', 'ca.pem.key')
+
+    @property
     def agent_client_cert(self):
         """Certificate + key PEM the controller presents to the agents."""
         path = self._path('certs', 'controller.pem')
@@ -267,14 +286,15 @@ class Fabric:
     # Amphorae -----------------------------------------------------------
 
     def boot_amphora(self, server_id, mgmt_port, mgmt_subnet=None,
-                     hostnames=(), start_agent=True):
-        """Create an amphora and start its agent.
+                     user_data=None):
+        """Create an amphora and boot it from ``user_data``.
 
         ``mgmt_port`` is the Neutron port dict of the management interface
         (``mac_address``, ``fixed_ips``); its subnet must be known through
-        ``ensure_mgmt_network`` or be given as ``mgmt_subnet``. The agent's
-        server certificate names the management IPs, the server id and
-        ``hostnames``. ``start_agent=False`` boots an amphora whose agent
+        ``ensure_mgmt_network`` or be given as ``mgmt_subnet``. The files of
+        ``user_data`` (decoded cloud-init text) are written as cloud-init
+        would, and the agent starts when they hold its configuration, as
+        the image's unit would: without, the amphora runs but its agent
         never comes up. Returns an ``Amphora``; the agent may still be
         starting (``wait_for_agent``).
         """
@@ -287,8 +307,7 @@ class Fabric:
             try:
                 self._create_namespaces(record)
                 self._plug_mgmt(record)
-                if start_agent:
-                    self._start_agent(record, hostnames)
+                self._first_boot(record, user_data)
             except BaseException:
                 LOG.exception('Booting amphora %s failed; removing what was '
                               'created', server_id)
@@ -330,8 +349,9 @@ class Fabric:
             },
             'agent': {'pid': None, 'start_time': None,
                       'url': 'https://%s:%d' % (
-                          _url_host(str(interfaces[0][0].ip)),
-                          agent_config.AGENT_PORT)},
+                          _url_host(str(interfaces[0][0].ip)), AGENT_PORT),
+                      'log_file': self._path('logs',
+                                             f'amphora-{server_id}.log')},
             'reachable': True,
             'vfs': {},
         }
@@ -357,30 +377,72 @@ class Fabric:
         for gateway in mgmt['gateways']:
             links.add_default_route(namespace, gateway)
 
-    def _start_agent(self, record, hostnames):
+    def _root(self, server_id, *path):
+        """The amphora's own file system, seen by it as ``/``."""
+        return self._path('amphorae', server_id, 'root',
+                          *[part.lstrip('/') for part in path])
+
+    def amphora_path(self, server_id, path):
+        """Where the amphora's file ``path`` is on this machine."""
+        return self._root(server_id, path)
+
+    def _first_boot(self, record, user_data):
+        """cloud-init's files, the image's settings, then the agent."""
         server_id = record['server_id']
-        directory = self._path('amphorae', server_id)
-        ca = self._certificate_authority()
-        server_cert = ca.issue_server(
-            os.path.join(directory, 'server.pem'),
-            hostnames=[server_id] + list(hostnames),
-            ips=[str(ipaddress.ip_interface(address).ip)
-                 for address in record['mgmt']['addresses']])
-        log_file = self._path('logs', f'amphora-{server_id}.log')
-        config_file = agent_config.write(
-            os.path.join(directory, 'agent.conf'),
-            server_ca=ca.path, server_cert=server_cert,
-            data_namespace=record['data_namespace'],
-            firewall_state_file=self._firewall_state_file(server_id),
-            bind_host=record['mgmt']['ip'], log_file=log_file)
-        record['agent'].update(config_file=config_file, log_file=log_file)
+        console = record['agent']['log_file']
+        written = []
+        if user_data:
+            try:
+                written = cloud_init.write_files(user_data,
+                                                 self._root(server_id))
+            except cloud_init.UserDataError as error:
+                self._console(console, f'cloud-init: {error}')
+        self._console(console, f'cloud-init wrote {written or "nothing"}')
+        for name, sections in IMAGE_SETTINGS.items():
+            config = configparser.ConfigParser(interpolation=None)
+            config.read_dict(sections)
+            path = self._root(server_id, AGENT_CONF_DIR, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as settings:
+                config.write(settings)
         self._spawn_agent(record)
 
+    @staticmethod
+    def _console(path, line):
+        with open(path, 'a') as console:
+            console.write(f'{line}\n')
+
+    def _agent_settings(self, server_id):
+        """(data namespace name, port) from the agent's configuration."""
+        config = configparser.ConfigParser(interpolation=None)
+        config.read(self._root(server_id, AGENT_CONF))
+        return (config.get('amphora_agent', 'network_namespace',
+                           fallback=DATA_NAMESPACE),
+                config.getint('haproxy_amphora', 'bind_port',
+                              fallback=AGENT_PORT))
+
     def _spawn_agent(self, record):
+        """Start the agent as the image's unit would, if it would."""
+        server_id = record['server_id']
         agent = record['agent']
+        if not os.path.exists(self._root(server_id, AGENT_CONF)):
+            # The unit's ConditionPathExists: no configuration, no agent.
+            self._console(agent['log_file'],
+                          f'{AGENT_CONF} does not exist: the agent does not '
+                          f'start')
+            agent.update(pid=None, start_time=None)
+            self._save(record)
+            return
+        data_name, port = self._agent_settings(server_id)
+        agent['url'] = 'https://%s:%d' % (_url_host(record['mgmt']['ip']),
+                                          port)
         child = processes.start(
             record['namespace'],
-            [self.agent_executable, '--config-file', agent['config_file']],
+            [sys.executable, '-m', 'testbed.plumbing.amphora_init',
+             '--root', self._root(server_id),
+             '--netns', f"{record['data_namespace']}:{data_name}", '--',
+             self.agent_executable, '--config-file', AGENT_CONF,
+             '--config-dir', AGENT_CONF_DIR],
             agent['log_file'])
         self._children[child.pid] = child
         agent.update(pid=child.pid,
@@ -397,9 +459,9 @@ class Fabric:
         """
         with self._lock:
             record = self._record(server_id)
-            if not record['agent'].get('config_file'):
+            if not os.path.exists(self._root(server_id, AGENT_CONF)):
                 raise PlumbingError(f'amphora {server_id} was booted '
-                                    f'without an agent')
+                                    f'without an agent configuration')
             self._stop_agent(record)
             data_namespace = record['data_namespace']
             netlab.run(data_namespace, ['nft', 'flush', 'ruleset'])
@@ -436,15 +498,18 @@ class Fabric:
     def wait_for_agent(self, server_id, timeout=60.0):
         """Wait until the agent completes a TLS handshake on its mgmt IP.
 
-        The handshake is the controller's: the client certificate, and the
-        agent's certificate checked against the CA and the mgmt IP, so a
-        certificate mix-up shows here rather than in the first API call.
-        Raises PlumbingError, with the end of the agent's log, if the agent
-        exits or does not answer within ``timeout`` seconds.
+        The handshake is the controller's: its client certificate, and the
+        agent's certificate checked against the CA (the name it carries is
+        the controller's to check), so a certificate mix-up shows here
+        rather than in the first API call. Raises PlumbingError, with the
+        end of the agent's log, if the agent exits or does not answer
+        within ``timeout`` seconds.
         """
         record = self._record(server_id)
-        address = (record['mgmt']['ip'], agent_config.AGENT_PORT)
+        address = (record['mgmt']['ip'],
+                   self._agent_settings(server_id)[1])
         context = ssl.create_default_context(cafile=self.ca_cert)
+        context.check_hostname = False
         context.load_cert_chain(self.agent_client_cert)
         deadline = time.monotonic() + timeout
         while True:
@@ -511,15 +576,8 @@ class Fabric:
             if netlab.namespace_exists(name):
                 pyroute2_netns.remove(name)
         links.delete(None, self.names.mgmt_peer(server_id))
-        # The agent keeps its engine files (haproxy sockets, keepalived
-        # pid files) in a short directory of its own outside the state dir.
-        shutil.rmtree(engine_layout.default_base_path(
-            self._firewall_state_file(server_id)), ignore_errors=True)
         shutil.rmtree(self._path('amphorae', server_id), ignore_errors=True)
         LOG.info('Amphora %s deleted', server_id)
-
-    def _firewall_state_file(self, server_id):
-        return self._path('amphorae', server_id, 'firewall.json')
 
     def _end_processes_in(self, namespace):
         """End every process left in ``namespace``, by PID; their PIDs.
@@ -682,9 +740,6 @@ class Fabric:
                     removed['agents'].append(record['agent']['pid'])
                 for name in (record['data_namespace'], record['namespace']):
                     removed['processes'] += self._end_processes_in(name)
-                shutil.rmtree(engine_layout.default_base_path(
-                    self._firewall_state_file(record['server_id'])),
-                    ignore_errors=True)
             for name in pyroute2_netns.listnetns():
                 if self.names.owns(name):
                     # Hosts' servers, and whatever an amphora without a

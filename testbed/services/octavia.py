@@ -44,6 +44,9 @@ def octavia_conf(testbed, cloud=None):
         'amp_image_tag': cloud.get('amp_image_tag'),
         'amp_flavor_id': cloud.get('amp_flavor_id'),
         'amp_boot_network_list': cloud.get('amp_boot_network_list'),
+        'amp_secgroup_list': cloud.get('amp_secgroup_list'),
+        # The CA the amphorae's agents trust for the controller.
+        'client_ca': cloud.get('agent_ca_cert'),
     }
     agent_tls = {
         'client_cert': cloud.get('agent_client_cert'),
@@ -79,6 +82,8 @@ def octavia_conf(testbed, cloud=None):
             'amphora_driver': 'amphora_noop_driver',
             'image_driver': 'image_noop_driver',
             'volume_driver': 'volume_noop_driver',
+            # Amphorae get their files on a config drive, as Octavia's do.
+            'user_data_config_drive': True,
             **{key: value for key, value in amphora_defaults.items()
                if value},
         },
@@ -88,7 +93,12 @@ def octavia_conf(testbed, cloud=None):
             # (hard 20000 in the test containers, not raisable): Octavia's
             # 50000 connections per listener would keep it from starting.
             default_connection_limit=2000),
-        'certificates': {'cert_manager': 'noop_cert_manager'},
+        'certificates': dict(
+            {key: value for key, value in (
+                ('ca_certificate', cloud.get('agent_ca_cert')),
+                ('ca_private_key', cloud.get('agent_ca_key'))) if value},
+            cert_manager='noop_cert_manager',
+            cert_generator='local_cert_generator'),
         'driver_agent': {
             'status_socket_path': sockets['status'],
             'stats_socket_path': sockets['stats'],
@@ -98,10 +108,14 @@ def octavia_conf(testbed, cloud=None):
             'provider_agent_shutdown_timeout': 5,
         },
         'oslo_concurrency': {'lock_path': testbed.path('run', 'locks')},
-        'sriov_octavia': {
-            'cloud': config.CLOUD_NAME,
-            'clouds_yaml': testbed.clouds_yaml,
-        },
+        # How this project's driver and worker reach the services, as
+        # Octavia's own options (sriov_octavia.clients): the testbed has no
+        # Keystone, so no credentials, and every endpoint is given, the same
+        # ones as the CLI's clouds.yaml (testbed.clouds).
+        'service_auth': {'auth_type': 'none'},
+        'neutron': {'endpoint_override': testbed.url('neutron') + '/'},
+        'nova': {'endpoint_override': testbed.url('nova') + '/compute/v2.1'},
+        'glance': {'endpoint_override': testbed.url('nova') + '/image'},
         'sriov_worker': {
             'jobboard_backend_driver': 'redis_taskflow_driver',
             'jobboard_backend_hosts': config.HOST,

@@ -63,12 +63,7 @@ def set_worker_option(tb, key, value):
     parser.set('sriov_worker', key, str(value))
     with open(tb.octavia_conf, 'w') as conf_file:
         parser.write(conf_file)
-    for service in lifecycle.services(tb):
-        if service.name == 'octavia-driver-agent':
-            service.process.stop()
-            service.prepare()
-            service.process.start()
-            service.wait_ready()
+    lifecycle.restart(tb, 'octavia-driver-agent')
 
 
 def nova_faults(tb, **settings):

@@ -53,7 +53,7 @@ class ServersController:
             'links': views.links(common.base_url(req), 'servers',
                                  server['id']),
             'OS-DCF:diskConfig': 'MANUAL',
-            'security_groups': [{'name': 'default'}],
+            'security_groups': views.security_groups(server),
             'adminPass': uuid.uuid4().hex[:12]}}, status=202)
 
     def _server(self, data, server_id):

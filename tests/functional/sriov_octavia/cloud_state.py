@@ -31,5 +31,7 @@ def agent_for(tb, conn, server):
     [mgmt_ip] = [interface.fixed_ips[0]['ip_address'] for interface
                  in conn.compute.server_interfaces(server)
                  if interface.net_id == mgmt.id]
-    return agent_client.AgentClient((mgmt_ip, 9443),
-                                    fabric.agent_client_cert, fabric.ca_cert)
+    # As the controller checks it: the certificate names the amphora id.
+    return agent_client.AgentClient(
+        (mgmt_ip, 9443), fabric.agent_client_cert, fabric.ca_cert,
+        server_name=server.metadata[compute.META_AMPHORA_ID])

@@ -104,12 +104,7 @@ def _short(name):
 # --- the testbed -----------------------------------------------------------
 
 def _restart_driver_agent(tb):
-    for service in lifecycle.services(tb):
-        if service.name == 'octavia-driver-agent':
-            service.process.stop()
-            service.prepare()
-            service.process.start()
-            service.wait_ready()
+    lifecycle.restart(tb, 'octavia-driver-agent')
 
 
 def _octavia_conf(tb):
@@ -282,16 +277,26 @@ def worker_conf(tb, driver_agent):
     """
     conf = cfg.CONF
     sriov_conf.register_opts(conf)
+    clients.register_opts(conf)
     conf.import_group('controller_worker', 'octavia.common.config')
     conf.import_group('haproxy_amphora', 'octavia.common.config')
+    conf.import_group('certificates', 'octavia.common.config')
     testbed_conf = _octavia_conf(tb)
     overrides = [
-        ('sriov_octavia', 'cloud'), ('sriov_octavia', 'clouds_yaml'),
+        ('service_auth', 'auth_type'), ('neutron', 'endpoint_override'),
+        ('nova', 'endpoint_override'), ('glance', 'endpoint_override'),
         ('controller_worker', 'amp_image_tag'),
         ('controller_worker', 'amp_flavor_id'),
         ('controller_worker', 'amp_boot_network_list'),
+        ('controller_worker', 'amp_secgroup_list'),
+        ('controller_worker', 'client_ca'),
+        ('controller_worker', 'user_data_config_drive'),
         ('haproxy_amphora', 'client_cert'),
         ('haproxy_amphora', 'server_ca'),
+        # The amphorae's identities, issued as the testbed's worker does.
+        ('certificates', 'ca_certificate'),
+        ('certificates', 'ca_private_key'),
+        ('certificates', 'cert_generator'),
     ]
     values = {(group, key): testbed_conf.get(group, key)
               for group, key in overrides}
@@ -302,8 +307,10 @@ def worker_conf(tb, driver_agent):
         ('sriov_amphora', 'boot_timeout'): BOOT_TIMEOUT,
     })
     for (group, key), value in values.items():
-        if key == 'amp_boot_network_list':
+        if key in ('amp_boot_network_list', 'amp_secgroup_list'):
             value = value.split(',')
+        elif key == 'user_data_config_drive':
+            value = value == 'True'
         conf.set_override(key, value, group=group)
     yield conf
     for group, key in values:

@@ -15,6 +15,7 @@ VFs plugged and unplugged, the agent's management path cut on request.
 The emulator is started by the testbed's lifecycle, as ``up`` starts it.
 """
 
+import base64
 import socket
 import types
 import uuid
@@ -24,7 +25,7 @@ from pyroute2 import netns as pyroute2_netns
 import pytest
 
 from testbed import plumbing
-from testbed.plumbing import agent_config
+from tests.functional.testbed import controller_files
 from tests.functional.testbed import nova_env
 from tests.functional.testbed.nova_env import PROJECT
 
@@ -83,7 +84,7 @@ def _macs(namespace):
 def _agent_accepts(amphora):
     try:
         with socket.create_connection(
-                (amphora.mgmt_ip, agent_config.AGENT_PORT), timeout=3):
+                (amphora.mgmt_ip, plumbing.AGENT_PORT), timeout=3):
             return True
     except OSError:
         return False
@@ -93,10 +94,13 @@ def _agent_accepts(amphora):
 def amphora_server(cloud):
     """A server booted with a mgmt network and a VF port, removed after."""
     vip_port = _direct_port(cloud)
+    # The agent starts from the user data the boot request carries.
+    user_data = controller_files.user_data(cloud.fabric, str(uuid.uuid4()))
     server = cloud.conn.compute.create_server(
         name=f'tnv-{uuid.uuid4().hex[:6]}', flavor_id=cloud.flavor.id,
         image_id=cloud.image.id,
-        networks=[{'uuid': cloud.mgmt_net.id}, {'port': vip_port.id}])
+        networks=[{'uuid': cloud.mgmt_net.id}, {'port': vip_port.id}],
+        user_data=base64.b64encode(user_data.encode()).decode())
     try:
         yield nova_env.wait_active(cloud.conn, server), vip_port
     finally:

@@ -25,6 +25,7 @@ from testbed import netlab
 from testbed import plumbing
 from testbed.plumbing import links
 from testbed.plumbing import processes
+from tests.functional.testbed import controller_files
 
 pytestmark = pytest.mark.netns
 
@@ -73,9 +74,12 @@ def fabric(tmp_path):
 
 @pytest.fixture
 def amphora(fabric):
+    server_id = _new_id()
     booted = fabric.boot_amphora(
-        _new_id(), {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e2:01',
-                    'fixed_ips': [{'ip_address': '203.0.113.242'}]})
+        server_id, {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e2:01',
+                    'fixed_ips': [{'ip_address': '203.0.113.242'}]},
+        user_data=controller_files.user_data(fabric, server_id,
+                                             '203.0.113.242'))
     fabric.wait_for_agent(booted.server_id, timeout=60)
     return booted
 
@@ -143,7 +147,10 @@ def test_agent_answers_the_controller_certificate_only(fabric, amphora,
                                                        tmp_path):
     response = agent_call(fabric, amphora, 'GET', 'info')
     assert response.status_code == 200
-    assert response.json()['network_namespace'] == amphora.data_namespace
+    # As in a VM: the namespace the agent's configuration names, which is
+    # the fabric's data namespace seen from inside the amphora.
+    assert response.json()['network_namespace'] == 'amphora-haproxy'
+    assert response.json()['amphora_id'] == amphora.server_id
 
     with pytest.raises(requests.exceptions.SSLError):
         agent_call(fabric, amphora, 'GET', 'info', cert=None)

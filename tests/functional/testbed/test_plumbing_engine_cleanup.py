@@ -26,6 +26,7 @@ import requests
 from testbed import netlab
 from testbed import plumbing
 from testbed.plumbing import processes
+from tests.functional.testbed import controller_files
 
 pytestmark = pytest.mark.netns
 
@@ -57,11 +58,14 @@ def agent_call(fabric, amphora, method, path, **kwargs):
 def amphora_with_haproxy(fabric):
     """An amphora whose agent runs haproxy.
 
-    (amphora, haproxy pid, the agent's engine directory)
+    (amphora, haproxy pid, the agent's engine directory on this host)
     """
+    server_id = _new_id()
     amphora = fabric.boot_amphora(
-        _new_id(), {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e3:01',
-                    'fixed_ips': [{'ip_address': '203.0.113.210'}]})
+        server_id, {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e3:01',
+                    'fixed_ips': [{'ip_address': '203.0.113.210'}]},
+        user_data=controller_files.user_data(fabric, server_id,
+                                             '203.0.113.210'))
     fabric.wait_for_agent(amphora.server_id, timeout=60)
     base_path = agent_call(fabric, amphora, 'GET',
                            'info').json()['haproxy_base_path']
@@ -78,6 +82,8 @@ def amphora_with_haproxy(fabric):
     answer = agent_call(fabric, amphora, 'PUT',
                         f'loadbalancer/{LOADBALANCER}/start')
     assert answer.status_code == 202, answer.text
+    # The amphora's own file system, as the host sees it.
+    base_path = fabric.amphora_path(amphora.server_id, base_path)
     with open(f'{base_path}/loadbalancers/{LOADBALANCER}/haproxy.pid') as f:
         pid = int(f.read().split()[0])
     yield amphora, pid, base_path

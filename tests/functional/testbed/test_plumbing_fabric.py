@@ -27,6 +27,7 @@ import pytest
 from testbed import netlab
 from testbed import plumbing
 from testbed.plumbing import links
+from tests.functional.testbed import controller_files
 
 pytestmark = pytest.mark.netns
 
@@ -76,8 +77,7 @@ def fabric(tmp_path):
 
 def boot(fabric, ip='203.0.113.242', mac='fa:16:3e:00:e2:01'):
     server_id = _new_id()
-    return fabric.boot_amphora(server_id, mgmt_port(ip, mac),
-                               start_agent=False)
+    return fabric.boot_amphora(server_id, mgmt_port(ip, mac))
 
 
 def test_boot_creates_both_namespaces_and_the_mgmt_link(fabric):
@@ -105,8 +105,7 @@ def test_ipv6_management_network(fabric):
     amphora = fabric.boot_amphora(
         _new_id(), {'mac_address': 'fa:16:3e:00:e2:06',
                     'fixed_ips': [{'ip_address': '2001:db8:e2::10'},
-                                  {'ip_address': '203.0.113.250'}]},
-        start_agent=False)
+                                  {'ip_address': '203.0.113.250'}]})
     assert amphora.mgmt_ip == '2001:db8:e2::10'
     assert amphora.agent_url == 'https://[2001:db8:e2::10]:9443'
     assert ping(None, '2001:db8:e2::10')
@@ -142,8 +141,7 @@ def test_the_same_server_cannot_boot_twice(fabric):
     amphora = boot(fabric)
     with pytest.raises(plumbing.PlumbingError):
         fabric.boot_amphora(amphora.server_id,
-                            mgmt_port('203.0.113.243', 'fa:16:3e:00:e2:02'),
-                            start_agent=False)
+                            mgmt_port('203.0.113.243', 'fa:16:3e:00:e2:02'))
     assert ping(None, amphora.mgmt_ip)
 
 
@@ -163,7 +161,11 @@ def test_waiting_for_an_agent_that_exits_reports_its_log(tmp_path):
                           agent_executable=shutil.which('false'))
     try:
         fab.ensure_mgmt_network(MGMT_SUBNET)
-        amphora = fab.boot_amphora(_new_id(), mgmt_port('203.0.113.242'))
+        server_id = _new_id()
+        amphora = fab.boot_amphora(
+            server_id, mgmt_port('203.0.113.242'),
+            user_data=controller_files.user_data(fab, server_id,
+                                                 '203.0.113.242'))
         with pytest.raises(plumbing.PlumbingError, match='not running'):
             fab.wait_for_agent(amphora.server_id, timeout=30)
         assert not fab.agent_running(amphora.server_id)

@@ -21,7 +21,6 @@ import configparser
 import json
 import os
 import shlex
-import string
 import subprocess
 import sys
 
@@ -29,6 +28,7 @@ from oslo_config import cfg
 import pytest
 
 from amphora_agent import config as agent_config
+from sriov_octavia.amphora import bootstrap
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import metadata
 
@@ -46,6 +46,15 @@ octavia:Deprecated alias
 status_socket_path = /var/run/octavia/devstack-status.sock
 stats_socket_path = /var/run/octavia/devstack-stats.sock
 get_socket_path = /var/run/octavia/devstack-get.sock
+
+[service_auth]
+auth_url = http://10.0.0.5/identity
+auth_type = password
+username = octavia
+password = secret
+user_domain_name = Default
+project_name = service
+project_domain_name = Default
 """
 
 FAKE_DIB = """\
@@ -146,9 +155,14 @@ def test_post_config_enables_provider_and_agent(devstack):
 def test_post_config_sets_our_option_groups(devstack):
     devstack.run('stack', 'post-config')
     conf = devstack.conf()
-    assert dict(conf['sriov_octavia']) == {
-        'cloud': 'devstack-admin',
-        'clouds_yaml': '/etc/openstack/clouds.yaml'}
+    # Neutron, Nova and Glance are reached with the credentials Octavia's
+    # plugin wrote: nothing of ours, nothing changed.
+    assert 'sriov_octavia' not in conf
+    assert dict(conf['service_auth']) == {
+        'auth_url': 'http://10.0.0.5/identity', 'auth_type': 'password',
+        'username': 'octavia', 'password': 'secret',
+        'user_domain_name': 'Default', 'project_name': 'service',
+        'project_domain_name': 'Default'}
     worker = conf['sriov_worker']
     assert worker['jobboard_backend_driver'] == 'redis_taskflow_driver'
     assert worker['jobboard_backend_hosts'] == '10.0.0.5'
@@ -291,43 +305,86 @@ def test_element_scripts_are_executable_bash():
             subprocess.run(['bash', '-n', path], check=True)
 
 
-def test_element_installs_nftables_and_its_bindings():
+def test_element_installs_nftables_its_bindings_and_cloud_init():
     with open(_element_file('package-installs.yaml')) as f:
-        packages = {line.split(':')[0] for line in f if line.strip()}
-    assert {'nftables', 'python3-nftables'} <= packages
+        packages = {line.split(':')[0] for line in f
+                    if line.strip() and not line.startswith('#')}
+    assert {'nftables', 'python3-nftables', 'cloud-init'} <= packages
 
 
-def test_element_config_uses_the_agent_options(tmp_path):
-    """The config the element writes loads with the agent's own options."""
+def test_element_depends_on_what_installs_its_files():
+    """static/ is copied by install-static, nothing else pulls it in."""
+    with open(_element_file('element-deps')) as f:
+        deps = {line.strip() for line in f if line.strip()}
+    assert {'install-static', 'package-installs',
+            'source-repositories'} <= deps
+
+
+def test_element_leaves_the_agent_config_to_the_controller():
+    """The image holds no agent configuration: cloud-init writes it."""
     with open(_element_file('install.d',
                             '75-amphora-sriov-agent-install')) as f:
         script = f.read()
-    body = script.split('<<CONF\n', 1)[1].split('\nCONF\n', 1)[0]
-    conf_text = string.Template(body).substitute(
-        DIB_SRIOV_AGENT_NAMESPACE='amphora-haproxy',
-        DIB_SRIOV_AGENT_BIND_PORT='9443')
-    conf_file = tmp_path / 'amphora-sriov-agent.conf'
-    conf_file.write_text(conf_text)
-    conf = cfg.ConfigOpts()
-    agent_config.register_opts(conf)
-    conf(['--config-file', str(conf_file)], project='amphora-sriov-agent')
-    assert conf.amphora_agent.network_namespace == 'amphora-haproxy'
-    assert conf.haproxy_amphora.bind_port == 9443
-    parser = configparser.ConfigParser()
-    parser.read(conf_file)
-    known = {group: {opt.dest for opt in opts}
-             for group, opts in agent_config.list_opts()}
-    for section in ('amphora_agent', 'haproxy_amphora'):
-        assert set(parser[section]) - set(parser.defaults()) <= \
-            known[section]
+    assert '<<CONF' not in script
+    assert f'> {bootstrap.AGENT_CONF}' not in script
+    for directory in ('/etc/octavia/certs', bootstrap.AGENT_CONF_DIR,
+                      bootstrap.STATE_DIR):
+        assert directory in script, directory
+    assert not any(name.endswith('.conf')
+                   for _, _, files in os.walk(_element_file('static'))
+                   for name in files)
 
 
-def test_element_unit_starts_the_agent_console_script():
+def _element_unit():
     with open(_element_file('static', 'usr', 'lib', 'systemd', 'system',
                             'amphora-sriov-agent.service')) as f:
-        unit = f.read()
-    assert ('ExecStart=@VENV@/bin/amphora-sriov-agent --config-file '
-            '/etc/octavia/amphora-sriov-agent.conf') in unit
+        return f.read()
+
+
+def test_element_unit_starts_the_agent_on_the_controllers_files():
+    unit = _element_unit()
+    command = (f'@VENV@/bin/amphora-sriov-agent --config-file '
+               f'{bootstrap.AGENT_CONF} --config-dir '
+               f'{bootstrap.AGENT_CONF_DIR}')
+    lines = unit.splitlines()
+    assert f'ExecStart={command}' in lines
+    # After cloud-init's init stage, where write_files runs; not at all
+    # without the controller's configuration (no restart loop).
+    after = next(line for line in lines if line.startswith('After='))
+    assert 'cloud-init.service' in after.split('=', 1)[1].split()
+    assert f'ConditionPathExists={bootstrap.AGENT_CONF}' in lines
     with open(os.path.join(REPO, 'setup.cfg')) as f:
         assert 'amphora-sriov-agent = amphora_agent.cmd.agent:main' in \
             f.read()
+
+
+def test_controller_config_loads_with_the_units_command_line(tmp_path):
+    """What the controller writes, read as the element's unit reads it."""
+    conf_file = tmp_path / 'amphora-sriov-agent.conf'
+    # The controller's options live on the global CONF (Octavia's groups
+    # are imported into it).
+    controller = cfg.CONF
+    conf_file.write_text(bootstrap.agent_config('amp-1', controller))
+    conf_dir = tmp_path / 'amphora-sriov-agent.d'
+    conf_dir.mkdir()
+    conf = cfg.ConfigOpts()
+    agent_config.register_opts(conf)
+    conf(['--config-file', str(conf_file), '--config-dir', str(conf_dir)],
+         project='amphora-sriov-agent')
+    assert conf.amphora_agent.network_namespace == bootstrap.DATA_NAMESPACE
+    assert conf.amphora_agent.agent_server_cert == bootstrap.SERVER_PEM
+    assert conf.amphora_agent.agent_server_ca == bootstrap.CLIENT_CA
+    assert conf.haproxy_amphora.bind_port == \
+        controller.sriov_amphora.agent_port
+    assert conf.amphora_agent.amphora_id == 'amp-1'
+    # Every option the controller writes is one the agent knows (oslo.config
+    # would silently ignore any other).
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(conf_file)
+    known = {group: {opt.dest for opt in opts}
+             for group, opts in agent_config.list_opts()}
+    unknown = {(section, option)
+               for section in parser.sections()
+               for option in set(parser[section]) - set(parser.defaults())
+               if option not in known.get(section, ())}
+    assert unknown == set()

@@ -57,14 +57,18 @@ def agents(worker_conf):
 
 
 @pytest.fixture
-def worker_conf():
+def worker_conf(controller_ca):
     conf = cfg.CONF
     sriov_conf.register_opts(conf)
-    conf.import_group('controller_worker', 'octavia.common.config')
+    for group in ('controller_worker', 'certificates'):
+        conf.import_group(group, 'octavia.common.config')
     overrides = (('amp_boot_network_list', [fake_cloud.MGMT_NET],
                   'controller_worker'),
                  ('amp_active_retries', 3, 'controller_worker'),
-                 ('amp_active_wait_sec', 1, 'controller_worker'))
+                 ('amp_active_wait_sec', 1, 'controller_worker'),
+                 ('client_ca', controller_ca, 'controller_worker'),
+                 ('ca_certificate', controller_ca, 'certificates'),
+                 ('ca_private_key', controller_ca + '.key', 'certificates'))
     for name, value, group in overrides:
         conf.set_override(name, value, group=group)
     yield conf

@@ -19,6 +19,7 @@ from taskflow import engines
 
 import flows
 from flows.tasks import compute
+from flows.tasks import identity
 from flows.tasks import member_ports
 from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
@@ -257,8 +258,9 @@ def test_a_resumed_boot_uses_the_server_it_booted(cloud, worker_conf):
            'port_id': None}
     boot = compute.BootReplacementAmphora(0)
     flavor = conftest.make_flavor(SINGLE)
-    [first] = boot.execute(LB_ID, flavor, {}, old)
-    [again] = boot.execute(LB_ID, flavor, {}, old)
+    issued = identity.IssueReplacementIdentity(0).execute(LB_ID, old)
+    [first] = boot.execute(LB_ID, flavor, {}, old, issued)
+    [again] = boot.execute(LB_ID, flavor, {}, old, issued)
     assert again == first
     assert len(cloud.compute.servers_by_id) == 1
 

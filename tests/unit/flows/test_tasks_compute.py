@@ -10,13 +10,19 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+import base64
+import json
 import logging
 
+from cryptography import x509
 from openstack import exceptions as os_exceptions
 import pytest
 
 from flows.tasks import compute
+from flows.tasks import identity
+from sriov_octavia.amphora import bootstrap
 from sriov_octavia import flavor as sriov_flavor
+from testbed.plumbing import cloud_init
 from tests.unit.flows import conftest
 from tests.unit.flows import fake_cloud
 
@@ -25,8 +31,16 @@ ACTIVE_STANDBY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY
 
 
 def _boot(cloud, flavor, zone=None, group_id=None):
+    identities = identity.IssueAmphoraIdentities().execute(LB_ID, flavor)
     return compute.BootAmphorae().execute(LB_ID, flavor, zone or {},
-                                          group_id)
+                                          group_id, identities)
+
+
+def _user_data_files(server):
+    """What the server's cloud-init would write: ``{path: bytes}``."""
+    text = base64.b64decode(server.user_data).decode()
+    return {path: content for path, content, _mode
+            in cloud_init.parse(text)}
 
 
 def test_single_needs_no_server_group(cloud, worker_conf):
@@ -50,16 +64,82 @@ def test_active_standby_group_is_anti_affinity_and_reverted(cloud,
 def test_boot_single_amphora(cloud, worker_conf):
     amphorae = _boot(cloud, conftest.make_flavor())
     [server] = cloud.compute.created
-    assert amphorae == [{'id': server.id, 'role': 'STANDALONE',
+    amphora_id = server.metadata['sriov_octavia_amphora_id']
+    assert amphorae == [{'id': server.id, 'amphora_id': amphora_id,
+                         'role': 'STANDALONE',
                          'mgmt_network_id': fake_cloud.MGMT_NET}]
     assert server.flavor_id == fake_cloud.COMPUTE_FLAVOR
     # The newest image with the tag.
     assert server.image_id == 'new-image'
     assert server.networks == [{'uuid': fake_cloud.MGMT_NET}]
     assert server.metadata == {'sriov_octavia_lb': LB_ID,
-                               'sriov_octavia_role': 'STANDALONE'}
+                               'sriov_octavia_role': 'STANDALONE',
+                               'sriov_octavia_amphora_id': amphora_id}
     assert server.scheduler_hints is None
     assert server.availability_zone is None
+    # Octavia's defaults: user data through the metadata service, the
+    # project's default group, no key pair.
+    assert server.config_drive is False
+    assert server.security_groups is None
+    assert server.key_name is None
+
+
+def test_the_user_data_carries_the_identity_and_agent_config(cloud,
+                                                             worker_conf):
+    _boot(cloud, conftest.make_flavor())
+    [server] = cloud.compute.created
+    amphora_id = server.metadata['sriov_octavia_amphora_id']
+    files = _user_data_files(server)
+    certificate = x509.load_pem_x509_certificate(
+        files['/etc/octavia/certs/server.pem'])
+    assert certificate.subject.rfc4514_string() == f'CN={amphora_id}'
+    assert b'PRIVATE KEY' in files['/etc/octavia/certs/server.pem']
+    with open(worker_conf.controller_worker.client_ca, 'rb') as ca:
+        assert files['/etc/octavia/certs/client_ca.pem'] == ca.read()
+    assert f'amphora_id = {amphora_id}'.encode() in files[
+        '/etc/octavia/amphora-sriov-agent.conf']
+
+
+def test_octavia_amphora_settings_reach_nova(cloud, worker_conf):
+    for name, value in (('amp_secgroup_list', ['lb-mgmt-sec-grp', 'sg-2']),
+                        ('amp_ssh_key_name', 'octavia-ssh'),
+                        ('user_data_config_drive', True)):
+        worker_conf.set_override(name, value, group='controller_worker')
+    try:
+        _boot(cloud, conftest.make_flavor())
+    finally:
+        for name in ('amp_secgroup_list', 'amp_ssh_key_name',
+                     'user_data_config_drive'):
+            worker_conf.clear_override(name, group='controller_worker')
+    [server] = cloud.compute.created
+    assert server.security_groups == [{'name': 'lb-mgmt-sec-grp'},
+                                      {'name': 'sg-2'}]
+    assert server.key_name == 'octavia-ssh'
+    assert server.config_drive is True
+
+
+def test_no_identity_names_what_is_missing_and_boots_nothing(
+        cloud, worker_conf, tmp_path, caplog):
+    worker_conf.set_override('ca_private_key', str(tmp_path / 'gone.key'),
+                             group='certificates')
+    try:
+        with pytest.raises(bootstrap.IdentityError, match='gone.key'):
+            _boot(cloud, conftest.make_flavor())
+    finally:
+        worker_conf.clear_override('ca_private_key', group='certificates')
+    assert cloud.compute.created == []
+    assert (f'No identity for the STANDALONE amphora of load balancer '
+            f'{LB_ID}') in caplog.text
+
+
+def test_the_identity_result_holds_no_key_in_clear(cloud, worker_conf):
+    identities = identity.IssueAmphoraIdentities().execute(
+        LB_ID, conftest.make_flavor(ACTIVE_STANDBY))
+    assert sorted(identities) == ['BACKUP', 'MASTER']
+    for issued in identities.values():
+        assert 'PRIVATE KEY' not in json.dumps(issued)
+        assert b'PRIVATE KEY' in bootstrap.decrypt_server_pem(
+            issued['server_pem'])
 
 
 def test_boot_active_standby_in_zone_and_group(cloud, worker_conf):

@@ -25,6 +25,7 @@ import threading
 import time
 import types
 
+from cryptography import x509
 from oslo_config import cfg
 from oslo_utils import uuidutils
 import pytest
@@ -54,7 +55,10 @@ def pki(tmp_path_factory):
         # As upstream issues them: a name, no address.
         named_server=ca.issue_server(str(path / 'named.pem'),
                                      hostnames=['amphora-1']),
-        client=ca.issue_client(str(path / 'client.pem'), 'controller'))
+        client=ca.issue_client(str(path / 'client.pem'), 'controller'),
+        foreign_client=foreign.issue_client(str(path / 'intruder.pem'),
+                                            'intruder'),
+        ca_authority=ca)
 
 
 class StubAgent(http.server.ThreadingHTTPServer):
@@ -71,6 +75,7 @@ class StubAgent(http.server.ThreadingHTTPServer):
         self.socket = context.wrap_socket(self.socket, server_side=True)
         self.answers = {}
         self.received = []
+        self.content_types = []
         # Seconds to stall the first request (a read timeout).
         self.stall_first = 0
 
@@ -86,8 +91,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
+        self.server.content_types.append(self.headers.get('Content-Type'))
         self.server.received.append(
-            (self.command, self.path, json.loads(body) if body else None))
+            (self.command, self.path, _decoded(body)))
         if self.server.stall_first and len(self.server.received) == 1:
             time.sleep(self.server.stall_first)
         status, answer = self.server.answers.get(
@@ -104,7 +110,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass  # the client gave up on a stalled request
 
-    do_GET = do_POST = do_DELETE = _answer
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+
+def _decoded(body):
+    """A JSON body decoded, a file (text) as it is, None for none."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode()
 
 
 def _serve(pki, server_cert):
@@ -399,3 +415,94 @@ def test_agent_errors_can_be_stored_with_the_flow(stub, pki, tmp_path,
     assert str(address[1]) in stored.exception_str
     if cause == 'connect timeout':
         assert 'timed out' in stored.exception_str
+
+
+# The agent's server certificate -------------------------------------------
+
+def _certificate(path):
+    with open(path, 'rb') as pem:
+        return x509.load_pem_x509_certificate(pem.read())
+
+
+def test_upload_certificate_sends_the_pem_as_it_is(stub, pki):
+    with open(pki.server) as pem:
+        text = pem.read()
+    stub.answers[('PUT', '/1.0/certificate')] = (202, {'message': 'OK'})
+
+    assert make_client(stub, pki).upload_certificate(text) == {
+        'message': 'OK'}
+    assert stub.received == [('PUT', '/1.0/certificate', text)]
+    assert stub.content_types == ['text/plain; charset=utf-8']
+
+
+def test_refused_certificate_is_agent_rejected(stub, pki):
+    stub.answers[('PUT', '/1.0/certificate')] = (400, {
+        'faultstring': 'certificate: expired on 2020-01-01T00:00:00+00:00',
+        'field': 'certificate',
+        'reason': 'expired on 2020-01-01T00:00:00+00:00', 'code': 400})
+
+    with pytest.raises(agent_client.AgentRejected) as raised:
+        make_client(stub, pki, retries=3).upload_certificate('PEM')
+
+    assert (raised.value.status, raised.value.field) == (400, 'certificate')
+    assert 'expired' in raised.value.reason
+    assert len(stub.received) == 1
+
+
+def test_served_certificate_is_the_one_presented(stub, pki):
+    served = make_client(stub, pki).served_certificate()
+
+    assert isinstance(served, x509.Certificate)
+    assert served == _certificate(pki.server)
+    assert served.serial_number == _certificate(pki.server).serial_number
+    # One connection, asking for version discovery.
+    assert stub.received == [('GET', '/', None)]
+
+
+def test_served_certificate_from_an_address_or_a_url(stub, pki):
+    expected = _certificate(pki.server)
+    host, port = stub.address
+
+    assert agent_client.served_certificate(
+        (host, port), pki.client, pki.ca) == expected
+    assert agent_client.served_certificate(
+        f'https://{host}:{port}/', pki.client, pki.ca) == expected
+
+
+def test_served_certificate_checks_the_name_as_requests_do(named_stub, pki):
+    expected = _certificate(pki.named_server)
+
+    with pytest.raises(agent_client.AgentTLSError):
+        make_client(named_stub, pki).served_certificate()
+    assert make_client(named_stub, pki,
+                       server_name='amphora-1').served_certificate() == (
+        expected)
+    assert make_client(named_stub, pki,
+                       server_name=False).served_certificate() == expected
+    with pytest.raises(agent_client.AgentTLSError):
+        make_client(named_stub, pki,
+                    server_name='amphora-2').served_certificate()
+
+
+def test_served_certificate_from_another_ca_is_a_tls_error(stub, pki):
+    with pytest.raises(agent_client.AgentTLSError) as raised:
+        agent_client.served_certificate(stub.address, pki.client,
+                                        pki.foreign_ca, server_name=False)
+
+    assert 'server_ca' in str(raised.value)
+
+
+def test_served_certificate_when_the_agent_refuses_us(stub, pki):
+    # With TLS 1.3 the server judges the client certificate after the
+    # client has finished its handshake: the refusal comes after.
+    with pytest.raises(agent_client.AgentTLSError):
+        agent_client.served_certificate(stub.address, pki.foreign_client,
+                                        pki.ca)
+
+
+def test_served_certificate_nobody_listening_is_unreachable(pki):
+    with pytest.raises(agent_client.AgentUnreachable) as raised:
+        agent_client.served_certificate(('127.0.0.1', closed_port()),
+                                        pki.client, pki.ca, timeout=5)
+
+    assert not isinstance(raised.value, agent_client.AgentTLSError)

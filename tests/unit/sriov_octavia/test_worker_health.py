@@ -139,15 +139,15 @@ def cloud():
 def agents():
     made = {}
 
-    def new_agent(address, *args, **kwargs):
-        agent = made.setdefault(address[0], mock.MagicMock())
+    def new_agent(mgmt_ip, *args, **kwargs):
+        agent = made.setdefault(mgmt_ip, mock.MagicMock())
         agent.__enter__.return_value = agent
         return agent
 
-    with mock.patch.object(agent_client, 'AgentClient',
-                           side_effect=new_agent) as cls:
-        cls.made = made
-        yield cls
+    with mock.patch.object(agent_client.AgentClient, 'from_conf',
+                           side_effect=new_agent) as from_conf:
+        from_conf.made = made
+        yield from_conf
 
 
 def test_poll_reports_each_load_balancer_once(conf, cloud, agents):
@@ -159,7 +159,7 @@ def test_poll_reports_each_load_balancer_once(conf, cloud, agents):
     agents.made['198.18.36.12'].get_loadbalancer_status.return_value = None
     health.poll_once(conf, reporter)
     # Only ACTIVE servers of this provider, one attempt each.
-    assert sorted(call.args[0][0] for call in agents.call_args_list) == [
+    assert sorted(call.args[0] for call in agents.call_args_list) == [
         '198.18.35.11', '198.18.36.12']
     assert {call.kwargs['retries'] for call in agents.call_args_list} == {0}
     [update] = [call.args[0] for call in

@@ -12,6 +12,7 @@
 """The compute emulator's server life cycle with Neutron and the plumbing
 replaced by in-memory fakes (testbed.nova.compute)."""
 
+import base64
 import json
 import uuid
 
@@ -45,6 +46,7 @@ class FakeNeutron:
     def __init__(self):
         self.networks, self.subnets, self.ports = {}, {}, {}
         self.unbindable = set()
+        self.security_groups = {}
 
     def network(self, physnet=None, bindable=True):
         network = FakeResource(id=str(uuid.uuid4()), name='net',
@@ -84,9 +86,16 @@ class FakeNeutron:
     def get_subnet(self, subnet_id):
         return self.subnets[subnet_id]
 
+    def find_security_group(self, name_or_id, project_id):
+        for group_id, name in self.security_groups.items():
+            if name_or_id in (group_id, name):
+                return FakeResource(id=group_id, name=name)
+        return None
+
     def create_port(self, network_id, project_id, server_id, zone,
-                    fixed_ip=None):
+                    fixed_ip=None, security_group_ids=None):
         port = self.port(self.networks[network_id])
+        port.security_group_ids = security_group_ids
         if fixed_ip:
             port.fixed_ips[0]['ip_address'] = fixed_ip
         port.device_id, port.device_owner = server_id, f'compute:{zone}'
@@ -122,9 +131,9 @@ class FakeFabric:
         self.fail_boot = None
 
     def boot_amphora(self, server_id, mgmt_port, mgmt_subnet=None,
-                     hostnames=()):
+                     user_data=None):
         self.calls.append(('boot', server_id, mgmt_port['id'],
-                           mgmt_subnet['cidr'], tuple(hostnames)))
+                           mgmt_subnet['cidr'], user_data))
         if self.fail_boot:
             raise self.fail_boot
 
@@ -166,6 +175,51 @@ def _boot(manager, networks, **extra):
         return dict(data['servers'][server['id']])
 
 
+USER_DATA = b'#cloud-config\nwrite_files: []\n'
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'user_data': 'not base64!'}, 'User data needs to be valid base 64.'),
+    ({'user_data': 'QUFB' * 16384}, 'User data too large'),
+    ({'key_name': 'octavia-ssh'}, 'Invalid key_name provided.'),
+    ({'security_groups': [{'name': 'nope'}]},
+     'Security group nope not found for project project.'),
+    ({'security_groups': 'lb-mgmt-sec-grp'},
+     'Invalid input for field/attribute security_groups.'),
+    ({'config_drive': 'maybe'}, 'Invalid input for field/attribute '
+                                'config_drive.'),
+], ids=['user-data-base64', 'user-data-size', 'key-name', 'unknown-group',
+        'groups-format', 'config-drive'])
+def test_boot_requests_refused_as_nova_api_refuses_them(env, extra,
+                                                        message):
+    manager, neutron, _fabric, _faults = env
+    mgmt = neutron.network('physnet1')
+    body = {'server': dict(name='amp', flavorRef='f1', imageRef='i1',
+                           networks=[{'uuid': mgmt.id}], **extra)}
+    with pytest.raises(errors.BadRequest) as raised:
+        manager.create_server(body, 'project', 'user')
+    assert message in str(raised.value)
+    with manager.state.read() as data:
+        assert data['servers'] == {}
+
+
+def test_security_groups_go_on_the_ports_nova_creates_only(env):
+    manager, neutron, _fabric, _faults = env
+    neutron.security_groups['sg-1'] = 'lb-mgmt-sec-grp'
+    mgmt = neutron.network('physnet1')
+    vip = neutron.port(neutron.network('sriovnet'), 'direct')
+    server = _boot(manager, [{'uuid': mgmt.id}, {'port': vip.id}],
+                   security_groups=[{'name': 'lb-mgmt-sec-grp'}],
+                   config_drive=True)
+    mgmt_port = next(p for p in neutron.ports.values()
+                     if p.network_id == mgmt.id)
+    assert mgmt_port.security_group_ids == ['sg-1']
+    assert getattr(vip, 'security_group_ids', None) is None
+    assert server['security_groups'] == [{'id': 'sg-1',
+                                          'name': 'lb-mgmt-sec-grp'}]
+    assert server['config_drive'] == 'True'
+
+
 def _allocations(manager):
     with manager.state.read() as data:
         return json.loads(json.dumps(data['pci_allocations']))
@@ -176,7 +230,8 @@ def test_boot_binds_claims_and_spawns(env):
     mgmt = neutron.network('physnet1')
     vip = neutron.port(neutron.network('sriovnet'), 'direct')
     server = _boot(manager, [{'uuid': mgmt.id, 'fixed_ip': '198.51.100.9'},
-                             {'port': vip.id}])
+                             {'port': vip.id}],
+                   user_data=base64.b64encode(USER_DATA).decode())
     assert server['status'] == 'ACTIVE'
     assert server['host'] == 'h1'
     assert vip.binding_vif_type == 'hw_veb'
@@ -187,7 +242,8 @@ def test_boot_binds_claims_and_spawns(env):
     assert mgmt_port.device_owner == 'compute:nova'
     assert mgmt_port.fixed_ips[0]['ip_address'] == '198.51.100.9'
     assert fabric.calls == [
-        ('boot', server['id'], mgmt_port.id, '198.51.100.0/24', ('amp',)),
+        # The amphora boots from the user data, decoded as in the guest.
+        ('boot', server['id'], mgmt_port.id, '198.51.100.0/24', USER_DATA),
         ('attach', server['id'], vip.id)]
     assert _allocations(manager) == {'h1': {'0000:81:10.0': {
         'server_id': server['id'], 'port_id': vip.id}}}

@@ -11,13 +11,11 @@
 # under the License.
 """The fabric's parts that need no kernel objects."""
 
-import configparser
 import ipaddress
 import subprocess
 
 import pytest
 
-from testbed.plumbing import agent_config
 from testbed.plumbing import fabric
 from testbed.plumbing import processes
 
@@ -42,28 +40,6 @@ def test_mgmt_addresses_take_the_prefix_and_gateway_of_their_subnet():
 def test_mgmt_address_outside_the_subnets_or_on_the_gateway_is_refused(ip):
     with pytest.raises(fabric.PlumbingError):
         fabric.mgmt_interfaces([ip], _gateways('203.0.113.1/28'))
-
-
-def test_agent_config_round_trips(tmp_path):
-    path = agent_config.write(
-        str(tmp_path / 'agent.conf'), server_ca='/s/ca.pem',
-        server_cert='/s/amp/server.pem', data_namespace='tb-amp-1-lb',
-        firewall_state_file='/s/amp/firewall.json', bind_host='203.0.113.5',
-        log_file='/s/logs/amphora-1.log')
-    parsed = configparser.ConfigParser(interpolation=None)
-    parsed.read(path)
-    assert dict(parsed['amphora_agent']) == {
-        'agent_server_ca': '/s/ca.pem',
-        'agent_server_cert': '/s/amp/server.pem',
-        'network_namespace': 'tb-amp-1-lb',
-        'firewall_state_file': '/s/amp/firewall.json',
-        'vf_link_kinds': 'veth',
-        # DEFAULT values show in every section with configparser.
-        'debug': 'true', 'log_file': '/s/logs/amphora-1.log',
-        'use_stderr': 'false',
-    }
-    assert parsed['haproxy_amphora']['bind_host'] == '203.0.113.5'
-    assert parsed['haproxy_amphora']['bind_port'] == '9443'
 
 
 @pytest.fixture
