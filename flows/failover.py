@@ -212,7 +212,7 @@ def _failover_flow(name, slots):
     return flow
 
 
-def loadbalancer_failover_flow():
+def loadbalancer_failover_flow(topology=None, sriov_vip=None):
     """Replace every amphora of the load balancer, the standby first.
 
     The load balancer (PENDING_UPDATE, as octavia-api set it) ends ACTIVE,
@@ -224,7 +224,7 @@ def loadbalancer_failover_flow():
          for slot in range(SLOTS)])
 
 
-def amphora_failover_flow():
+def amphora_failover_flow(topology=None, sriov_vip=None):
     """Replace the store's ``amphora``; the load balancer ends ACTIVE."""
     return _failover_flow('amphora.failover',
                           [_slot_flow(0, network.FindNamedAmphora(0))])

@@ -20,19 +20,19 @@ from flows import common
 from flows.tasks import firewall
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'health_monitor.create', 'health_monitor',
         steps=(firewall.PushState('health_monitor'),))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'health_monitor.update', 'health_monitor', updating=True,
         steps=(firewall.PushState('health_monitor', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'health_monitor.delete', 'health_monitor', deleting=True,
         steps=(firewall.PushState('health_monitor', deleting=True),))

@@ -20,19 +20,19 @@ from flows import common
 from flows.tasks import firewall
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7policy.create', 'l7policy',
         steps=(firewall.PushState('l7policy'),))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7policy.update', 'l7policy', updating=True,
         steps=(firewall.PushState('l7policy', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7policy.delete', 'l7policy', deleting=True,
         steps=(firewall.PushState('l7policy', deleting=True),))

@@ -20,19 +20,19 @@ from flows import common
 from flows.tasks import firewall
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7rule.create', 'l7rule',
         steps=(firewall.PushState('l7rule'),))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7rule.update', 'l7rule', updating=True,
         steps=(firewall.PushState('l7rule', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'l7rule.delete', 'l7rule', deleting=True,
         steps=(firewall.PushState('l7rule', deleting=True),))

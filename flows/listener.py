@@ -20,19 +20,19 @@ from flows import common
 from flows.tasks import firewall
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'listener.create', 'listener',
         steps=(firewall.PushState('listener'),))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'listener.update', 'listener', updating=True,
         steps=(firewall.PushState('listener', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'listener.delete', 'listener', deleting=True,
         steps=(firewall.PushState('listener', deleting=True),))

@@ -28,7 +28,7 @@ from flows.tasks import network
 from flows.tasks import security_group
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     """Boot, wire and configure the amphorae; the load balancer ACTIVE.
 
     The firewall is in force before haproxy and keepalived start, so VRRP
@@ -59,7 +59,7 @@ def create_flow():
     return flow
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     """Apply a load balancer update to what carries its traffic.
 
     Needs ``loadbalancer`` (the changed fields), ``original_loadbalancer``,
@@ -76,7 +76,7 @@ def update_flow():
     return flow
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     """Delete the amphorae, their VRRP ports and group, the VIP port.
 
     Needs ``loadbalancer`` and ``loadbalancer_id`` (``cascade`` optional).

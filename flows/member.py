@@ -27,7 +27,7 @@ from flows.tasks import member_ports
 from flows.tasks import status
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'member.create', 'member',
         steps=(member_ports.PlanMemberPorts('member'),
@@ -35,13 +35,13 @@ def create_flow():
                firewall.PushState('member')))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'member.update', 'member', updating=True,
         steps=(firewall.PushState('member', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'member.delete', 'member', deleting=True,
         steps=(member_ports.PlanMemberPorts('member', deleting=True),
@@ -49,7 +49,7 @@ def delete_flow():
                member_ports.release_flow()))
 
 
-def batch_update_flow():
+def batch_update_flow(topology=None, sriov_vip=None):
     """Replace a pool's members with the list in ``members``.
 
     Needs ``members``, ``pool_id``, ``loadbalancer_id``, ``flavor`` and

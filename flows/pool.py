@@ -21,19 +21,19 @@ from flows.tasks import firewall
 from flows.tasks import member_ports
 
 
-def create_flow():
+def create_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'pool.create', 'pool',
         steps=(firewall.PushState('pool'),))
 
 
-def update_flow():
+def update_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'pool.update', 'pool', updating=True,
         steps=(firewall.PushState('pool', updating=True),))
 
 
-def delete_flow():
+def delete_flow(topology=None, sriov_vip=None):
     return common.object_flow(
         'pool.delete', 'pool', deleting=True,
         # The pool's SR-IOV members go with it: their ports too, once no

@@ -24,7 +24,6 @@ from octavia_lib.common import constants as lib_consts
 from openstack import exceptions as os_exceptions
 from oslo_log import log as logging
 
-import flows
 from sriov_octavia import availability_zone
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
@@ -188,7 +187,7 @@ def _release_vip_port(loadbalancer):
 
 def _post(flow_name, loadbalancer_id, flavor, zone, **objects):
     """Post the job for flow_name and return without waiting for it."""
-    if flow_name not in flows.FLOWS:
+    if flow_name not in jobboard.flow_names():
         message = (f'{flow_name} is not implemented by the amphora-sriov '
                    f'provider yet.')
         raise lib_exceptions.NotImplementedError(

@@ -34,24 +34,16 @@ from taskflow import task
 from sriov_octavia.amphora import bootstrap
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
-ROLE_STANDALONE = 'STANDALONE'
-ROLE_MASTER = 'MASTER'
-ROLE_BACKUP = 'BACKUP'
 ROLES = {
-    sriov_flavor.TOPOLOGY_SINGLE: (ROLE_STANDALONE,),
-    sriov_flavor.TOPOLOGY_ACTIVE_STANDBY: (ROLE_MASTER, ROLE_BACKUP),
+    sriov_flavor.TOPOLOGY_SINGLE: (naming.ROLE_STANDALONE,),
+    sriov_flavor.TOPOLOGY_ACTIVE_STANDBY: (naming.ROLE_MASTER,
+                                           naming.ROLE_BACKUP),
 }
-# Server metadata naming the load balancer and role of an amphora.
-META_LOADBALANCER = 'sriov_octavia_lb'
-META_ROLE = 'sriov_octavia_role'
-# A failover's new amphora: the server it replaces ('' when none was left).
-META_REPLACES = 'sriov_octavia_replaces'
-# The amphora id its agent's server certificate is issued to.
-META_AMPHORA_ID = 'sriov_octavia_amphora_id'
 
 SERVER_GROUP_POLICY = 'anti-affinity'
 NO_VALID_HOST = 'No valid host'
@@ -128,31 +120,23 @@ def failover_order(flavor):
     return tuple(reversed(roles(flavor)))
 
 
-def server_name(loadbalancer_id, role):
-    return f'amphora-{loadbalancer_id}-{role.lower()}'
-
-
-def server_group_name(loadbalancer_id):
-    return f'octavia-lb-{loadbalancer_id}'
-
-
 def find_servers(conn, loadbalancer_id):
     """The amphora servers of a load balancer, as Nova has them."""
     # The name narrows the listing on a busy cloud; the metadata decides.
-    found = conn.compute.servers(details=True,
-                                 name=f'^amphora-{loadbalancer_id}-')
+    found = conn.compute.servers(
+        details=True, name=naming.server_name_pattern(loadbalancer_id))
     return [server for server in found
-            if (server.metadata or {}).get(META_LOADBALANCER) ==
+            if (server.metadata or {}).get(naming.META_LOADBALANCER) ==
             loadbalancer_id]
 
 
 def servers_of_role(conn, loadbalancer_id, role):
     return [server for server in find_servers(conn, loadbalancer_id)
-            if server.metadata.get(META_ROLE) == role]
+            if server.metadata.get(naming.META_ROLE) == role]
 
 
 def find_server_groups(conn, loadbalancer_id):
-    name = server_group_name(loadbalancer_id)
+    name = naming.server_group_name(loadbalancer_id)
     return [group for group in conn.compute.server_groups()
             if group.name == name]
 
@@ -162,7 +146,8 @@ def delete_servers(conn, loadbalancer_id, conf=CONF):
     servers = find_servers(conn, loadbalancer_id)
     for server in servers:
         LOG.info('Deleting amphora %s (%s) of load balancer %s', server.id,
-                 (server.metadata or {}).get(META_ROLE), loadbalancer_id)
+                 (server.metadata or {}).get(naming.META_ROLE),
+                 loadbalancer_id)
         conn.compute.delete_server(server, ignore_missing=True)
     if servers:
         wait_until(lambda: not find_servers(conn, loadbalancer_id),
@@ -239,7 +224,7 @@ class CreateServerGroup(task.Task):
         for group in find_server_groups(conn, loadbalancer_id):
             return group.id
         group = conn.compute.create_server_group(
-            name=server_group_name(loadbalancer_id),
+            name=naming.server_group_name(loadbalancer_id),
             policy=SERVER_GROUP_POLICY)
         LOG.info('Created server group %s for load balancer %s', group.id,
                  loadbalancer_id)
@@ -254,8 +239,9 @@ class CreateServerGroup(task.Task):
 def amphora_of(server, mgmt_network_id):
     """The amphora dict of a server (without ``mgmt_ip``)."""
     metadata = server.metadata or {}
-    return {'id': server.id, 'amphora_id': metadata.get(META_AMPHORA_ID),
-            'role': metadata.get(META_ROLE),
+    return {'id': server.id,
+            'amphora_id': metadata.get(naming.META_AMPHORA_ID),
+            'role': metadata.get(naming.META_ROLE),
             'mgmt_network_id': mgmt_network_id}
 
 
@@ -309,12 +295,13 @@ def _boot_server(conn, loadbalancer_id, role, identity, attrs, networks,
     ``identity`` is the role's ``flows.tasks.identity`` result: the server
     boots with its certificate and agent configuration as user data.
     """
-    metadata = {META_LOADBALANCER: loadbalancer_id, META_ROLE: role,
-                META_AMPHORA_ID: identity['amphora_id']}
+    metadata = {naming.META_LOADBALANCER: loadbalancer_id,
+                naming.META_ROLE: role,
+                naming.META_AMPHORA_ID: identity['amphora_id']}
     if replaces is not None:
-        metadata[META_REPLACES] = replaces
+        metadata[naming.META_REPLACES] = replaces
     server = conn.compute.create_server(
-        name=server_name(loadbalancer_id, role), metadata=metadata,
+        name=naming.server_name(loadbalancer_id, role), metadata=metadata,
         user_data=_user_data(identity), **attrs)
     LOG.info('Booting amphora %s (server %s, %s) of load balancer %s with '
              'flavor %s, image %s', identity['amphora_id'], server.id, role,
@@ -341,7 +328,7 @@ class BootAmphorae(task.Task):
                                       server_group_id)
         # Servers of an earlier, interrupted run of this task are used, not
         # booted twice.
-        existing = {(server.metadata or {}).get(META_ROLE): server
+        existing = {(server.metadata or {}).get(naming.META_ROLE): server
                     for server in find_servers(conn, loadbalancer_id)}
         amphorae = []
         for role in roles(flavor):
@@ -541,7 +528,7 @@ class BootReplacementAmphora(task.Task):
                                       groups[0].id if groups else None)
         for server in servers_of_role(conn, loadbalancer_id, role):
             if (server.id != old_amphora['server_id'] and
-                    server.metadata.get(META_REPLACES) == replaces):
+                    server.metadata.get(naming.META_REPLACES) == replaces):
                 return [amphora_of(server, networks[0])]
         return [_boot_server(conn, loadbalancer_id, role, identity, attrs,
                              networks, replaces=replaces)]

@@ -41,7 +41,7 @@ from flows.tasks import network
 from flows.tasks import security_group
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
-from sriov_octavia.worker import status
+from sriov_octavia import octavia_status as status
 
 LOG = logging.getLogger(__name__)
 

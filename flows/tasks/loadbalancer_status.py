@@ -23,7 +23,7 @@ from octavia_lib.common import constants as lib_consts
 from oslo_log import log as logging
 from taskflow import task
 
-from sriov_octavia.worker import status
+from sriov_octavia import octavia_status as status
 
 LOG = logging.getLogger(__name__)
 

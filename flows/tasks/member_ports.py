@@ -60,7 +60,8 @@ from flows.tasks import firewall
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
-from sriov_octavia.worker import status
+from sriov_octavia import naming
+from sriov_octavia import octavia_status as status
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -73,17 +74,9 @@ class MemberPortError(Exception):
     """A member network cannot get an SR-IOV port; the message says why."""
 
 
-def member_port_name(loadbalancer_id, role, network_id):
-    return f'octavia-lb-member-{loadbalancer_id}-{role.lower()}-{network_id}'
-
-
-def _name_prefix(loadbalancer_id):
-    return f'octavia-lb-member-{loadbalancer_id}-'
-
-
 def find_member_port(conn, loadbalancer_id, role, network_id):
-    return next(iter(conn.network.ports(
-        name=member_port_name(loadbalancer_id, role, network_id))), None)
+    name = naming.member_port_name(loadbalancer_id, role, network_id)
+    return next(iter(conn.network.ports(name=name)), None)
 
 
 def _attached_ports(conn, amphora):
@@ -92,7 +85,8 @@ def _attached_ports(conn, amphora):
 
 
 def _is_member_port(port, loadbalancer_id):
-    return (port.name or '').startswith(_name_prefix(loadbalancer_id))
+    return (port.name or '').startswith(
+        naming.member_port_prefix(loadbalancer_id))
 
 
 def direct_subnets(state):
@@ -289,8 +283,8 @@ class CreateMemberPorts(task.Task):
                                         amphora['role'], network_id)
                 if port is None:
                     port = conn.network.create_port(
-                        name=member_port_name(loadbalancer_id,
-                                              amphora['role'], network_id),
+                        name=naming.member_port_name(
+                            loadbalancer_id, amphora['role'], network_id),
                         description=f'SR-IOV member port of amphora '
                                     f'{amphora["id"]} of load balancer '
                                     f'{loadbalancer_id}',
@@ -461,7 +455,8 @@ class _ReleaseTask(task.Task):
                         'openstack port list --name %s<role>-<network> '
                         'shows what is left.', self.what,
                         ', '.join(member_ports_plan['release']),
-                        loadbalancer_id, _name_prefix(loadbalancer_id))
+                        loadbalancer_id,
+                        naming.member_port_prefix(loadbalancer_id))
 
 
 class UnplugMemberPorts(_ReleaseTask):

@@ -34,6 +34,7 @@ from taskflow import task
 from flows.tasks import compute
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 from sriov_octavia import vip as vip_port
 
 LOG = logging.getLogger(__name__)
@@ -41,22 +42,6 @@ LOG = logging.getLogger(__name__)
 VNIC_TYPE_NORMAL = 'normal'
 VRRP_PORTS = 'vrrp_ports'
 VIP_PLUG = 'vip_plug'
-ALL_ROLES = (compute.ROLE_STANDALONE, compute.ROLE_MASTER,
-             compute.ROLE_BACKUP)
-
-
-def vrrp_port_name(loadbalancer_id, role):
-    return f'octavia-lb-vrrp-{loadbalancer_id}-{role.lower()}'
-
-
-def replacement_vrrp_port_name(loadbalancer_id, role):
-    """The name of a failover's new VRRP port until the failover commits.
-
-    The old amphora's port keeps ``vrrp_port_name`` meanwhile, so the
-    serving port of a role is never in doubt, and what a failed failover
-    must delete is what carries this name.
-    """
-    return vrrp_port_name(loadbalancer_id, role) + '-failover'
 
 
 def vip_addresses(loadbalancer):
@@ -66,19 +51,19 @@ def vip_addresses(loadbalancer):
         for extra in loadbalancer.get('additional_vips') or ()]
 
 
-def find_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
+def find_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
     return [port for role in roles
             for port in conn.network.ports(
-                name=vrrp_port_name(loadbalancer_id, role))]
+                name=naming.vrrp_port_name(loadbalancer_id, role))]
 
 
-def find_replacement_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
+def find_replacement_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
     return [port for role in roles
             for port in conn.network.ports(
-                name=replacement_vrrp_port_name(loadbalancer_id, role))]
+                name=naming.replacement_vrrp_port_name(loadbalancer_id, role))]
 
 
-def delete_vrrp_ports(conn, loadbalancer_id, roles=ALL_ROLES):
+def delete_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
     """Delete the VRRP ports of the roles, a failover's new ones too."""
     for port in (find_vrrp_ports(conn, loadbalancer_id, roles) +
                  find_replacement_vrrp_ports(conn, loadbalancer_id, roles)):
@@ -183,7 +168,8 @@ class CreateVrrpPorts(task.Task):
         attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
         return [_find_or_create_port(
             conn, loadbalancer, amphora,
-            vrrp_port_name(loadbalancer['loadbalancer_id'], amphora['role']),
+            naming.vrrp_port_name(loadbalancer['loadbalancer_id'],
+                                  amphora['role']),
             attrs) for amphora in amphorae]
 
     def revert(self, loadbalancer, flavor, *args, **kwargs):
@@ -417,8 +403,8 @@ class CreateReplacementVrrpPort(task.Task):
         attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
         return [_find_or_create_port(
             conn, loadbalancer, amphora,
-            replacement_vrrp_port_name(loadbalancer['loadbalancer_id'],
-                                       amphora['role']),
+            naming.replacement_vrrp_port_name(
+                loadbalancer['loadbalancer_id'], amphora['role']),
             attrs) for amphora in amphorae]
 
 
@@ -444,8 +430,8 @@ class CommitReplacement(task.Task):
         role = old_amphora['role']
         [port] = vrrp_ports
         _delete_old_amphora(conn, loadbalancer_id, old_amphora)
-        conn.network.update_port(port['id'],
-                                 name=vrrp_port_name(loadbalancer_id, role))
+        conn.network.update_port(
+            port['id'], name=naming.vrrp_port_name(loadbalancer_id, role))
         LOG.info('Load balancer %s: amphora %s (VRRP port %s, %s) is its %s '
                  'amphora now', loadbalancer_id, port['amphora_id'],
                  port['id'], port['ip_address'], role)

@@ -39,6 +39,7 @@ from flows.tasks import network
 from sriov_octavia.amphora import firewall_rules
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 from sriov_octavia import vip as vip_port
 
 LOG = logging.getLogger(__name__)
@@ -48,13 +49,9 @@ VRRP_PROTOCOL = '112'
 INGRESS = 'ingress'
 
 
-def security_group_name(loadbalancer_id):
-    return f'octavia-lb-{loadbalancer_id}'
-
-
 def find_security_groups(conn, loadbalancer_id):
     return list(conn.network.security_groups(
-        name=security_group_name(loadbalancer_id)))
+        name=naming.security_group_name(loadbalancer_id)))
 
 
 def _ether_type(address_or_cidr):
@@ -129,7 +126,7 @@ def sync_security_group(conn, loadbalancer, flavor):
     if not groups:
         LOG.warning('Load balancer %s has no security group %s: its VRRP '
                     'ports keep the security groups they have', lb_id,
-                    security_group_name(lb_id))
+                    naming.security_group_name(lb_id))
         return
     sync_rules(conn, groups[0].id, desired_rules(loadbalancer, flavor,
                                                  groups[0].id))
@@ -160,7 +157,7 @@ class CreateSecurityGroup(task.Task):
         # A worker resuming this job finds the group an earlier run made.
         groups = find_security_groups(conn, lb_id)
         group = groups[0] if groups else conn.network.create_security_group(
-            name=security_group_name(lb_id),
+            name=naming.security_group_name(lb_id),
             description=f'VRRP ports of load balancer {lb_id}')
         LOG.info('Security group %s for load balancer %s', group.id, lb_id)
         sync_rules(conn, group.id, desired_rules(loadbalancer, flavor,
@@ -189,7 +186,7 @@ class GetSecurityGroup(task.Task):
             LOG.warning('Load balancer %s has no security group %s: new '
                         'VRRP ports get the VIP\'s security groups only',
                         loadbalancer_id,
-                        security_group_name(loadbalancer_id))
+                        naming.security_group_name(loadbalancer_id))
             return None
         return groups[0].id
 

@@ -24,7 +24,7 @@ from oslo_log import log as logging
 from taskflow import task
 from taskflow.types import failure
 
-from sriov_octavia.worker import status
+from sriov_octavia import octavia_status as status
 
 LOG = logging.getLogger(__name__)
 

@@ -35,11 +35,13 @@ import zlib
 import jinja2
 from octavia.common import config as octavia_config
 
+from sriov_octavia import naming
+
 CONF = octavia_config.cfg.CONF
 
 TEMPLATE = 'keepalived.conf.j2'
-# VRRP priorities of the amphora roles (flows.tasks.compute.ROLE_*).
-PRIORITIES = {'MASTER': 100, 'BACKUP': 90}
+# VRRP priorities of the amphora roles.
+PRIORITIES = {naming.ROLE_MASTER: 100, naming.ROLE_BACKUP: 90}
 CHECK_NAME = 'check_engine'
 
 _ENVIRONMENT = jinja2.Environment(

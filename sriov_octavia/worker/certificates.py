@@ -25,10 +25,10 @@ import threading
 
 from oslo_log import log as logging
 
-from flows.tasks import compute
 from sriov_octavia.amphora import bootstrap
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia import naming
 from sriov_octavia.worker import health
 
 LOG = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def rotate_once(conf):
     for servers in health.amphorae_by_loadbalancer(conn).values():
         for server in servers:
             amphora_id = (server.metadata or {}).get(
-                compute.META_AMPHORA_ID)
+                naming.META_AMPHORA_ID)
             if not amphora_id:
                 continue
             try:

@@ -36,11 +36,11 @@ from octavia_lib.common import constants as lib_consts
 from oslo_log import log as logging
 from oslo_utils import uuidutils
 
-from flows.tasks import compute
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia.worker import status
+from sriov_octavia import naming
+from sriov_octavia import octavia_status as status
 
 LOG = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def agent_for_server(server, mgmt_ip, conf):
     # the next round asks again.
     return agent_client.AgentClient.from_conf(
         mgmt_ip, conf, retries=0,
-        amphora_id=(server.metadata or {}).get(compute.META_AMPHORA_ID))
+        amphora_id=(server.metadata or {}).get(naming.META_AMPHORA_ID))
 
 
 def mgmt_ip(conn, server, conf):
@@ -187,7 +187,7 @@ def amphorae_by_loadbalancer(conn):
     """``{loadbalancer id: [servers]}`` of this provider's amphorae."""
     found = collections.defaultdict(list)
     for server in conn.compute.servers(details=True):
-        lb_id = (server.metadata or {}).get(compute.META_LOADBALANCER)
+        lb_id = (server.metadata or {}).get(naming.META_LOADBALANCER)
         if lb_id and server.status == 'ACTIVE':
             found[lb_id].append(server)
     return found

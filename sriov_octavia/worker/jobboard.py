@@ -19,26 +19,30 @@ the same flow and continues from the persisted task states.
 """
 
 import contextlib
+from importlib import metadata as importlib_metadata
 
 from oslo_log import log as logging
 from oslo_utils import netutils
 from oslo_utils import uuidutils
+from stevedore import driver as stevedore_driver
 from taskflow import engines
 from taskflow.jobs import backends as job_backends
 from taskflow.jobs.backends import impl_redis
 from taskflow.jobs import base
 from taskflow.persistence import models
 
-import flows
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import octavia_status as status
 from sriov_octavia.worker import persistence
-from sriov_octavia.worker import status
 
 LOG = logging.getLogger(__name__)
 
 REDIS = 'redis_taskflow_driver'
 ZOOKEEPER = 'zookeeper_taskflow_driver'
 ETCD = 'etcd_taskflow_driver'
+# Entry points naming the flow factories (setup.cfg).
+FLOWS_NAMESPACE = 'sriov_octavia.flows'
 
 
 # Most urgent first, as taskflow's JobPriority lists them.
@@ -215,17 +219,46 @@ def post_factory_job(flow_factory, name, store, conf=sriov_conf.CONF,
     return job.uuid
 
 
+def flow_names():
+    """The names of the flows the installed worker code builds.
+
+    Read from the ``sriov_octavia.flows`` entry points without importing
+    the flows: octavia-api, which posts the jobs, never loads them.
+    """
+    return {entry_point.name for entry_point
+            in importlib_metadata.entry_points(group=FLOWS_NAMESPACE)}
+
+
+def build_flow(flow_name, **shape):
+    """The flow ``flow_name``, shaped by the flavor facts in ``shape``.
+
+    The factory every job names: taskflow saves it with the job's
+    arguments, so the worker that claims or resumes the job rebuilds the
+    same flow.
+    """
+    factory = stevedore_driver.DriverManager(FLOWS_NAMESPACE,
+                                             flow_name).driver
+    return factory(**shape)
+
+
+def flow_shape(flavor):
+    """What of a flavor decides a flow's shape: its factory's arguments."""
+    return {'topology': flavor.get(sriov_flavor.LOADBALANCER_TOPOLOGY),
+            'sriov_vip': bool(flavor.get(sriov_flavor.SRIOV_VIP))}
+
+
 def post_job(flow_name, store, conf=sriov_conf.CONF):
-    """Post the flow ``flows.FLOWS[flow_name]`` with ``store``.
+    """Post the flow ``flow_name``, shaped by ``store['flavor']``.
 
     :returns: the job id, without waiting for a worker.
     :raises ValueError: the flow name is unknown.
     """
-    try:
-        factory = flows.FLOWS[flow_name]
-    except KeyError:
+    known = flow_names()
+    if flow_name not in known:
         message = 'Unknown flow %r; known flows: %s' % (
-            flow_name, ', '.join(sorted(flows.FLOWS)))
+            flow_name, ', '.join(sorted(known)))
         raise ValueError(message)
-    return post_factory_job(factory, job_name(flow_name, store), store,
-                            conf=conf)
+    return post_factory_job(build_flow, job_name(flow_name, store), store,
+                            conf=conf, factory_args=[flow_name],
+                            factory_kwargs=flow_shape(
+                                store.get('flavor') or {}))

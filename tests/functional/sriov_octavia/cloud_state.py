@@ -14,6 +14,7 @@
 from flows.tasks import compute
 from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import naming
 from testbed import plumbing
 from testbed import seed
 
@@ -34,4 +35,4 @@ def agent_for(tb, conn, server):
     # As the controller checks it: the certificate names the amphora id.
     return agent_client.AgentClient(
         (mgmt_ip, 9443), fabric.agent_client_cert, fabric.ca_cert,
-        server_name=server.metadata[compute.META_AMPHORA_ID])
+        server_name=server.metadata[naming.META_AMPHORA_ID])

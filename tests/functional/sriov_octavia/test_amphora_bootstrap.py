@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from flows.tasks import compute
+from sriov_octavia import naming
 from testbed import lifecycle
 from testbed import seed
 from tests.functional.sriov_octavia.cloud_state import agent_for
@@ -142,7 +143,7 @@ def _assert_issued_to(certificate, ca, amphora_id):
 def test_the_boot_request_carries_the_identity_and_configuration(
         tb, conn, fabric, ca, loadbalancer):
     server = _server(conn, loadbalancer['id'])
-    amphora_id = server.metadata[compute.META_AMPHORA_ID]
+    amphora_id = server.metadata[naming.META_AMPHORA_ID]
     shown, files, entries = _user_data_files(tb, server.id)
 
     assert shown['config_drive'] == 'True'
@@ -218,7 +219,7 @@ def test_certificates_are_renewed_before_they_expire_while_traffic_flows(
                 '--subnet-id', member.subnet_id, pool['id'])
             wait_for_status(tb, lb['id'], 'ACTIVE')
             server = _server(conn, lb['id'])
-            amphora_id = server.metadata[compute.META_AMPHORA_ID]
+            amphora_id = server.metadata[naming.META_AMPHORA_ID]
             with agent_for(tb, conn, server) as agent:
                 first = agent.served_certificate()
             answers = []

@@ -31,6 +31,7 @@ from flows.tasks import network
 from flows.tasks import security_group
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor_lib
+from sriov_octavia import naming
 from sriov_octavia.worker import jobboard
 from testbed import seed
 from tests.functional.sriov_octavia.cloud_state import agent_for
@@ -83,7 +84,7 @@ def _amphorae(conn, lb_id):
              for port in network.find_vrrp_ports(conn, lb_id)}
     # A failover's new server has no port of the role's name before its
     # commit: it is not the role's amphora yet.
-    return {server.metadata[compute.META_ROLE]: (server, ports[server.id])
+    return {server.metadata[naming.META_ROLE]: (server, ports[server.id])
             for server in compute.find_servers(conn, lb_id)
             if server.id in ports}
 
@@ -256,7 +257,7 @@ def test_amphora_failover_job_replaces_one_amphora(tb, conn,
     lb = _create_with_listener(tb, active_standby_flavor)
     try:
         before = _amphorae(conn, lb['id'])
-        master, master_port = before[compute.ROLE_MASTER]
+        master, master_port = before[naming.ROLE_MASTER]
         profile = osc.cli_json(tb, 'loadbalancer', 'flavorprofile', 'show',
                                active_standby_flavor['flavor_profile_id'])
         loadbalancer = {'loadbalancer_id': lb['id'],
@@ -273,7 +274,7 @@ def test_amphora_failover_job_replaces_one_amphora(tb, conn,
             'flavor': sriov_flavor_lib.with_defaults(
                 json.loads(profile['flavor_data']), conf=conf),
             'availability_zone': {},
-            'amphora': {'id': master.id, 'role': compute.ROLE_MASTER}},
+            'amphora': {'id': master.id, 'role': naming.ROLE_MASTER}},
             conf=conf)
 
         # No API call locked the load balancer: the worker's log says when
@@ -286,17 +287,17 @@ def test_amphora_failover_job_replaces_one_amphora(tb, conn,
         assert osc.cli_json(tb, 'loadbalancer', 'show', lb['id'])[
             'provisioning_status'] == 'ACTIVE'
         after = _amphorae(conn, lb['id'])
-        new_master, new_port = after[compute.ROLE_MASTER]
-        backup = after[compute.ROLE_BACKUP][0]
+        new_master, new_port = after[naming.ROLE_MASTER]
+        backup = after[naming.ROLE_BACKUP][0]
         # The backup lets VRRP in from the new master only.
         peers = _firewall(tb, conn, backup)['vrrp_peers']
         assert [peer.split('/')[0] for peer in peers] == [
             new_port.fixed_ips[0]['ip_address']]
         assert new_master.id != master.id and new_port.id != master_port.id
         assert _gone(conn, master.id, master_port.id)
-        assert backup.id == before[compute.ROLE_BACKUP][0].id
-        assert after[compute.ROLE_BACKUP][1].id == (
-            before[compute.ROLE_BACKUP][1].id)
+        assert backup.id == before[naming.ROLE_BACKUP][0].id
+        assert after[naming.ROLE_BACKUP][1].id == (
+            before[naming.ROLE_BACKUP][1].id)
         assert _no_replacement_leftovers(conn, lb['id'])
     finally:
         osc.cli(tb, 'loadbalancer', 'delete', '--cascade', lb['id'],

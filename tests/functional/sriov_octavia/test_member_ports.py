@@ -29,8 +29,8 @@ import uuid
 import pytest
 
 from flows.tasks import compute
-from flows.tasks import member_ports
 from flows.tasks import network
+from sriov_octavia import naming
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
@@ -109,7 +109,7 @@ def member_ports_of(conn, lb_id):
     """Member ports of the load balancer on member-net, as Neutron has them."""
     member_net = conn.network.find_network('member-net', ignore_missing=False)
     return [port for role in ('STANDALONE', 'MASTER', 'BACKUP')
-            for port in conn.network.ports(name=member_ports.member_port_name(
+            for port in conn.network.ports(name=naming.member_port_name(
                 lb_id, role, member_net.id))]
 
 
@@ -397,8 +397,8 @@ def test_active_standby_amphorae_each_get_a_vf(tb, conn, fabric):
         assert sorted(ports) == sorted(server.id for server in servers)
         for server in servers:
             port = ports[server.id]
-            role = server.metadata[compute.META_ROLE]
-            assert port.name == member_ports.member_port_name(
+            role = server.metadata[naming.META_ROLE]
+            assert port.name == naming.member_port_name(
                 created['id'], role, port.network_id)
             assert port.binding_vif_type == 'hw_veb'
             assert list(member_vfs(fabric, conn, server.id)) == [port.id]

@@ -28,11 +28,11 @@ import pytest
 from flows.tasks import firewall
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import octavia_status as status
 from sriov_octavia.worker import agent
 from sriov_octavia.worker import conductor
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
-from sriov_octavia.worker import status
 from tests.functional.sriov_octavia import worker_fixtures
 from tests.functional.sriov_octavia import worker_flows
 from tests.functional.sriov_octavia.worker_fixtures import driver_agent  # noqa

@@ -20,10 +20,10 @@ from taskflow import engines
 import flows
 from flows.tasks import compute
 from flows.tasks import identity
-from flows.tasks import member_ports
 from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 from tests.unit.flows import conftest
 from tests.unit.flows import fake_cloud
 
@@ -41,7 +41,7 @@ def _loadbalancer():
 
 @pytest.fixture
 def reporter():
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         cls.return_value.get_loadbalancer.return_value = _loadbalancer()
         yield cls.return_value
 
@@ -61,7 +61,7 @@ def _amphorae(cloud):
     """``{role: (server id, VRRP port id)}`` as the cloud has them."""
     result = {}
     for server in compute.find_servers(cloud, LB_ID):
-        role = server.metadata[compute.META_ROLE]
+        role = server.metadata[naming.META_ROLE]
         ports = network.find_vrrp_ports(cloud, LB_ID, (role,))
         result[role] = (server.id, [port.id for port in ports
                                     if port.device_id == server.id])
@@ -95,13 +95,13 @@ def test_failover_replaces_every_amphora_and_port(cloud, reporter, agents,
         assert old_server not in cloud.compute.servers_by_id
         assert old_port not in cloud.network.ports_by_id
         port = cloud.network.get_port(port_id)
-        assert port.name == network.vrrp_port_name(LB_ID, role)
+        assert port.name == naming.vrrp_port_name(LB_ID, role)
         assert port.binding_vnic_type == 'direct'
         assert port.allowed_address_pairs == [{'ip_address': '203.0.113.5'}]
     assert len(cloud.network.ports_by_id) == 2 * len(after)  # + mgmt
     assert _leftover_replacements(cloud) == []
     # The standby goes first: the master serves while it is replaced.
-    assert [server.metadata[compute.META_ROLE] for server
+    assert [server.metadata[naming.META_ROLE] for server
             in cloud.compute.created[booted:]] == list(reversed(
                 compute.ROLES[topology]))
     assert _lb_status(reporter) == ['ACTIVE'] * 1
@@ -198,8 +198,8 @@ def test_a_failed_second_slot_keeps_the_committed_first(cloud, reporter,
     after = _amphorae(cloud)
     # The standby was replaced and stays; the master was deleted to make
     # room in the anti-affinity group and its replacement undone.
-    assert list(after) == [compute.ROLE_BACKUP]
-    assert after[compute.ROLE_BACKUP][0] != before[compute.ROLE_BACKUP][0]
+    assert list(after) == [naming.ROLE_BACKUP]
+    assert after[naming.ROLE_BACKUP][0] != before[naming.ROLE_BACKUP][0]
     assert _leftover_replacements(cloud) == []
     assert len(cloud.network.ports_by_id) == 2  # its VRRP and mgmt ports
     assert _lb_status(reporter) == ['ERROR']
@@ -208,8 +208,8 @@ def test_a_failed_second_slot_keeps_the_committed_first(cloud, reporter,
     reporter.reset_mock()
     engines.run(flows.FLOWS['loadbalancer.failover'](),
                 store=_store(ACTIVE_STANDBY))
-    assert sorted(_amphorae(cloud)) == [compute.ROLE_BACKUP,
-                                        compute.ROLE_MASTER]
+    assert sorted(_amphorae(cloud)) == [naming.ROLE_BACKUP,
+                                        naming.ROLE_MASTER]
     assert _lb_status(reporter) == ['ACTIVE']
 
 
@@ -224,9 +224,9 @@ def test_a_push_failing_after_the_commit_keeps_the_new_amphora(
             engines.run(flows.FLOWS['loadbalancer.failover'](),
                         store=_store(SINGLE))
     [(server_id, [port_id])] = _amphorae(cloud).values()
-    assert server_id != before[compute.ROLE_STANDALONE][0]
-    assert cloud.network.get_port(port_id).name == network.vrrp_port_name(
-        LB_ID, compute.ROLE_STANDALONE)
+    assert server_id != before[naming.ROLE_STANDALONE][0]
+    assert cloud.network.get_port(port_id).name == naming.vrrp_port_name(
+        LB_ID, naming.ROLE_STANDALONE)
     assert _leftover_replacements(cloud) == []
     assert _lb_status(reporter) == ['ERROR']
 
@@ -235,15 +235,15 @@ def test_amphora_failover_replaces_only_the_named_amphora(cloud, reporter,
                                                           agents):
     _create(ACTIVE_STANDBY, reporter)
     before = _amphorae(cloud)
-    master_id = before[compute.ROLE_MASTER][0]
+    master_id = before[naming.ROLE_MASTER][0]
     store = _store(ACTIVE_STANDBY,
-                   amphora={'id': master_id, 'role': compute.ROLE_MASTER})
+                   amphora={'id': master_id, 'role': naming.ROLE_MASTER})
 
     engines.run(flows.FLOWS['amphora.failover'](), store=store)
 
     after = _amphorae(cloud)
-    assert after[compute.ROLE_BACKUP] == before[compute.ROLE_BACKUP]
-    assert after[compute.ROLE_MASTER][0] != master_id
+    assert after[naming.ROLE_BACKUP] == before[naming.ROLE_BACKUP]
+    assert after[naming.ROLE_MASTER][0] != master_id
     assert _lb_status(reporter) == ['ACTIVE']
 
     # The same request again names an amphora that is gone: nothing to do.
@@ -254,7 +254,7 @@ def test_amphora_failover_replaces_only_the_named_amphora(cloud, reporter,
 
 
 def test_a_resumed_boot_uses_the_server_it_booted(cloud, worker_conf):
-    old = {'role': compute.ROLE_STANDALONE, 'server_id': 'old-server',
+    old = {'role': naming.ROLE_STANDALONE, 'server_id': 'old-server',
            'port_id': None}
     boot = compute.BootReplacementAmphora(0)
     flavor = conftest.make_flavor(SINGLE)
@@ -267,10 +267,10 @@ def test_a_resumed_boot_uses_the_server_it_booted(cloud, worker_conf):
 
 def test_a_resumed_commit_finishes_the_rename(cloud, reporter, agents):
     _create(SINGLE, reporter)
-    old = network.serving_amphora(cloud, LB_ID, compute.ROLE_STANDALONE)
+    old = network.serving_amphora(cloud, LB_ID, naming.ROLE_STANDALONE)
     [port] = network.CreateReplacementVrrpPort(0).execute(
         _loadbalancer(), conftest.make_flavor(SINGLE),
-        [{'id': 'new-server', 'role': compute.ROLE_STANDALONE}])
+        [{'id': 'new-server', 'role': naming.ROLE_STANDALONE}])
     commit = network.CommitReplacement(0)
     commit.execute(LB_ID, old, [port])
     commit.execute(LB_ID, old, [port])
@@ -302,8 +302,8 @@ def test_the_new_amphora_takes_over_the_member_ports(cloud, reporter,
     [old] = cloud.compute.servers_by_id
     # The member port the member flow gave the amphora.
     port = cloud.network.create_port(
-        name=member_ports.member_port_name(LB_ID, compute.ROLE_STANDALONE,
-                                           fake_cloud.MEMBER_NET),
+        name=naming.member_port_name(LB_ID, naming.ROLE_STANDALONE,
+                                     fake_cloud.MEMBER_NET),
         network_id=fake_cloud.MEMBER_NET, binding_vnic_type='direct',
         fixed_ips=[{'subnet_id': fake_cloud.MEMBER_SUBNET}])
     cloud.compute.create_server_interface(old, port_id=port.id)

@@ -42,7 +42,7 @@ def reporter():
                            {'l7rule_id': 'r-1'}, {'l7rule_id': 'r-2'}]}]}],
         'pools': [{'pool_id': 'p-1', 'members': [{'member_id': 'm-old'},
                                                  {'member_id': 'm-1'}]}]}
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         instance = cls.return_value
         instance.get_loadbalancer.return_value = loadbalancer
         yield instance

@@ -44,7 +44,7 @@ ONE_CALL_LB = dict(conftest.make_loadbalancer(), listeners=[
 
 @pytest.fixture
 def reporter():
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         yield cls.return_value
 
 

@@ -170,7 +170,7 @@ def test_member_batch_replaces_the_pools_members():
 
 @pytest.fixture
 def reporter():
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         yield cls.return_value
 
 

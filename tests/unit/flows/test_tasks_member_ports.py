@@ -26,6 +26,7 @@ from flows.tasks import member_ports
 from flows.tasks import status as status_tasks
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 from tests.unit.flows import conftest
 from tests.unit.flows import fake_cloud
 
@@ -41,7 +42,7 @@ LISTENER = {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
 
 @pytest.fixture
 def reporter():
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         yield cls.return_value
 
 
@@ -112,10 +113,10 @@ def test_direct_member_gets_a_plugged_vf_on_each_amphora(
     _create_member(flavor, reporter, DIRECT)
 
     ports = _member_ports(cloud)
-    servers = {server.id: server.metadata[compute.META_ROLE]
+    servers = {server.id: server.metadata[naming.META_ROLE]
                for server in cloud.compute.servers_by_id.values()}
     assert [port.name for port in ports] == [
-        member_ports.member_port_name(LB_ID, role, fake_cloud.MEMBER_NET)
+        naming.member_port_name(LB_ID, role, fake_cloud.MEMBER_NET)
         for role in ('BACKUP', 'MASTER')]
     for port in ports:
         assert port.binding_vnic_type == 'direct'
@@ -359,8 +360,8 @@ def test_an_unattached_leftover_port_is_deleted_with_its_member(
         cloud, reporter, agents):
     flavor = _create_lb(reporter, agents, sriov_flavor.TOPOLOGY_SINGLE)
     leftover = cloud.network.create_port(
-        name=member_ports.member_port_name(LB_ID, 'STANDALONE',
-                                           fake_cloud.MEMBER_NET),
+        name=naming.member_port_name(LB_ID, 'STANDALONE',
+                                     fake_cloud.MEMBER_NET),
         network_id=fake_cloud.MEMBER_NET,
         fixed_ips=[{'subnet_id': fake_cloud.MEMBER_SUBNET}],
         binding_vnic_type='direct')

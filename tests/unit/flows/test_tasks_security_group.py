@@ -43,7 +43,7 @@ def _lb(*listeners, **fields):
 
 @pytest.fixture
 def reporter():
-    with mock.patch('sriov_octavia.worker.status.StatusReporter') as cls:
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
         yield cls.return_value
 
 

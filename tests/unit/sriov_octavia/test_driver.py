@@ -11,7 +11,10 @@
 # under the License.
 """The provider driver: what it refuses and the jobs it posts."""
 
+import ast
 import json
+import subprocess
+import sys
 from unittest import mock
 import uuid
 
@@ -21,7 +24,6 @@ from oslo_config import cfg
 from oslo_config import fixture as cfg_fixture
 import pytest
 
-import flows
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver as sriov_driver
@@ -72,8 +74,8 @@ def posted(monkeypatch):
         jobs.append((flow_name, json.loads(json.dumps(store))))
         return str(uuid.uuid4())
 
-    for name in CONTRACT_FLOWS:
-        monkeypatch.setitem(flows.FLOWS, name, mock.sentinel.factory)
+    monkeypatch.setattr('sriov_octavia.worker.jobboard.flow_names',
+                        lambda: set(CONTRACT_FLOWS))
     monkeypatch.setattr('sriov_octavia.worker.jobboard.post_job', post_job)
     return jobs
 
@@ -277,7 +279,8 @@ def test_queue_failure_is_a_driver_error_and_releases_the_port(
 
 def test_an_unwritten_flow_is_not_implemented(
         driver, posted, released, monkeypatch):
-    monkeypatch.delitem(flows.FLOWS, 'loadbalancer.create')
+    monkeypatch.setattr('sriov_octavia.worker.jobboard.flow_names',
+                        lambda: set(CONTRACT_FLOWS) - {'loadbalancer.create'})
     with pytest.raises(lib_exceptions.NotImplementedError) as info:
         driver.loadbalancer_create(new_lb())
     assert info.value.user_fault_string == (
@@ -602,3 +605,18 @@ def test_unusable_cloud_config_is_a_driver_error(driver, conf, auth_type):
         driver.create_vip_port(LB, PROJECT, {'vip_subnet_id': SUBNET}, [])
     assert ('check [service_auth] and the [neutron], [nova] and [glance] '
             'sections of octavia.conf') in info.value.user_fault_string
+
+
+def test_every_flow_the_driver_posts_is_installed_and_never_imported():
+    # In a fresh interpreter, as octavia-api loads the driver.
+    code = ('import sys; from sriov_octavia import driver; '
+            'from sriov_octavia.worker import jobboard; '
+            'names = jobboard.flow_names(); '
+            'print(sorted(names)); '
+            'print(any(m == "flows" or m.startswith("flows.") '
+            'for m in sys.modules))')
+    done = subprocess.run([sys.executable, '-c', code], check=True,
+                          capture_output=True, text=True)
+    names, flows_imported = done.stdout.splitlines()[-2:]
+    assert set(CONTRACT_FLOWS) <= set(ast.literal_eval(names))
+    assert flows_imported == 'False'

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-from sriov_octavia.worker import status
+from sriov_octavia import octavia_status as status
 
 LB = 'lb-1'
 
