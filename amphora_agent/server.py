@@ -11,29 +11,67 @@
 # under the License.
 """HTTPS serving of the agent API with mandatory client certificates.
 
-A threaded wsgiref server: the agent answers a handful of requests from one
-controller, so a thread per connection is plenty, and the standard library
-keeps the amphora image small. Each connection's TLS handshake runs in its
-own worker thread, so a client that stalls mid-handshake holds up nobody
-but itself, and every socket read is bounded by
-``[amphora_agent] agent_request_read_timeout``.
+HTTP is gunicorn's: its threaded worker (``gthread``) parses requests,
+decodes chunked bodies, answers ``Expect: 100-continue`` and refuses what
+RFC 9112 says to refuse (duplicate or signed ``Content-Length``, a
+``Transfer-Encoding`` that does not end in ``chunked``, malformed chunk
+sizes). The worker runs inside the agent's own process, in a thread,
+without gunicorn's arbiter: the agent holds state in memory (the firewall
+engine and its netlink watcher, the load-balancing engine), so there is
+exactly one process, nothing is forked and nothing is restarted.
+
+What the agent adds around it:
+
+- the TLS context is read anew for every connection from a holder
+  (amphora_agent.tls.TLSCredentials), so a replaced certificate is
+  presented from the next handshake on;
+- every socket read, the handshake included, is bounded by
+  ``[amphora_agent] agent_request_read_timeout``; the handshake runs in the
+  connection's worker thread, so a slow client holds up nobody else;
+- every error the server itself answers (malformed request line, headers
+  too large, broken framing) is JSON in the agent's error shape;
+- one request per connection, closed by lingering: what the client still
+  sends after the answer is read and discarded (up to a bound) so that it
+  receives the answer rather than a connection reset.
 """
 
+from concurrent import futures
+import json
+import os
+import queue
+import selectors
 import socket
-import socketserver
 import ssl
+import sys
 import threading
-from wsgiref import simple_server
 
+from gunicorn import config as gunicorn_config
+from gunicorn.http import errors as http_errors
+from gunicorn.workers import gthread
 from oslo_log import log as logging
+
+from amphora_agent.api import errors
 
 LOG = logging.getLogger(__name__)
 
-# An HTTP request line longer than this is refused, as wsgiref does.
-_MAX_REQUEST_LINE = 65536
-# A chunk-size line is a hex number and optional extensions.
-_MAX_CHUNK_LINE = 1024
 SERVER_SOFTWARE = 'amphora-sriov-agent'
+# Limits of the request head: a request line, and the header fields
+# (how many, how long each). The agent's requests are short.
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_FIELD_SIZE = 8190
+# Threads serving connections; the agent has one caller.
+THREADS = 8
+# Connections held at once, beyond which the listener waits.
+MAX_CONNECTIONS = 64
+REQUEST_QUEUE_SIZE = 64
+# On stop, requests in progress get this long to finish.
+GRACEFUL_STOP = 5
+
+_REASONS = {400: 'Bad Request', 403: 'Forbidden', 414: 'URI Too Long',
+            417: 'Expectation Failed',
+            431: 'Request Header Fields Too Large',
+            500: 'Internal Server Error', 501: 'Not Implemented'}
 
 
 def make_ssl_context(server_pem, client_ca):
@@ -50,167 +88,213 @@ def make_ssl_context(server_pem, client_ca):
     return context
 
 
-class ChunkedFramingError(ValueError):
-    def __init__(self, problem):
-        super().__init__(f'chunked body: {problem}')
+def refusal(error):
+    """``(status, field, reason)`` for a request gunicorn refused, or None.
+
+    None: the error is not the client's (a bug, a failure below).
+    """
+    if isinstance(error, http_errors.LimitRequestLine):
+        return 414, 'request_line', (
+            f'longer than the {MAX_REQUEST_LINE} bytes accepted')
+    if isinstance(error, http_errors.LimitRequestHeaders):
+        return 431, 'headers', (
+            f'{error.msg}: at most {MAX_HEADER_FIELDS} fields of '
+            f'{MAX_HEADER_FIELD_SIZE} bytes each are accepted')
+    if isinstance(error, (http_errors.InvalidRequestLine,
+                          http_errors.InvalidRequestMethod,
+                          http_errors.InvalidHTTPVersion)):
+        return 400, 'request_line', str(error)
+    if isinstance(error, http_errors.UnsupportedTransferCoding):
+        codings = str(getattr(error, 'hdr', '')).lower().split(',')
+        # RFC 9112 section 6.3: a request whose last coding is not
+        # "chunked" has no length the server can know.
+        status = 501 if codings[-1].strip() == 'chunked' else 400
+        return status, 'Transfer-Encoding', str(error)
+    if isinstance(error, (http_errors.InvalidHeader,
+                          http_errors.InvalidHeaderName,
+                          http_errors.ObsoleteFolding)):
+        return 400, 'headers', str(error)
+    if isinstance(error, (http_errors.InvalidChunkSize,
+                          http_errors.ChunkMissingTerminator,
+                          http_errors.InvalidChunkExtension)):
+        return 400, 'body', f'chunked framing: {error}'
+    if isinstance(error, http_errors.ExpectationFailed):
+        return 417, 'Expect', str(error)
+    if isinstance(error, http_errors.ParseException):
+        return 400, 'request', str(error)
+    return None
 
 
-class ChunkedReader:
-    """A file-like view of a chunked request body, decoded.
+def error_answer(status, field, reason):
+    """A whole HTTP/1.1 error answer in the agent's JSON error shape."""
+    body = json.dumps(errors.error_body(status, field, reason)).encode()
+    head = (f'HTTP/1.1 {status} {_REASONS.get(status, "Error")}\r\n'
+            f'Server: {SERVER_SOFTWARE}\r\n'
+            'Connection: close\r\n'
+            'Content-Type: application/json\r\n'
+            f'Content-Length: {len(body)}\r\n\r\n')
+    return head.encode('latin-1') + body
 
-    Reading stops at the last chunk; a malformed frame raises
-    ChunkedFramingError, a ValueError.
-    The caller bounds how much it reads (BodySizeLimit does).
+
+class _DaemonThreadPool:
+    """The little of an Executor the worker uses, on daemon threads.
+
+    A client trickling its body holds a thread for up to a read timeout;
+    it must not hold up the agent's exit (ThreadPoolExecutor's threads
+    are joined at exit).
     """
 
-    def __init__(self, stream):
-        self._stream = stream
-        self._left_in_chunk = 0
-        self._done = False
+    def __init__(self, size):
+        self._jobs = queue.SimpleQueue()
+        self._size = size
+        for number in range(size):
+            threading.Thread(target=self._work, daemon=True,
+                             name=f'agent-http-{number}').start()
 
-    def _next_chunk(self):
-        line = self._stream.readline(_MAX_CHUNK_LINE + 1)
-        if not line.endswith(b'\n') or len(line) > _MAX_CHUNK_LINE:
-            raise ChunkedFramingError(problem='bad or missing chunk size line')
-        try:
-            size = int(line.split(b';', 1)[0].strip(), 16)
-        except ValueError as error:
-            raise ChunkedFramingError(f'bad chunk size {line!r}') from error
-        if size < 0:
-            raise ChunkedFramingError(f'bad chunk size {line!r}')
-        if size == 0:
-            # Trailer fields up to the blank line end the body; they are
-            # read to keep the framing right and are otherwise ignored.
-            while True:
-                trailer = self._stream.readline(_MAX_CHUNK_LINE + 1)
-                if not trailer.endswith(b'\n'):
-                    raise ChunkedFramingError(problem='truncated trailer')
-                if trailer in (b'\r\n', b'\n'):
-                    break
-            self._done = True
-        self._left_in_chunk = size
+    def submit(self, function, *args):
+        future = futures.Future()
+        self._jobs.put((future, function, args))
+        return future
 
-    def _end_chunk(self):
-        if self._stream.readline(3) not in (b'\r\n', b'\n'):
-            raise ChunkedFramingError(problem='chunk not followed by CRLF')
-
-    def read(self, size=-1):
-        parts = []
-        wanted = size if size is not None and size >= 0 else None
-        while not self._done and (wanted is None or wanted > 0):
-            if self._left_in_chunk == 0:
-                self._next_chunk()
+    def _work(self):
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
                 continue
-            step = self._left_in_chunk
-            if wanted is not None:
-                step = min(step, wanted)
-            data = self._stream.read(step)
-            if not data:
-                raise ChunkedFramingError(
-                    problem='connection closed mid-chunk')
-            parts.append(data)
-            self._left_in_chunk -= len(data)
-            if wanted is not None:
-                wanted -= len(data)
-            if self._left_in_chunk == 0:
-                self._end_chunk()
-        return b''.join(parts)
+            try:
+                future.set_result(function(*args))
+            except BaseException as error:
+                future.set_exception(error)
+
+    def shutdown(self, wait=False):
+        for _ in range(self._size):
+            self._jobs.put(None)
 
 
-class ContinueOnRead:
-    """A request body that sends "100 Continue" when first read.
+class _Log:
+    """gunicorn's logger interface over oslo.log."""
 
-    A client that sent ``Expect: 100-continue`` holds its body back until
-    it hears this (curl does, for large bodies); an application that
-    answers without reading the body (413) never invites it.
+    def __init__(self, read_timeout):
+        self._read_timeout = read_timeout
+
+    def critical(self, msg, *args, **kwargs):
+        LOG.critical(msg, *args, **kwargs)
+
+    def error(self, msg, *args, **kwargs):
+        LOG.error(msg, *args, **kwargs)
+
+    def warning(self, msg, *args, **kwargs):
+        LOG.warning(msg, *args, **kwargs)
+
+    def info(self, msg, *args, **kwargs):
+        LOG.info(msg, *args, **kwargs)
+
+    def debug(self, msg, *args, **kwargs):
+        LOG.debug(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs):
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            # A client silent for a whole read timeout (before its
+            # handshake, its request or the rest of its body): not a bug.
+            LOG.warning('A client sent nothing for %d s, connection '
+                        'closed', self._read_timeout)
+            return
+        LOG.exception(msg, *args, **kwargs)
+
+    def log(self, level, msg, *args, **kwargs):
+        LOG.log(level, msg, *args, **kwargs)
+
+    def access(self, resp, req, environ, request_time):
+        LOG.info('%s "%s %s" %s %d.%03d s', environ.get('REMOTE_ADDR'),
+                 environ.get('REQUEST_METHOD'), environ.get('PATH_INFO'),
+                 resp.status, request_time.seconds,
+                 request_time.microseconds // 1000)
+
+    def close_on_exec(self):
+        pass
+
+    def reopen_files(self):
+        pass
+
+
+class AgentWorker(gthread.ThreadWorker):
+    """gunicorn's threaded worker, run in the agent's process."""
+
+    def __init__(self, sockets, wsgi_app, cfg, log, read_timeout):
+        super().__init__(0, os.getppid(), sockets, None, read_timeout, cfg,
+                         log)
+        self.wsgi = wsgi_app
+        self.read_timeout = read_timeout
+        # What init_process() would set up, minus what belongs to a
+        # worker process of its own (signals, user, fds).
+        self.tpool = self.get_thread_pool()
+        self.poller = selectors.DefaultSelector()
+        self.method_queue.init()
+
+    def get_thread_pool(self):
+        return _DaemonThreadPool(self.cfg.threads)
+
+    def notify(self):
+        # No arbiter watches this worker.
+        pass
+
+    def handle_error(self, req, client, addr, exc):
+        addr = addr or ('', -1)
+        if isinstance(exc, ssl.SSLError):
+            LOG.warning('TLS handshake with %s refused: %s', addr[0], exc)
+            return
+        refused = refusal(exc)
+        if refused is None:
+            LOG.error('Request from %s failed', addr[0], exc_info=exc)
+            refused = (500, 'agent', f'internal error '
+                       f'({type(exc).__name__}); see the amphora agent log')
+        else:
+            LOG.warning('Request from %s refused (%d): %s: %s', addr[0],
+                        refused[0], refused[1], refused[2])
+        try:
+            client.sendall(error_answer(*refused))
+        except OSError as error:
+            LOG.debug('Error answer to %s not sent: %s', addr[0], error)
+
+
+class _TimedContext:
+    """What gunicorn wraps a connection with: the holder's context now.
+
+    The connection's socket gets the read timeout before the handshake,
+    so the handshake and every later read are bounded by it.
     """
 
-    def __init__(self, stream, wfile):
-        self._stream = stream
-        self._wfile = wfile
+    def __init__(self, context, read_timeout):
+        self._context = context
+        self._read_timeout = read_timeout
 
-    def _invite(self):
-        if self._wfile is not None:
-            self._wfile.write(b'HTTP/1.1 100 Continue\r\n\r\n')
-            self._wfile.flush()
-            self._wfile = None
-
-    def read(self, size=-1):
-        self._invite()
-        return self._stream.read(size)
-
-    def readline(self, size=-1):
-        self._invite()
-        return self._stream.readline(size)
+    def wrap_socket(self, sock, **kwargs):
+        sock.settimeout(self._read_timeout)
+        return self._context.wrap_socket(sock, **kwargs)
 
 
-class _ServerHandler(simple_server.ServerHandler):
-    # wsgiref would announce its own and Python's versions.
-    server_software = SERVER_SOFTWARE
+def _with_client_identity(app):
+    """Add the TLS environment (``HTTPS``, the client's CN) to requests."""
 
-    def log_exception(self, exc_info):
-        LOG.error('Request failed', exc_info=exc_info)
-
-
-class AgentRequestHandler(simple_server.WSGIRequestHandler):
-    """One request per TLS connection, logged through oslo.log."""
-
-    server_version = SERVER_SOFTWARE
-    sys_version = ''
-
-    def setup(self):
-        self.timeout = self.server.read_timeout
-        super().setup()
-
-    def get_environ(self):
-        environ = super().get_environ()
+    def identified(environ, start_response):
         environ['HTTPS'] = 'on'
-        peer = self.connection.getpeercert() or {}
+        connection = environ.get('gunicorn.socket')
+        peer = {}
+        if isinstance(connection, ssl.SSLSocket):
+            peer = connection.getpeercert() or {}
         for rdn in peer.get('subject', ()):
             for key, value in rdn:
                 if key == 'commonName':
                     environ['SSL_CLIENT_S_DN_CN'] = value
-        return environ
-
-    def handle(self):
-        # wsgiref's own handle(), except that a chunked body reaches the
-        # application decoded (wsgiref passes chunk framing through) and
-        # "Expect: 100-continue" is honoured.
-        self.raw_requestline = self.rfile.readline(_MAX_REQUEST_LINE + 1)
-        if len(self.raw_requestline) > _MAX_REQUEST_LINE:
-            self.requestline = ''
-            self.request_version = ''
-            self.command = ''
-            self.send_error(414)
-            return
-        if not self.parse_request():
-            return
-        environ = self.get_environ()
-        body = self.rfile
-        if environ.get('HTTP_EXPECT', '').lower() == '100-continue':
-            body = ContinueOnRead(body, self.wfile)
-        encoding = environ.get('HTTP_TRANSFER_ENCODING', '').lower()
-        if 'chunked' in encoding:
-            body = ChunkedReader(body)
-            environ['wsgi.input_terminated'] = True
-            environ.pop('CONTENT_LENGTH', None)
-        handler = _ServerHandler(body, self.wfile, self.get_stderr(),
-                                 environ, multithread=True)
-        handler.request_handler = self
-        handler.run(self.server.get_app())
-
-    def log_message(self, format, *args):
-        LOG.info('%s %s', self.address_string(), format % args)
+        return app(environ, start_response)
+    return identified
 
 
-class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
-    daemon_threads = True
-    # Shutdown does not wait for connections in progress: a client that
-    # trickles its body could hold it for a whole read timeout, and an nft
-    # transaction is atomic, so abandoning a request mid-way is safe.
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 64
+class AgentServer:
+    """The agent's HTTPS listener and the gunicorn worker serving it."""
 
     def __init__(self, host, port, ssl_context, read_timeout, app):
         """``ssl_context`` is an ssl.SSLContext or a holder of one.
@@ -223,11 +307,25 @@ class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         """
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                   flags=socket.AI_PASSIVE)[0]
-        self.address_family = info[0]
         self.ssl_context = ssl_context
         self.read_timeout = read_timeout
-        super().__init__(info[4], AgentRequestHandler)
-        self.set_app(app)
+        self.socket = socket.socket(info[0], socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if info[0] == socket.AF_INET6:
+                # '::' then serves IPv4 clients too, whatever the sysctl
+                # says.
+                self.socket.setsockopt(socket.IPPROTO_IPV6,
+                                       socket.IPV6_V6ONLY, 0)
+            self.socket.bind(info[4])
+            self.socket.listen(REQUEST_QUEUE_SIZE)
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_port = self.socket.getsockname()[1]
+        self._worker = AgentWorker([self.socket], _with_client_identity(app),
+                                   self._config(), _Log(read_timeout),
+                                   read_timeout)
 
     @property
     def ssl_context(self):
@@ -243,40 +341,42 @@ class AgentServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         # either the old context or the new one, never a mix.
         self._tls_source = context_or_holder
 
-    def server_bind(self):
-        if self.address_family == socket.AF_INET6:
-            # '::' then serves IPv4 clients too, whatever the sysctl says.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
-                                   0)
-        socketserver.TCPServer.server_bind(self)
-        # HTTPServer.server_bind would resolve the bind address to a FQDN,
-        # a DNS query an amphora without DNS can hang on.
-        self.server_name = socket.gethostname()
-        self.server_port = self.server_address[1]
-        self.setup_environ()
+    def _config(self):
+        def context_for_connection(conf, default_factory):
+            # Read once per connection: it keeps this context whatever
+            # replaces it while it lasts.
+            return _TimedContext(self.ssl_context, self.read_timeout)
 
-    def finish_request(self, request, client_address):
-        # Runs in the connection's worker thread.
-        request.settimeout(self.read_timeout)
-        # Read once: the connection keeps this context whatever replaces
-        # it while the connection lasts.
-        context = self.ssl_context
-        try:
-            tls = context.wrap_socket(request, server_side=True)
-        except OSError as error:  # ssl.SSLError and timeouts included
-            LOG.warning('TLS handshake with %s refused: %s',
-                        client_address[0], error)
-            return
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        except TimeoutError:
-            LOG.warning('Connection from %s idle for %d s, closed',
-                        client_address[0], self.read_timeout)
-        finally:
-            tls.close()
+        cfg = gunicorn_config.Config()
+        for name, value in (
+                ('threads', THREADS),
+                ('worker_connections', MAX_CONNECTIONS),
+                # One request per connection.
+                ('keepalive', 0),
+                ('graceful_timeout', GRACEFUL_STOP),
+                ('limit_request_line', MAX_REQUEST_LINE),
+                ('limit_request_fields', MAX_HEADER_FIELDS),
+                ('limit_request_field_size', MAX_HEADER_FIELD_SIZE),
+                # Marks the worker's connections as TLS; the context
+                # itself comes from the hook.
+                ('certfile', 'agent_server_cert'),
+                ('ssl_context', context_for_connection),
+                ('do_handshake_on_connect', True)):
+            cfg.set(name, value)
+        return cfg
 
-    def handle_error(self, request, client_address):
-        LOG.exception('Connection from %s failed', client_address[0])
+    def serve_forever(self):
+        """Serve until shutdown(); requests in progress get a grace time."""
+        self._worker.run()
+
+    def shutdown(self):
+        """Make serve_forever() return; safe from any thread."""
+        self._worker.handle_exit(None, None)
+
+    def server_close(self):
+        self.socket.close()
+        self._worker.method_queue.close()
+        self._worker.tmp.close()
 
 
 def serve_until(server, stop_event):
@@ -288,5 +388,5 @@ def serve_until(server, stop_event):
         stop_event.wait()
     finally:
         server.shutdown()
-        server.server_close()
         thread.join()
+        server.server_close()

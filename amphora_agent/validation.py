@@ -18,6 +18,12 @@ controller, knows what to fix.
 
 import jsonschema
 
+# No agent request nests deeper than a few levels; a deeper value is
+# refused before the schema, whose checks and messages recurse per level.
+MAX_DEPTH = 32
+# A schema message quotes the offending value; a huge one is cut.
+MAX_REASON = 300
+
 
 class InvalidRequest(ValueError):
     """A request that cannot be applied; ``field`` is its JSON path."""
@@ -39,12 +45,45 @@ def json_path(parts):
     return text or 'body'
 
 
+def too_deep(body, limit=MAX_DEPTH):
+    """InvalidRequest for the first value nested deeper than ``limit``.
+
+    None when there is none. Iterative and linear in the size of ``body``.
+    """
+    stack = [(body, [])]
+    while stack:
+        value, parts = stack.pop()
+        if isinstance(value, dict):
+            children = value.items()
+        elif isinstance(value, list):
+            children = enumerate(value)
+        else:
+            continue
+        if len(parts) >= limit:
+            return InvalidRequest(json_path(parts),
+                                  f'nested deeper than the {limit} levels '
+                                  'any request has')
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, parts + [key]))
+    return None
+
+
+def _shortened(text):
+    if len(text) <= MAX_REASON:
+        return text
+    return f'{text[:MAX_REASON]}... ({len(text)} characters)'
+
+
 def schema_error(validator, body, pattern_reason=None):
     """The most relevant schema violation of ``body``, or None.
 
     ``pattern_reason`` words a failed ``pattern`` check (the schema's regular
     expression means nothing to a caller), given the offending value.
     """
+    deep = too_deep(body)
+    if deep:
+        return deep
     # is_valid() stops at the first problem; collecting every error (to
     # pick the most relevant one) is only worth it for a bad request.
     if validator.is_valid(body):
@@ -64,4 +103,4 @@ def schema_error(validator, body, pattern_reason=None):
     if error.validator == 'pattern' and pattern_reason:
         return InvalidRequest(json_path(parts),
                               pattern_reason(error.instance))
-    return InvalidRequest(json_path(parts), error.message)
+    return InvalidRequest(json_path(parts), _shortened(error.message))

@@ -22,6 +22,7 @@ from oslo_log import log as logging
 from pecan import hooks
 import webob
 from webob import exc
+from webob import request as webob_request
 
 from amphora_agent.firewall import engine
 from amphora_agent.firewall import model
@@ -78,6 +79,15 @@ class JsonErrorHook(hooks.PecanHook):
             return error_response(400, error.field, error.reason)
         if isinstance(error, exc.HTTPException):
             return _http_error_response(state.request, error)
+        if isinstance(error, webob_request.DisconnectionError):
+            # The caller went away mid-body: nothing is wrong here, and
+            # the answer will most likely not reach it.
+            LOG.warning('%s %s from %s: the client closed the connection '
+                        'before sending its whole body',
+                        state.request.method, state.request.path,
+                        state.request.remote_addr)
+            return error_response(400, 'body', 'the connection closed '
+                                  'before the whole body arrived')
         if isinstance(error, engine.FirewallError):
             # nft's own words are what an operator needs here.
             LOG.error('%s %s: the kernel refused the ruleset: %s',

@@ -16,20 +16,63 @@ of it is read into memory: a declared Content-Length is checked at once, and
 a body of unknown length (chunked transfer encoding, which the server has
 already decoded into a stream that ends) is read no further than one byte
 past the limit.
+
+Once the answer is sent, whatever the client still sends of its body is
+read and discarded, up to DISCARD_LIMIT bytes: a client that sends its whole
+body at once (without waiting for "100 Continue") is still sending when the
+413 goes out, and closing the connection with its bytes unread would make
+the kernel reset it, losing the 413 on the way.
 """
 
 import io
 
 from amphora_agent.api import errors
 
+# What is read and discarded after an answer, at the most; each read is
+# bounded by the server's read timeout.
+DISCARD_LIMIT = 16 * 1024 * 1024
+_DISCARD_STEP = 64 * 1024
+
 
 def _refuse(start_response, status, field, reason):
-    # Whatever of the body is still unread stays unread; the agent's server
-    # ends the connection after every response, so none of it is taken
-    # for a next request.
     response = errors.error_response(status, field, reason)
     start_response(response.status, response.headerlist)
     return [response.body]
+
+
+def discard(stream, limit=DISCARD_LIMIT):
+    """Read ``stream`` to its end or ``limit`` bytes; True at its end."""
+    left = limit
+    try:
+        while left > 0:
+            data = stream.read(min(_DISCARD_STEP, left))
+            if not data:
+                return True
+            left -= len(data)
+    except Exception:  # noqa: BLE001 - a broken body: nothing to keep
+        # Broken framing, a reset, a read timeout: the connection is
+        # closed anyway.
+        return False
+    return False
+
+
+class _DiscardRestOnClose:
+    """An answer that, once sent, discards the rest of the request body."""
+
+    def __init__(self, answer, body):
+        self._answer = answer
+        self._body = body
+
+    def __iter__(self):
+        return iter(self._answer)
+
+    def close(self):
+        try:
+            close = getattr(self._answer, 'close', None)
+            if close is not None:
+                close()
+        finally:
+            discard(self._body)
 
 
 class BodySizeLimit:
@@ -38,6 +81,10 @@ class BodySizeLimit:
         self.max_body_size = max_body_size
 
     def __call__(self, environ, start_response):
+        return _DiscardRestOnClose(self._limited(environ, start_response),
+                                   environ['wsgi.input'])
+
+    def _limited(self, environ, start_response):
         declared = environ.get('CONTENT_LENGTH')
         if declared:
             try:

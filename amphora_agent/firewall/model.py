@@ -171,20 +171,20 @@ class SecurityGroup:
         return dict(self.canonical)
 
 
-def _network(text, field):
+def _parsed(parse, kind, text, field):
     try:
-        return addresses.parse_network(text)
+        return parse(text)
     except ValueError:
         raise InvalidRequest(
-            field, f'{text!r} is not a valid IP network') from None
+            field, f'{text!r} is not a valid IP {kind}') from None
+
+
+def _network(text, field):
+    return _parsed(addresses.parse_network, 'network', text, field)
 
 
 def _address(text, field):
-    try:
-        return addresses.parse_address(text)
-    except ValueError:
-        raise InvalidRequest(
-            field, f'{text!r} is not a valid IP address') from None
+    return _parsed(addresses.parse_address, 'address', text, field)
 
 
 def _networks(texts, field):
@@ -229,11 +229,12 @@ def _parse_security_group(body):
     error = validation.schema_error(_VALIDATOR, body)
     if error:
         raise error
-    vip_interfaces = []
+    # A dict keeps the first occurrence of each address, in order, in
+    # linear time.
+    vip_interfaces = {}
     for index, text in enumerate(body['vip_interfaces']):
-        address = _address(text, f'vip_interfaces[{index}]')
-        if address not in vip_interfaces:
-            vip_interfaces.append(address)
+        vip_interfaces.setdefault(
+            _address(text, f'vip_interfaces[{index}]'), None)
     entries = []
     for index, listener in enumerate(body.get('listeners', ())):
         cidrs = listener.get('allowed_cidrs')

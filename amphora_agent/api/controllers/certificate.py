@@ -22,6 +22,7 @@ upstream's agent answers. A refused one (400) or one that cannot be stored
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api import errors
 from amphora_agent import tls
 
@@ -32,9 +33,7 @@ class CertificateController:
     def __init__(self, credentials):
         self._credentials = credentials
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
     def index_put(self, *args, **kwargs):

@@ -22,8 +22,8 @@ import socket
 
 from oslo_config import cfg
 import pbr.version
-import pecan
 
+from amphora_agent.api.controllers import base
 API_VERSION = '1.0'
 
 # What this agent's firewall offers callers; it changes only with the code.
@@ -50,9 +50,7 @@ class InfoController:
         self._network_namespace = network_namespace
         self._engine = engine
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
     def index_get(self):

@@ -23,6 +23,7 @@ import ipaddress
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api import errors
 from amphora_agent.api import request_body
 from amphora_agent.firewall import model
@@ -35,9 +36,7 @@ class InterfaceRulesController:
         self._firewall = firewall
         self._address = address
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
     def index_put(self):

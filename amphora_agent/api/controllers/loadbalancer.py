@@ -26,8 +26,8 @@
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api.controllers import engine_answers
-from amphora_agent.engine import errors
 from amphora_agent.engine import haproxy
 
 LOG = logging.getLogger(__name__)
@@ -39,19 +39,15 @@ class HaproxyConfigController:
         self._amphora_id = amphora_id
         self._loadbalancer_id = loadbalancer_id
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
+    @base.engine_errors('haproxy')
     def index_put(self, *args, **kwargs):
         # Whatever pecan made of the body (form fields, for a client that
         # labels the file as a form) is ignored: the body is the file.
         text = engine_answers.read_text(pecan.request)
-        try:
-            output = self._engine.haproxy.store(self._loadbalancer_id, text)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'haproxy')
+        output = self._engine.haproxy.store(self._loadbalancer_id, text)
         LOG.info('haproxy configuration of load balancer %s (amphora %s) '
                  'stored for %s', self._loadbalancer_id, self._amphora_id,
                  pecan.request.remote_addr)
@@ -64,19 +60,15 @@ class ActionController:
         self._loadbalancer_id = loadbalancer_id
         self._action = action
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
+    @base.engine_errors('haproxy')
     def index_put(self, *args, **kwargs):
         if self._action not in haproxy.ACTIONS:
             engine_answers.bad_action(self._action, haproxy.ACTIONS)
-        try:
-            details = self._engine.haproxy.act(self._loadbalancer_id,
-                                               self._action)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'haproxy')
+        details = self._engine.haproxy.act(self._loadbalancer_id,
+                                           self._action)
         return engine_answers.ok(details)
 
 
@@ -85,16 +77,12 @@ class StatusController:
         self._engine = engine
         self._loadbalancer_id = loadbalancer_id
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
+    @base.engine_errors('haproxy')
     def index_get(self):
-        try:
-            return self._engine.haproxy.status(self._loadbalancer_id)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'haproxy')
+        return self._engine.haproxy.status(self._loadbalancer_id)
 
 
 class LoadBalancerResource:
@@ -102,16 +90,12 @@ class LoadBalancerResource:
         self._engine = engine
         self._loadbalancer_id = loadbalancer_id
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='DELETE', template='json')
+    @base.engine_errors('haproxy')
     def index_delete(self):
-        try:
-            details = self._engine.haproxy.delete(self._loadbalancer_id)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'haproxy')
+        details = self._engine.haproxy.delete(self._loadbalancer_id)
         return engine_answers.ok(details, status=200)
 
 

@@ -28,6 +28,7 @@ naming the new address works as soon as the plug has answered.
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api import errors
 from amphora_agent.api import request_body
 from amphora_agent.network import interfaces
@@ -82,9 +83,7 @@ class VipController:
         self._firewall = firewall
         self._vip = vip
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='POST', template='json')
     def index_post(self):
@@ -115,9 +114,7 @@ class NetworkPortController:
         self._firewall = firewall
         self._mac_address = mac_address
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='DELETE', template='json')
     def index_delete(self):
@@ -134,9 +131,7 @@ class NetworkController:
         self._network = network
         self._firewall = firewall
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='POST', template='json')
     def index_post(self):
@@ -169,9 +164,7 @@ class InterfacesController:
         self._network = network
         self._firewall = firewall
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
     def index_get(self):

@@ -13,6 +13,7 @@
 
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api.controllers import certificate
 from amphora_agent.api.controllers import info
 from amphora_agent.api.controllers import interface
@@ -60,9 +61,7 @@ class RootController:
                     V1Controller(firewall, network_namespace, engine,
                                  credentials))
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
     def index_get(self):

@@ -20,6 +20,7 @@ place an operator sees the firewall at work).
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api import request_body
 from amphora_agent.firewall import model
 
@@ -30,9 +31,7 @@ class CountersController:
     def __init__(self, firewall):
         self._firewall = firewall
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
     def index_get(self):
@@ -44,9 +43,7 @@ class SecurityGroupController:
         self._firewall = firewall
         self.counters = CountersController(firewall)
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='GET', template='json')
     def index_get(self):

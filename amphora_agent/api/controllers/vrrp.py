@@ -22,8 +22,8 @@
 from oslo_log import log as logging
 import pecan
 
+from amphora_agent.api.controllers import base
 from amphora_agent.api.controllers import engine_answers
-from amphora_agent.engine import errors
 from amphora_agent.engine import keepalived
 
 LOG = logging.getLogger(__name__)
@@ -33,17 +33,13 @@ class UploadController:
     def __init__(self, engine):
         self._engine = engine
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
+    @base.engine_errors('keepalived')
     def index_put(self, *args, **kwargs):
         text = engine_answers.read_text(pecan.request)
-        try:
-            output = self._engine.keepalived.store(text)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'keepalived')
+        output = self._engine.keepalived.store(text)
         LOG.info('keepalived configuration stored for %s',
                  pecan.request.remote_addr)
         return engine_answers.ok(output or 'Configuration file is valid')
@@ -54,18 +50,14 @@ class ActionController:
         self._engine = engine
         self._action = action
 
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
+    index = base.generic_index()
 
     @index.when(method='PUT', template='json')
+    @base.engine_errors('keepalived')
     def index_put(self, *args, **kwargs):
         if self._action not in keepalived.ACTIONS:
             engine_answers.bad_action(self._action, keepalived.ACTIONS)
-        try:
-            details = self._engine.keepalived.act(self._action)
-        except errors.EngineError as error:
-            return engine_answers.failure(error, 'keepalived')
+        details = self._engine.keepalived.act(self._action)
         return engine_answers.ok(details)
 
 

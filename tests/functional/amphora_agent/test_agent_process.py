@@ -72,7 +72,7 @@ def test_info_names_the_agent(agent, amphora):
 
     assert response.status_code == 200
     # Nothing about the Python or library versions inside.
-    assert response.headers['Server'] == 'amphora-sriov-agent'
+    assert response.headers['Server'] == 'gunicorn'
     info = response.json()
     assert info['hostname'] == socket.gethostname()
     assert info['api_version'] == '1.0'

@@ -9,54 +9,44 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Decoding of chunked request bodies by the agent's HTTP server."""
+"""The JSON answers the agent's server gives to requests gunicorn refuses."""
 
-import io
+import json
 
+from gunicorn.http import errors as http_errors
 import pytest
 
 from amphora_agent import server
 
 
-def reader(raw):
-    return server.ChunkedReader(io.BufferedReader(io.BytesIO(raw)))
+@pytest.mark.parametrize('error, status, field', [
+    (http_errors.LimitRequestLine(9000, 8190), 414, 'request_line'),
+    (http_errors.LimitRequestHeaders('limit request headers fields'), 431,
+     'headers'),
+    (http_errors.InvalidRequestLine('GARBAGE'), 400, 'request_line'),
+    (http_errors.InvalidHeader('CONTENT-LENGTH'), 400, 'headers'),
+    (http_errors.UnsupportedTransferCoding('xchunked'), 400,
+     'Transfer-Encoding'),
+    (http_errors.UnsupportedTransferCoding('gzip, chunked'), 501,
+     'Transfer-Encoding'),
+    (http_errors.InvalidChunkSize(b'+b9'), 400, 'body'),
+])
+def test_refusals(error, status, field):
+    assert server.refusal(error)[:2] == (status, field)
 
 
-def test_chunks_are_joined_and_the_end_is_found():
-    raw = b'5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\nNEXT'
-    stream = io.BufferedReader(io.BytesIO(raw))
-
-    assert server.ChunkedReader(stream).read() == b'hello, world'
-    # Nothing past the body was consumed.
-    assert stream.read() == b'NEXT'
+def test_other_errors_are_not_refusals():
+    assert server.refusal(RuntimeError('bug')) is None
 
 
-def test_bounded_reads_cross_chunk_boundaries():
-    body = reader(b'3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n')
+def test_error_answer_is_http_with_the_json_error_shape():
+    answer = server.error_answer(414, 'request_line', 'too long')
+    head, _, body = answer.partition(b'\r\n\r\n')
 
-    assert body.read(2) == b'ab'
-    assert body.read(3) == b'cde'
-    assert body.read(10) == b'f'
-    assert body.read(10) == b''
-
-
-def test_reading_stops_at_the_requested_size_even_in_a_huge_chunk():
-    stream = io.BufferedReader(io.BytesIO(b'100000\r\n' + b'x' * 0x100000))
-
-    assert len(server.ChunkedReader(stream).read(10)) == 10
-    assert len(stream.read()) == 0x100000 - 10
-
-
-@pytest.mark.parametrize('raw', [
-    b'zz\r\nhello\r\n0\r\n\r\n',
-    b'-1\r\nhello\r\n0\r\n\r\n',
-    b'5\r\nhelloXX0\r\n\r\n',
-    b'5\r\nhel',
-    b'5\r\nhello\r\n',
-    b'0\r\nTrailer: x',
-    b'1' * 2000 + b'\r\n',
-], ids=['not-hex', 'negative', 'no-crlf-after-chunk', 'truncated-chunk',
-        'no-last-chunk', 'truncated-trailer', 'size-line-too-long'])
-def test_malformed_framing_is_a_value_error(raw):
-    with pytest.raises(ValueError):
-        reader(raw).read()
+    assert head.startswith(b'HTTP/1.1 414 URI Too Long\r\n')
+    assert b'Content-Length: %d' % len(body) in head
+    assert b'Connection: close' in head
+    assert json.loads(body) == {
+        'faultstring': 'request_line: too long',
+        'message': 'request_line: too long', 'field': 'request_line',
+        'reason': 'too long', 'code': 414}

@@ -11,6 +11,7 @@
 # under the License.
 
 import copy
+import time
 
 import pytest
 
@@ -245,3 +246,14 @@ def test_upstream_invalid_rules_name_the_field(address, rules, field,
         model.from_upstream_rules(address, rules)
     assert caught.value.field == field
     assert reason in caught.value.reason
+
+
+def test_many_vip_interfaces_are_deduplicated_in_linear_time():
+    # Once quadratic: 40k addresses took 23 s.
+    texts = [f'10.{n >> 16}.{(n >> 8) & 255}.{n & 255}' for n in range(40000)]
+    started = time.monotonic()
+
+    sg = model.parse_security_group({'vip_interfaces': texts + texts[:10]})
+
+    assert time.monotonic() - started < 3
+    assert len(sg.vip_interfaces) == 40000
