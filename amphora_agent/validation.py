@@ -104,3 +104,20 @@ def schema_error(validator, body, pattern_reason=None):
         return InvalidRequest(json_path(parts),
                               pattern_reason(error.instance))
     return InvalidRequest(json_path(parts), _shortened(error.message))
+
+
+class Schema:
+    """A JSON schema (draft 7), compiled once, that refuses a bad body.
+
+    ``pattern_reason`` as for schema_error.
+    """
+
+    def __init__(self, schema, pattern_reason=None):
+        self._validator = jsonschema.Draft7Validator(schema)
+        self._pattern_reason = pattern_reason
+
+    def check(self, body):
+        """Raise the most relevant violation of ``body`` as InvalidRequest."""
+        error = schema_error(self._validator, body, self._pattern_reason)
+        if error:
+            raise error

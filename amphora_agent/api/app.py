@@ -19,20 +19,20 @@ from amphora_agent.api import middleware
 from amphora_agent.api import request_body
 
 
-def build_app(firewall, max_body_size, network_namespace='', engine=None,
-              credentials=None):
-    """The WSGI app serving the agent API over ``firewall``.
+def build_app(firewall, engine, credentials, max_body_size,
+              network_namespace='', vf_link_kinds=()):
+    """The WSGI app serving the agent API.
 
-    ``firewall`` is the engine (amphora_agent.firewall.engine.Firewall or
-    anything with its apply/current/counters methods); ``engine`` the
-    load-balancing engine (amphora_agent.engine.service.Engine), whose
-    endpoints are served only when it is given; ``credentials`` the
-    server's certificate (amphora_agent.tls.TLSCredentials), which
-    ``PUT /1.0/certificate`` replaces only when it is given.
+    ``firewall`` is the firewall engine (amphora_agent.firewall.engine.
+    Firewall); ``engine`` the load-balancing engine
+    (amphora_agent.engine.service.Engine); ``credentials`` the server's
+    certificate (amphora_agent.tls.TLSCredentials), which
+    ``PUT /1.0/certificate`` replaces; ``vf_link_kinds`` the link kinds
+    the firewall engine treats as VFs, as it was built with.
     """
     app = pecan.make_app(
-        root.RootController(firewall, network_namespace, engine,
-                            credentials),
+        root.RootController(firewall, engine, credentials,
+                            network_namespace, vf_link_kinds),
         hooks=[errors.JsonErrorHook()],
         request_cls=request_body.AgentRequest,
         # "/1.0/interface/203.0.113.10/rules": an address is not a file

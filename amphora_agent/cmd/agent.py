@@ -95,9 +95,10 @@ def main(argv=None):
         load_balancing = engine_service.Engine.from_conf(CONF)
         load_balancing.resume()
         app = api_app.build_app(
-            firewall, agent_conf.max_request_body_size,
+            firewall, load_balancing, credentials,
+            agent_conf.max_request_body_size,
             network_namespace=agent_conf.network_namespace,
-            engine=load_balancing, credentials=credentials)
+            vf_link_kinds=agent_conf.vf_link_kinds)
         try:
             httpd = server.AgentServer(
                 bind_conf.bind_host, bind_conf.bind_port, credentials,

@@ -25,8 +25,6 @@ as a JSON path (``listeners[2].allowed_cidrs[5]``).
 import dataclasses
 import functools
 
-import jsonschema
-
 from amphora_agent.firewall import addresses
 from amphora_agent.firewall import bulk
 from amphora_agent import validation
@@ -98,8 +96,8 @@ UPSTREAM_RULES_SCHEMA = {
     },
 }
 
-_VALIDATOR = jsonschema.Draft7Validator(SECURITY_GROUP_SCHEMA)
-_UPSTREAM_VALIDATOR = jsonschema.Draft7Validator(UPSTREAM_RULES_SCHEMA)
+_SCHEMA = validation.Schema(SECURITY_GROUP_SCHEMA)
+_UPSTREAM_SCHEMA = validation.Schema(UPSTREAM_RULES_SCHEMA)
 
 InvalidRequest = validation.InvalidRequest
 
@@ -226,9 +224,7 @@ def parse_security_group(body):
 
 
 def _parse_security_group(body):
-    error = validation.schema_error(_VALIDATOR, body)
-    if error:
-        raise error
+    _SCHEMA.check(body)
     # A dict keeps the first occurrence of each address, in order, in
     # linear time.
     vip_interfaces = {}
@@ -284,9 +280,7 @@ def from_upstream_rules(interface_address, rules):
 
 def _from_upstream_rules(interface_address, rules):
     vip = _address(interface_address, 'interface_address')
-    error = validation.schema_error(_UPSTREAM_VALIDATOR, rules)
-    if error:
-        raise error
+    _UPSTREAM_SCHEMA.check(rules)
     entries = []
     peers = set()
     for index, rule in enumerate(rules):

@@ -255,6 +255,25 @@ class _Builder:
             f'{suffix}_{family}', _ADDR_TYPE[family],
             addresses.interval_elements(family, intervals), interval=True)
 
+    def source_matches(self, cidrs, suffix):
+        """Matches of the sources in ``cidrs``, one a family they have.
+
+        A family ``cidrs`` covers entirely is matched by family alone,
+        another by a set of its intervals named after ``suffix``.
+        """
+        matches = []
+        for family in (4, 6):
+            intervals = addresses.collapse(cidrs, family)
+            if not intervals:
+                continue
+            if addresses.covers_everything(intervals, family):
+                matches.append(_match(_NFPROTO, _NFPROTO_NAME[family]))
+            else:
+                matches.append(_match(
+                    _SADDR[family],
+                    self.source_set(suffix, family, intervals)))
+        return matches
+
     # Listeners --------------------------------------------------------
 
     def listener_map(self):
@@ -284,15 +303,7 @@ class _Builder:
         rules = []
         if not listener.allowed_cidrs:
             rules.append([_counter(accepted), ACCEPT])
-        for family in (4, 6):
-            intervals = addresses.collapse(listener.allowed_cidrs, family)
-            if not intervals:
-                continue
-            if addresses.covers_everything(intervals, family):
-                source = _match(_NFPROTO, _NFPROTO_NAME[family])
-            else:
-                source = _match(_SADDR[family],
-                                self.source_set(suffix, family, intervals))
+        for source in self.source_matches(listener.allowed_cidrs, suffix):
             rules.append([source, _counter(accepted), ACCEPT])
         if listener.allowed_cidrs:
             rules.append([_counter(dropped), DROP])
@@ -354,19 +365,9 @@ class _Builder:
     # VRRP -------------------------------------------------------------
 
     def vrrp_rules(self):
-        rules = []
-        for family in (4, 6):
-            intervals = addresses.collapse(self.sg.vrrp_peers, family)
-            if not intervals:
-                continue
-            if addresses.covers_everything(intervals, family):
-                source = _match(_NFPROTO, _NFPROTO_NAME[family])
-            else:
-                source = _match(_SADDR[family],
-                                self.source_set('vrrp', family, intervals))
-            rules.append([_match(_L4PROTO, _VRRP), source,
-                          _counter('vrrp'), ACCEPT])
-        return rules
+        return [[_match(_L4PROTO, _VRRP), source, _counter('vrrp'), ACCEPT]
+                for source in self.source_matches(self.sg.vrrp_peers,
+                                                  'vrrp')]
 
     # Static parts -----------------------------------------------------
 

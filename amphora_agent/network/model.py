@@ -116,8 +116,14 @@ PLUG_NETWORK_SCHEMA = {
     },
 }
 
-_VIP_VALIDATOR = jsonschema.Draft7Validator(PLUG_VIP_SCHEMA)
-_NETWORK_VALIDATOR = jsonschema.Draft7Validator(PLUG_NETWORK_SCHEMA)
+
+def _not_a_mac(value):
+    return f'{value!r} is not a MAC address'
+
+
+_VIP_SCHEMA = validation.Schema(PLUG_VIP_SCHEMA, pattern_reason=_not_a_mac)
+_NETWORK_SCHEMA = validation.Schema(PLUG_NETWORK_SCHEMA,
+                                    pattern_reason=_not_a_mac)
 
 InvalidRequest = validation.InvalidRequest
 
@@ -146,14 +152,6 @@ class PortPlan:
     foreign_addresses: tuple = ()
     routes: tuple = ()  # Route
     rule_sources: tuple = ()  # addresses routed by the interface's table
-
-
-def _validate(validator, body):
-    error = validation.schema_error(
-        validator, body,
-        pattern_reason=lambda value: f'{value!r} is not a MAC address')
-    if error:
-        raise error
 
 
 def _address(text, field):
@@ -236,7 +234,7 @@ def _routes(entries):
 
 def parse_plug_vip(vip_text, body):
     """Validate ``POST /1.0/plug/vip/<vip>`` and return its PortPlan."""
-    _validate(_VIP_VALIDATOR, body)
+    _VIP_SCHEMA.check(body)
     subnet = _network(body['subnet_cidr'], 'subnet_cidr')
     vip = _address_in(vip_text, subnet, 'vip', 'subnet_cidr')
     vrrp_ip = _address_in(body['vrrp_ip'], subnet, 'vrrp_ip', 'subnet_cidr')
@@ -291,7 +289,7 @@ def parse_plug_vip(vip_text, body):
 
 def parse_plug_network(body):
     """Validate ``POST /1.0/plug/network`` and return its PortPlan."""
-    _validate(_NETWORK_VALIDATOR, body)
+    _NETWORK_SCHEMA.check(body)
     addresses = []
     entries = []
     defaults = {}
@@ -327,6 +325,5 @@ def parse_mac(text):
     """A MAC address from a URL, lower case, or InvalidRequest."""
     if not isinstance(text, str) or not jsonschema.Draft7Validator(
             _MAC).is_valid(text):
-        raise InvalidRequest(field='mac_address',
-                             reason=f'{text!r} is not a MAC address')
+        raise InvalidRequest(field='mac_address', reason=_not_a_mac(text))
     return text.lower()

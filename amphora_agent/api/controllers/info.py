@@ -13,7 +13,7 @@
 
 The controller polls it after booting an amphora to learn that the agent is
 up (as upstream's flows poll upstream's ``/info``), and reads ``firewall``
-to know that this agent filters SR-IOV ports itself. With the engine, it
+to know that this agent filters SR-IOV ports itself. From the engine, it
 also learns the haproxy version, where haproxy's stats sockets go and the
 VRRP check script to name in keepalived's configuration.
 """
@@ -46,7 +46,7 @@ def _amphora_id():
 
 
 class InfoController:
-    def __init__(self, network_namespace, engine=None):
+    def __init__(self, network_namespace, engine):
         self._network_namespace = network_namespace
         self._engine = engine
 
@@ -54,14 +54,11 @@ class InfoController:
 
     @index.when(method='GET', template='json')
     def index_get(self):
-        info = {
+        return dict({
             'hostname': socket.gethostname(),
             'amphora_id': _amphora_id(),
             'api_version': API_VERSION,
             'agent_version': agent_version(),
             'network_namespace': self._network_namespace,
             'firewall': FIREWALL_CAPABILITY,
-        }
-        if self._engine is not None:
-            info.update(self._engine.info())
-        return info
+        }, **self._engine.info())

@@ -27,39 +27,38 @@ from amphora_agent.network import interfaces
 class V1Controller:
     """Everything under ``/1.0``.
 
-    ``engine`` (amphora_agent.engine.service.Engine) adds haproxy and
-    keepalived; without it the agent serves the firewall only.
-    ``credentials`` (amphora_agent.tls.TLSCredentials) adds the
-    replacement of the server certificate.
+    ``firewall`` (amphora_agent.firewall.engine.Firewall) serves the
+    security group and the interface rules; ``engine``
+    (amphora_agent.engine.service.Engine) haproxy and keepalived;
+    ``credentials`` (amphora_agent.tls.TLSCredentials) the replacement of
+    the server certificate. ``vf_link_kinds``: the link kinds the firewall
+    engine treats as VFs, so that the plug endpoints recognise VFs as it
+    does.
     """
 
-    def __init__(self, firewall, network_namespace, engine=None,
-                 credentials=None):
+    def __init__(self, firewall, engine, credentials, network_namespace,
+                 vf_link_kinds):
         self.info = info.InfoController(network_namespace, engine)
-        if credentials is not None:
-            self.certificate = certificate.CertificateController(
-                credentials)
-        if engine is not None:
-            self.loadbalancer = loadbalancer.LoadBalancerController(engine)
-            self.vrrp = vrrp.VrrpController(engine)
+        self.certificate = certificate.CertificateController(credentials)
+        self.loadbalancer = loadbalancer.LoadBalancerController(engine)
+        self.vrrp = vrrp.VrrpController(engine)
         self.interface = interface.InterfaceController(firewall)
         pecan.route(self, 'security-group',
                     security_group.SecurityGroupController(firewall))
-        # VFs are recognised as the firewall engine recognises them; a
-        # stand-in engine without link kinds has real VFs only.
+        # A VF is brought up only once the firewall filters it.
         network = interfaces.DataNamespace(
-            network_namespace, getattr(firewall, 'vf_link_kinds', ()),
-            before_link_up=getattr(firewall, 'refresh', None))
+            network_namespace, vf_link_kinds,
+            before_link_up=firewall.refresh)
         self.plug = plug.PlugController(network, firewall)
         self.interfaces = plug.InterfacesController(network, firewall)
 
 
 class RootController:
-    def __init__(self, firewall, network_namespace, engine=None,
-                 credentials=None):
+    def __init__(self, firewall, engine, credentials, network_namespace,
+                 vf_link_kinds):
         pecan.route(self, info.API_VERSION,
-                    V1Controller(firewall, network_namespace, engine,
-                                 credentials))
+                    V1Controller(firewall, engine, credentials,
+                                 network_namespace, vf_link_kinds))
 
     index = base.generic_index()
 

@@ -24,10 +24,9 @@ import threading
 
 import pytest
 
-from amphora_agent.api import app as api_app
 from amphora_agent import server
 from tests.functional.amphora_agent import conftest
-from tests.unit.amphora_agent import test_api_security_group
+from tests.unit.amphora_agent import fakes
 
 MAX_BODY = 4096
 POST = (b'POST /1.0/security-group HTTP/1.1\r\nHost: agent\r\n'
@@ -36,8 +35,7 @@ POST = (b'POST /1.0/security-group HTTP/1.1\r\nHost: agent\r\n'
 
 @pytest.fixture
 def agent_port(pki):
-    app = api_app.build_app(test_api_security_group.FakeFirewall(),
-                            MAX_BODY)
+    app = fakes.make_app(max_body_size=MAX_BODY)
     httpd = server.AgentServer(
         '127.0.0.1', conftest.free_port(conftest.IN_PROCESS_PORTS),
         server.make_ssl_context(pki.server, pki.ca), 10, app)

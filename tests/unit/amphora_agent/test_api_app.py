@@ -18,33 +18,27 @@ import socket
 import pytest
 import webob
 
-from amphora_agent.api import app as api_app
 from amphora_agent.api.controllers import info
-from tests.unit.amphora_agent import test_api_security_group as common
+from tests.unit.amphora_agent import fakes
 
 MAX_BODY = 2048
 
 
 @pytest.fixture
-def firewall():
-    return common.FakeFirewall()
-
-
-@pytest.fixture
 def app(firewall):
-    return api_app.build_app(firewall, MAX_BODY,
-                             network_namespace='amphora-haproxy')
+    return fakes.make_app(firewall=firewall, max_body_size=MAX_BODY,
+                          network_namespace='amphora-haproxy')
 
 
 def test_root_is_upstream_version_discovery(app):
-    response = common.request(app, 'GET', '/')
+    response = fakes.request(app, 'GET', '/')
 
     assert response.status_int == 200
     assert response.json == {'api_version': '1.0'}
 
 
 def test_info_says_who_and_what(app):
-    response = common.request(app, 'GET', '/1.0/info')
+    response = fakes.request(app, 'GET', '/1.0/info')
 
     assert response.status_int == 200
     body = response.json
@@ -60,16 +54,16 @@ def test_info_says_who_and_what(app):
                                   '/1.0/info/more', '/1.0/security-group/x',
                                   '/1.0/security-group/counters/x'])
 def test_unknown_path_is_404(app, path):
-    common.assert_error(common.request(app, 'GET', path), 404, 'path')
+    fakes.assert_error(fakes.request(app, 'GET', path), 404, 'path')
 
 
 @pytest.mark.parametrize('method, path', [('POST', '/'),
                                           ('DELETE', '/1.0/info'),
                                           ('PUT', '/1.0/info')])
 def test_wrong_method_is_405(app, method, path):
-    response = common.request(app, method, path, {})
+    response = fakes.request(app, method, path, {})
 
-    common.assert_error(response, 405, 'method')
+    fakes.assert_error(response, 405, 'method')
     assert response.headers['Allow'] == 'GET'
 
 
@@ -102,12 +96,12 @@ def test_declared_oversized_body_is_413_before_reading_it(app, firewall):
 
     response = webob.Request(environ).get_response(app)
 
-    common.assert_error(response, 413, 'body')
+    fakes.assert_error(response, 413, 'body')
     assert firewall.applied == []
 
 
 def test_body_at_the_limit_is_read(app, firewall):
-    body = json.dumps(common.GOOD_BODY).encode()
+    body = json.dumps(fakes.GOOD_BODY).encode()
     body += b' ' * (MAX_BODY - len(body))
 
     response = _post(app, body, {'CONTENT_LENGTH': str(len(body))})
@@ -119,7 +113,7 @@ def test_body_at_the_limit_is_read(app, firewall):
 def test_bad_content_length_is_400(app, firewall):
     response = _post(app, b'{}', {'CONTENT_LENGTH': '-5'})
 
-    common.assert_error(response, 400, 'Content-Length')
+    fakes.assert_error(response, 400, 'Content-Length')
 
 
 class CountingInput(io.BytesIO):
@@ -142,7 +136,7 @@ def test_unbounded_body_is_read_only_past_the_limit(app, firewall):
     response = _post(app, b'', {'wsgi.input': stream,
                                 'wsgi.input_terminated': True})
 
-    common.assert_error(response, 413, 'body')
+    fakes.assert_error(response, 413, 'body')
     # The answer came from MAX_BODY + 1 bytes; the rest was read only
     # after it, in steps, and discarded, so that the client receives it.
     assert stream.largest_read <= 64 * 1024
@@ -150,7 +144,7 @@ def test_unbounded_body_is_read_only_past_the_limit(app, firewall):
 
 
 def test_unbounded_body_within_the_limit_is_applied(app, firewall):
-    body = json.dumps(common.GOOD_BODY).encode()
+    body = json.dumps(fakes.GOOD_BODY).encode()
 
     response = _post(app, b'', {'wsgi.input': io.BytesIO(body),
                                 'wsgi.input_terminated': True})
@@ -167,5 +161,5 @@ def test_broken_unbounded_body_is_400(app, firewall):
     response = _post(app, b'', {'wsgi.input': Broken(),
                                 'wsgi.input_terminated': True})
 
-    common.assert_error(response, 400, 'body')
+    fakes.assert_error(response, 400, 'body')
     assert 'chunk size' in response.json['reason']

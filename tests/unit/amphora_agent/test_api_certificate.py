@@ -30,13 +30,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 import pytest
 
-from amphora_agent.api import app as api_app
 from amphora_agent import server
 from amphora_agent import tls
 from testbed import certs
-from tests.unit.amphora_agent import test_api_security_group as common
+from tests.unit.amphora_agent import fakes
 
-MAX_BODY = 64 * 1024
 DAY = datetime.timedelta(days=1)
 
 
@@ -250,13 +248,12 @@ def credentials(ca, tmp_path):
 
 @pytest.fixture
 def app(credentials):
-    return api_app.build_app(common.FakeFirewall(), MAX_BODY,
-                             credentials=credentials)
+    return fakes.make_app(credentials=credentials)
 
 
 def put(app, body, content_type='application/x-pem-file'):
-    return common.request(app, 'PUT', '/1.0/certificate', raw=body,
-                          content_type=content_type)
+    return fakes.request(app, 'PUT', '/1.0/certificate', raw=body,
+                         content_type=content_type)
 
 
 def files_beside(credentials):
@@ -294,8 +291,7 @@ def test_put_through_a_symbolic_link_replaces_its_target(ca, credentials,
     credentials.cert_path = str(link)
     pem = issue(ca, tmp_path / 'new.pem')
 
-    response = put(api_app.build_app(common.FakeFirewall(), MAX_BODY,
-                                     credentials=credentials), pem)
+    response = put(fakes.make_app(credentials=credentials), pem)
 
     assert response.status_int == 202, response.text
     assert os.path.islink(link)
@@ -334,7 +330,7 @@ def test_put_refuses_and_changes_nothing(app, credentials, ca, tmp_path,
 
     response = put(app, body)
 
-    common.assert_error(response, 400, field)
+    fakes.assert_error(response, 400, field)
     assert_nothing_changed(credentials, before)
 
 
@@ -346,7 +342,7 @@ def test_put_refused_by_openssl_changes_nothing(app, credentials, ca):
 
     response = put(app, leaf(ca, now() - DAY, now() + DAY, weak))
 
-    common.assert_error(response, 400, 'certificate')
+    fakes.assert_error(response, 400, 'certificate')
     assert 'OpenSSL refuses it' in response.json['reason']
     assert_nothing_changed(credentials, before)
 
@@ -357,7 +353,7 @@ def test_oversized_put_is_413(app, credentials, ca, tmp_path):
     response = put(app, issue(ca, tmp_path / 'new.pem') +
                    b'#' * tls.MAX_PEM_SIZE)
 
-    common.assert_error(response, 413, 'body')
+    fakes.assert_error(response, 413, 'body')
     assert_nothing_changed(credentials, before)
 
 
@@ -368,7 +364,7 @@ def test_unwritable_directory_is_500_and_changes_nothing(app, credentials,
 
     response = put(app, issue(ca, tmp_path / 'new.pem'))
 
-    common.assert_error(response, 500, 'agent_server_cert')
+    fakes.assert_error(response, 500, 'agent_server_cert')
     assert 'previous certificate stays' in response.json['reason']
     assert credentials.context is context
 
@@ -380,7 +376,7 @@ def test_unreadable_client_ca_is_500_and_changes_nothing(app, credentials,
 
     response = put(app, issue(ca, tmp_path / 'new.pem'))
 
-    common.assert_error(response, 500, 'agent_server_cert')
+    fakes.assert_error(response, 500, 'agent_server_cert')
     assert 'client CA' in response.json['reason']
     assert_nothing_changed(credentials, before)
 
@@ -401,16 +397,10 @@ def test_the_key_is_never_logged(app, ca, tmp_path, caplog):
 
 
 def test_only_put(app):
-    response = common.request(app, 'GET', '/1.0/certificate')
+    response = fakes.request(app, 'GET', '/1.0/certificate')
 
-    common.assert_error(response, 405, 'method')
+    fakes.assert_error(response, 405, 'method')
     assert response.headers['Allow'] == 'PUT'
-
-
-def test_no_endpoint_without_credentials():
-    app = api_app.build_app(common.FakeFirewall(), MAX_BODY)
-
-    common.assert_error(put(app, b'x'), 404, 'path')
 
 
 def test_server_reads_the_context_from_the_credentials(app, credentials,

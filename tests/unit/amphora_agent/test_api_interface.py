@@ -13,9 +13,8 @@
 
 import pytest
 
-from amphora_agent.api import app as api_app
 from amphora_agent.firewall import model
-from tests.unit.amphora_agent import test_api_security_group as common
+from tests.unit.amphora_agent import fakes
 
 # What upstream's controller sends for a TCP listener limited to one CIDR,
 # a UDP listener open to all, and VRRP from its peer.
@@ -26,20 +25,10 @@ UPSTREAM_RULES = [
 ]
 
 
-@pytest.fixture
-def firewall():
-    return common.FakeFirewall()
-
-
-@pytest.fixture
-def app(firewall):
-    return api_app.build_app(firewall, common.MAX_BODY)
-
-
 @pytest.mark.parametrize('address', ['203.0.113.10', '2001:db8::10'])
 def test_put_rules_applies_the_translated_rules(app, firewall, address):
-    response = common.request(app, 'PUT', f'/1.0/interface/{address}/rules',
-                              UPSTREAM_RULES)
+    response = fakes.request(app, 'PUT', f'/1.0/interface/{address}/rules',
+                             UPSTREAM_RULES)
 
     assert response.status_int == 200, response.text
     assert response.json['message'] == 'OK'
@@ -54,18 +43,18 @@ def test_put_rules_applies_the_translated_rules(app, firewall, address):
 
 
 def test_put_empty_list_keeps_only_the_base_rules(app, firewall):
-    response = common.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
-                              [])
+    response = fakes.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
+                             [])
 
     assert response.status_int == 200
     assert firewall.applied[0].listeners == ()
 
 
 def test_invalid_address_is_400(app, firewall):
-    response = common.request(app, 'PUT', '/1.0/interface/203.0.113/rules',
-                              UPSTREAM_RULES)
+    response = fakes.request(app, 'PUT', '/1.0/interface/203.0.113/rules',
+                             UPSTREAM_RULES)
 
-    common.assert_error(response, 400, 'ip')
+    fakes.assert_error(response, 400, 'ip')
     assert firewall.applied == []
 
 
@@ -79,25 +68,25 @@ def test_invalid_address_is_400(app, firewall):
 ], ids=['object', 'protocol', 'cidr', 'port', 'missing-cidr',
         'unknown-field'])
 def test_invalid_rules_are_400_naming_the_field(app, firewall, body, field):
-    response = common.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
-                              body)
+    response = fakes.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
+                             body)
 
-    common.assert_error(response, 400, field)
+    fakes.assert_error(response, 400, field)
     assert firewall.applied == []
 
 
 def test_malformed_json_is_400(app, firewall):
-    response = common.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
-                              raw=b'[{"protocol": "TCP",')
+    response = fakes.request(app, 'PUT', '/1.0/interface/203.0.113.10/rules',
+                             raw=b'[{"protocol": "TCP",')
 
-    common.assert_error(response, 400, 'body')
+    fakes.assert_error(response, 400, 'body')
     assert firewall.applied == []
 
 
 def test_get_rules_is_405_allowing_put(app):
-    response = common.request(app, 'GET', '/1.0/interface/203.0.113.10/rules')
+    response = fakes.request(app, 'GET', '/1.0/interface/203.0.113.10/rules')
 
-    common.assert_error(response, 405, 'method')
+    fakes.assert_error(response, 405, 'method')
     assert response.headers['Allow'] == 'PUT'
 
 
@@ -106,9 +95,9 @@ def test_get_rules_is_405_allowing_put(app):
                                   '/1.0/interface/203.0.113.10/rules/x',
                                   '/1.0/interface'])
 def test_other_interface_paths_are_404(app, firewall, path):
-    response = common.request(app, 'PUT', path, UPSTREAM_RULES)
+    response = fakes.request(app, 'PUT', path, UPSTREAM_RULES)
 
-    common.assert_error(response, 404, 'path')
+    fakes.assert_error(response, 404, 'path')
     assert firewall.applied == []
 
 
@@ -116,8 +105,8 @@ def test_address_on_no_interface_is_404(app, firewall):
     firewall.refuse_with = model.InvalidRequest(
         'vip_interfaces[0]', '203.0.113.99 is on no interface')
 
-    response = common.request(app, 'PUT', '/1.0/interface/203.0.113.99/rules',
-                              UPSTREAM_RULES)
+    response = fakes.request(app, 'PUT', '/1.0/interface/203.0.113.99/rules',
+                             UPSTREAM_RULES)
 
-    common.assert_error(response, 404, 'ip')
+    fakes.assert_error(response, 404, 'ip')
     assert response.json['reason'] == '203.0.113.99 is on no interface'

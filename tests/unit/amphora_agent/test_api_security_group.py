@@ -20,88 +20,30 @@ import json
 import pytest
 import webob
 
-from amphora_agent.api import app as api_app
 from amphora_agent.firewall import engine
 from amphora_agent.firewall import model
-
-MAX_BODY = 64 * 1024
-
-GOOD_BODY = {
-    'vip_interfaces': ['203.0.113.10'],
-    'listeners': [{'protocol': 'TCP', 'port': 80,
-                   'allowed_cidrs': ['198.51.100.0/24']}],
-    'vrrp_peers': ['203.0.113.11'],
-    'members': [{'address': '192.0.2.20', 'protocol': 'TCP', 'port': 8080}],
-}
+from tests.unit.amphora_agent import fakes
 
 
-class FakeFirewall:
-    """Records applied security groups; current() is the last one."""
-
-    def __init__(self):
-        self.applied = []
-        self.refuse_with = None
-
-    def apply(self, security_group):
-        if self.refuse_with:
-            raise self.refuse_with
-        self.applied.append(security_group)
-        return self.current()
-
-    def current(self):
-        if not self.applied:
-            return {'security_group': None}
-        return {'security_group': self.applied[-1].to_dict()}
-
-    def counters(self):
-        return {'listeners': {'TCP:80': {'packets': 3, 'bytes': 180}},
-                'dropped': {'packets': 7, 'bytes': 420}}
-
-
-@pytest.fixture
-def firewall():
-    return FakeFirewall()
-
-
-@pytest.fixture
-def app(firewall):
-    return api_app.build_app(firewall, MAX_BODY)
-
-
-def request(app, method, path, body=None, content_type='application/json',
-            raw=None):
-    req = webob.Request.blank(path, method=method)
-    if raw is not None or body is not None:
-        req.body = raw if raw is not None else json.dumps(body).encode()
-        req.content_type = content_type
-    return req.get_response(app)
-
-
-def assert_error(response, status, field):
-    assert response.status_int == status, response.text
-    assert response.content_type == 'application/json'
-    error = response.json
-    assert error['field'] == field
-    assert error['faultstring'] == f'{field}: {error["reason"]}'
-    assert error['message'] == error['faultstring']
-    assert error['code'] == status
+def post(app, body=fakes.GOOD_BODY):
+    return fakes.request(app, 'POST', '/1.0/security-group', body)
 
 
 def test_post_applies_the_parsed_state_and_returns_the_engine_answer(
         app, firewall):
-    response = request(app, 'POST', '/1.0/security-group', GOOD_BODY)
+    response = post(app)
 
     assert response.status_int == 200
-    assert firewall.applied == [model.parse_security_group(GOOD_BODY)]
+    assert firewall.applied == [model.parse_security_group(fakes.GOOD_BODY)]
     assert response.json == firewall.current()
     listener = response.json['security_group']['listeners'][0]
     assert listener['allowed_cidrs'] == ['198.51.100.0/24']
 
 
 def test_get_returns_the_rules_in_force(app, firewall):
-    request(app, 'POST', '/1.0/security-group', GOOD_BODY)
+    post(app)
 
-    response = request(app, 'GET', '/1.0/security-group')
+    response = fakes.request(app, 'GET', '/1.0/security-group')
 
     assert response.status_int == 200
     assert response.json == firewall.current()
@@ -110,7 +52,7 @@ def test_get_returns_the_rules_in_force(app, firewall):
 
 
 def test_get_counters(app, firewall):
-    response = request(app, 'GET', '/1.0/security-group/counters')
+    response = fakes.request(app, 'GET', '/1.0/security-group/counters')
 
     assert response.status_int == 200
     assert response.json == firewall.counters()
@@ -131,31 +73,32 @@ def _deep(depth):
      b'[{"protocol": "TCP", "port": NaN}]}', 'application/json', 400,
      'body'),
     (_deep(5000), 'application/json', 400, 'body'),
-    (json.dumps(GOOD_BODY).encode(), 'text/plain', 415, 'Content-Type'),
-    (json.dumps(GOOD_BODY).encode(), 'application/x-www-form-urlencoded',
-     415, 'Content-Type'),
+    (json.dumps(fakes.GOOD_BODY).encode(), 'text/plain', 415,
+     'Content-Type'),
+    (json.dumps(fakes.GOOD_BODY).encode(),
+     'application/x-www-form-urlencoded', 415, 'Content-Type'),
 ], ids=['truncated', 'empty', 'blank', 'not-utf8', 'duplicate-key', 'nan',
         'deeply-nested', 'text-plain', 'form'])
 def test_unreadable_body_is_refused_without_touching_the_engine(
         app, firewall, raw, content_type, status, field):
-    response = request(app, 'POST', '/1.0/security-group', raw=raw,
-                       content_type=content_type)
+    response = fakes.request(app, 'POST', '/1.0/security-group', raw=raw,
+                             content_type=content_type)
 
-    assert_error(response, status, field)
+    fakes.assert_error(response, status, field)
     assert firewall.applied == []
 
 
 def test_missing_content_type_is_refused(app, firewall):
     req = webob.Request.blank('/1.0/security-group', method='POST',
-                              body=json.dumps(GOOD_BODY).encode())
+                              body=json.dumps(fakes.GOOD_BODY).encode())
     req.headers.pop('Content-Type', None)
 
-    assert_error(req.get_response(app), 415, 'Content-Type')
+    fakes.assert_error(req.get_response(app), 415, 'Content-Type')
     assert firewall.applied == []
 
 
 def _with(**changes):
-    body = json.loads(json.dumps(GOOD_BODY))
+    body = json.loads(json.dumps(fakes.GOOD_BODY))
     for path, value in changes.items():
         target = body
         keys = path.split('__')
@@ -172,7 +115,7 @@ _DELETE = object()
 
 
 @pytest.mark.parametrize('body, field', [
-    ([GOOD_BODY], 'body'),
+    ([fakes.GOOD_BODY], 'body'),
     ('rules', 'body'),
     (_with(firewall='on'), 'firewall'),
     (_with(vip_interfaces=_DELETE), 'vip_interfaces'),
@@ -194,20 +137,20 @@ _DELETE = object()
         'bad-member-address', 'member-without-port'])
 def test_invalid_state_is_refused_naming_the_field(app, firewall, body,
                                                    field):
-    response = request(app, 'POST', '/1.0/security-group', body)
+    response = post(app, body)
 
-    assert_error(response, 400, field)
+    fakes.assert_error(response, 400, field)
     assert firewall.applied == []
 
 
 def test_bad_request_leaves_the_rules_in_force(app, firewall):
-    request(app, 'POST', '/1.0/security-group', GOOD_BODY)
-    before = request(app, 'GET', '/1.0/security-group').json
+    post(app)
+    before = fakes.request(app, 'GET', '/1.0/security-group').json
 
     bad = _with(listeners__0__allowed_cidrs=['not-a-cidr'])
-    assert request(app, 'POST', '/1.0/security-group', bad).status_int == 400
+    assert post(app, bad).status_int == 400
 
-    assert request(app, 'GET', '/1.0/security-group').json == before
+    assert fakes.request(app, 'GET', '/1.0/security-group').json == before
     assert len(firewall.applied) == 1
 
 
@@ -215,18 +158,18 @@ def test_engine_refusal_is_a_400_naming_its_field(app, firewall):
     firewall.refuse_with = model.InvalidRequest(
         'vip_interfaces[0]', '203.0.113.10 is on no interface')
 
-    response = request(app, 'POST', '/1.0/security-group', GOOD_BODY)
+    response = post(app)
 
-    assert_error(response, 400, 'vip_interfaces[0]')
+    fakes.assert_error(response, 400, 'vip_interfaces[0]')
     assert response.json['reason'] == '203.0.113.10 is on no interface'
 
 
 def test_engine_failure_is_a_500_without_internals(app, firewall):
     firewall.refuse_with = RuntimeError('nft: secret detail /etc/x')
 
-    response = request(app, 'POST', '/1.0/security-group', GOOD_BODY)
+    response = post(app)
 
-    assert_error(response, 500, 'agent')
+    fakes.assert_error(response, 500, 'agent')
     assert 'secret detail' not in response.text
     assert 'RuntimeError' in response.json['reason']
 
@@ -239,9 +182,9 @@ def test_engine_failure_is_a_500_without_internals(app, firewall):
     ('DELETE', '/1.0/security-group/counters'),
 ])
 def test_wrong_method_is_405_with_allow(app, firewall, method, path):
-    response = request(app, method, path, GOOD_BODY)
+    response = fakes.request(app, method, path, fakes.GOOD_BODY)
 
-    assert_error(response, 405, 'method')
+    fakes.assert_error(response, 405, 'method')
     assert response.headers['Allow']
     assert method not in response.headers['Allow']
     assert firewall.applied == []
@@ -251,8 +194,8 @@ def test_kernel_refusal_is_a_500_quoting_nft(app, firewall):
     firewall.refuse_with = engine.FirewallError(
         'Error: Could not process rule: No such file or directory')
 
-    response = request(app, 'POST', '/1.0/security-group', GOOD_BODY)
+    response = post(app)
 
-    assert_error(response, 500, 'firewall')
+    fakes.assert_error(response, 500, 'firewall')
     assert 'No such file or directory' in response.json['reason']
     assert 'previous one stays in force' in response.json['reason']

@@ -19,67 +19,22 @@ from oslo_config import cfg
 import pytest
 import webob
 
-from amphora_agent.api import app as api_app
 from amphora_agent import config
 from amphora_agent.engine import errors
 from amphora_agent.engine import service
+from tests.unit.amphora_agent import fakes
 
-MAX_BODY = 64 * 1024
 CONFIG = 'global\n    maxconn 100\n'
-
-
-class FakeFirewall:
-    def current(self):
-        return {'security_group': None}
-
-
-class FakeProgram:
-    """Records calls; ``failures[method]`` is raised instead."""
-
-    def __init__(self):
-        self.calls = []
-        self.failures = {}
-
-    def _call(self, method, *args):
-        self.calls.append((method,) + args)
-        if method in self.failures:
-            raise self.failures[method]
-        return f'{method} done'
-
-    def store(self, *args):
-        return self._call('store', *args)
-
-    def act(self, *args):
-        return self._call('act', *args)
-
-    def delete(self, *args):
-        return self._call('delete', *args)
-
-    def status(self, *args):
-        self._call('status', *args)
-        return {'frontends': {}, 'backends': {}}
-
-
-class FakeEngine:
-    def __init__(self):
-        self.haproxy = FakeProgram()
-        self.keepalived = FakeProgram()
-
-    def info(self):
-        return {'haproxy_version': '2.6.12',
-                'haproxy_base_path': '/run/engine',
-                'vrrp_check_script': '/run/engine/vrrp/check-haproxy'}
 
 
 @pytest.fixture
 def engine():
-    return FakeEngine()
+    return fakes.FakeEngine()
 
 
 @pytest.fixture
 def app(engine):
-    return api_app.build_app(FakeFirewall(), MAX_BODY, 'amphora-haproxy',
-                             engine=engine)
+    return fakes.make_app(engine=engine, network_namespace='amphora-haproxy')
 
 
 def request(app, method, path, body=None, content_type=None):
@@ -225,14 +180,6 @@ def test_vrrp_start_without_config_is_409(app, engine):
 
     assert response.status_int == 409
     assert response.json['field'] == 'config'
-
-
-def test_without_an_engine_only_the_firewall_is_served():
-    app = api_app.build_app(FakeFirewall(), MAX_BODY)
-
-    assert request(app, 'PUT', '/1.0/loadbalancer/lb-1/start').status_int == (
-        404)
-    assert 'haproxy_version' not in request(app, 'GET', '/1.0/info').json
 
 
 def test_engine_from_configuration(tmp_path):

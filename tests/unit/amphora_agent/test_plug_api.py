@@ -18,10 +18,9 @@ tested in tests/functional/amphora_agent/test_plug.py.
 
 import pytest
 
-from amphora_agent.api import app as api_app
 from amphora_agent.network import interfaces
 from amphora_agent.network import model
-from tests.unit.amphora_agent import test_api_security_group as common
+from tests.unit.amphora_agent import fakes
 
 MAC = 'fa:16:3e:00:00:01'
 VIP_BODY = {'mac_address': MAC, 'vrrp_ip': '192.0.2.5',
@@ -71,9 +70,7 @@ class FakeNetwork:
         return [view('eth1'), view('eth2', 'fa:16:3e:00:00:02')]
 
 
-class RolesFirewall(common.FakeFirewall):
-    vf_link_kinds = frozenset(['veth'])
-
+class RolesFirewall(fakes.FakeFirewall):
     def current(self):
         return dict(super().current(), interfaces={'eth1': 'vip'})
 
@@ -86,19 +83,27 @@ def network(monkeypatch):
 
 
 @pytest.fixture
-def app(network):
-    return api_app.build_app(RolesFirewall(), common.MAX_BODY,
-                             network_namespace='amphora-haproxy')
+def firewall():
+    return RolesFirewall()
 
 
-def test_the_network_works_on_the_configured_namespace(app, network):
+@pytest.fixture
+def app(network, firewall):
+    return fakes.make_app(firewall=firewall,
+                          network_namespace='amphora-haproxy',
+                          vf_link_kinds=['veth'])
+
+
+def test_the_network_works_on_the_configured_namespace(app, network,
+                                                       firewall):
     assert network().namespace == 'amphora-haproxy'
-    assert network().vf_link_kinds == frozenset(['veth'])
+    assert network().vf_link_kinds == ['veth']
+    assert network().before_link_up == firewall.refresh
 
 
 def test_plug_vip_hands_the_plan_over(app, network):
-    response = common.request(app, 'POST', '/1.0/plug/vip/192.0.2.10',
-                              VIP_BODY)
+    response = fakes.request(app, 'POST', '/1.0/plug/vip/192.0.2.10',
+                             VIP_BODY)
 
     assert response.status_int == 200, response.text
     assert network().plans == [model.parse_plug_vip('192.0.2.10', VIP_BODY)]
@@ -110,8 +115,8 @@ def test_plug_ipv6_vip_in_the_path(app, network):
     body = dict(VIP_BODY, vrrp_ip='2001:db8::5', subnet_cidr='2001:db8::/64',
                 gateway='2001:db8::1')
 
-    response = common.request(app, 'POST', '/1.0/plug/vip/2001:db8::10',
-                              body)
+    response = fakes.request(app, 'POST', '/1.0/plug/vip/2001:db8::10',
+                             body)
 
     assert response.status_int == 200, response.text
     assert network().plans[0].rule_sources[-1].compressed == '2001:db8::10'
@@ -129,22 +134,22 @@ def test_plug_ipv6_vip_in_the_path(app, network):
 ])
 def test_invalid_plug_is_400_and_reaches_nothing(app, network, path, body,
                                                  field):
-    response = common.request(app, 'POST', path, body)
+    response = fakes.request(app, 'POST', path, body)
 
-    common.assert_error(response, 400, field)
+    fakes.assert_error(response, 400, field)
     assert network().plans == []
 
 
 def test_plug_needs_json(app, network):
-    response = common.request(app, 'POST', '/1.0/plug/network',
-                              raw=b'mac=1', content_type='text/plain')
+    response = fakes.request(app, 'POST', '/1.0/plug/network',
+                             raw=b'mac=1', content_type='text/plain')
 
-    common.assert_error(response, 415, 'Content-Type')
+    fakes.assert_error(response, 415, 'Content-Type')
 
 
 def test_plug_network(app, network):
-    response = common.request(app, 'POST', '/1.0/plug/network',
-                              NETWORK_BODY)
+    response = fakes.request(app, 'POST', '/1.0/plug/network',
+                             NETWORK_BODY)
 
     assert response.status_int == 200, response.text
     assert network().plans == [model.parse_plug_network(NETWORK_BODY)]
@@ -165,13 +170,13 @@ def test_network_failures_are_named(app, network, error, status, field):
             ('POST', '/1.0/plug/network', NETWORK_BODY),
             ('POST', '/1.0/plug/vip/192.0.2.10', VIP_BODY),
             ('DELETE', f'/1.0/plug/network/{MAC}', None)):
-        common.assert_error(common.request(app, method, path, body),
-                            status, field)
+        fakes.assert_error(fakes.request(app, method, path, body),
+                           status, field)
 
 
 def test_unplug(app, network):
-    response = common.request(app, 'DELETE',
-                              '/1.0/plug/network/FA:16:3E:00:00:01')
+    response = fakes.request(app, 'DELETE',
+                             '/1.0/plug/network/FA:16:3E:00:00:01')
 
     assert response.status_int == 200, response.text
     assert network().unplugged == [MAC]
@@ -179,14 +184,14 @@ def test_unplug(app, network):
 
 
 def test_unplug_bad_mac_is_400(app, network):
-    common.assert_error(
-        common.request(app, 'DELETE', '/1.0/plug/network/not-a-mac'), 400,
+    fakes.assert_error(
+        fakes.request(app, 'DELETE', '/1.0/plug/network/not-a-mac'), 400,
         'mac_address')
     assert network().unplugged == []
 
 
 def test_interfaces_with_firewall_roles(app, network):
-    response = common.request(app, 'GET', '/1.0/interfaces')
+    response = fakes.request(app, 'GET', '/1.0/interfaces')
 
     assert response.status_int == 200
     assert [(item['name'], item['firewall_role'])
@@ -198,12 +203,12 @@ def test_interfaces_with_firewall_roles(app, network):
     ('GET', '/1.0/plug/network'), ('PUT', '/1.0/plug/vip/192.0.2.10'),
     ('POST', f'/1.0/plug/network/{MAC}'), ('POST', '/1.0/interfaces')])
 def test_wrong_method_is_405(app, method, path):
-    common.assert_error(common.request(app, method, path, {}), 405,
-                        'method')
+    fakes.assert_error(fakes.request(app, method, path, {}), 405,
+                       'method')
 
 
 @pytest.mark.parametrize('path', ['/1.0/plug', '/1.0/plug/vip',
                                   '/1.0/plug/vip/192.0.2.10/more',
                                   f'/1.0/plug/network/{MAC}/more'])
 def test_unknown_plug_paths_are_404(app, path):
-    common.assert_error(common.request(app, 'POST', path, {}), 404, 'path')
+    fakes.assert_error(fakes.request(app, 'POST', path, {}), 404, 'path')

@@ -1,0 +1,29 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Fixtures of the agent API tests: the app over fakes (see fakes.py).
+
+A module overrides ``firewall`` or ``app`` where it needs another one.
+"""
+
+import pytest
+
+from tests.unit.amphora_agent import fakes
+
+
+@pytest.fixture
+def firewall():
+    return fakes.FakeFirewall()
+
+
+@pytest.fixture
+def app(firewall):
+    return fakes.make_app(firewall=firewall)

@@ -1,0 +1,143 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Test doubles for the agent API, and the app built over them.
+
+The agent serves the firewall, the load-balancing engine and the server
+certificate; an API test replaces what it is not about with these fakes,
+which record what reaches them and raise what a test tells them to.
+"""
+
+import json
+
+import webob
+
+from amphora_agent.api import app as api_app
+
+MAX_BODY = 64 * 1024
+
+# A native security group the API accepts.
+GOOD_BODY = {
+    'vip_interfaces': ['203.0.113.10'],
+    'listeners': [{'protocol': 'TCP', 'port': 80,
+                   'allowed_cidrs': ['198.51.100.0/24']}],
+    'vrrp_peers': ['203.0.113.11'],
+    'members': [{'address': '192.0.2.20', 'protocol': 'TCP', 'port': 8080}],
+}
+
+
+class FakeFirewall:
+    """Records applied security groups; current() is the last one."""
+
+    def __init__(self):
+        self.applied = []
+        self.refreshes = 0
+        self.refuse_with = None
+
+    def apply(self, security_group):
+        if self.refuse_with:
+            raise self.refuse_with
+        self.applied.append(security_group)
+        return self.current()
+
+    def current(self):
+        if not self.applied:
+            return {'security_group': None}
+        return {'security_group': self.applied[-1].to_dict()}
+
+    def counters(self):
+        return {'listeners': {'TCP:80': {'packets': 3, 'bytes': 180}},
+                'dropped': {'packets': 7, 'bytes': 420}}
+
+    def refresh(self):
+        self.refreshes += 1
+
+
+class FakeProgram:
+    """haproxy or keepalived: records calls; ``failures[method]`` raised."""
+
+    def __init__(self):
+        self.calls = []
+        self.failures = {}
+
+    def _call(self, method, *args):
+        self.calls.append((method,) + args)
+        if method in self.failures:
+            raise self.failures[method]
+        return f'{method} done'
+
+    def store(self, *args):
+        return self._call('store', *args)
+
+    def act(self, *args):
+        return self._call('act', *args)
+
+    def delete(self, *args):
+        return self._call('delete', *args)
+
+    def status(self, *args):
+        self._call('status', *args)
+        return {'frontends': {}, 'backends': {}}
+
+
+class FakeEngine:
+    """The load-balancing engine (amphora_agent.engine.service.Engine)."""
+
+    def __init__(self):
+        self.haproxy = FakeProgram()
+        self.keepalived = FakeProgram()
+
+    def info(self):
+        return {'haproxy_version': '2.6.12',
+                'haproxy_base_path': '/run/engine',
+                'vrrp_check_script': '/run/engine/vrrp/check-haproxy'}
+
+
+class FakeCredentials:
+    """The server certificate (amphora_agent.tls.TLSCredentials).
+
+    Records the PEMs it is given.
+    """
+
+    def __init__(self):
+        self.replaced = []
+
+    def replace(self, data, requested_by='unknown'):
+        self.replaced.append((data, requested_by))
+
+
+def make_app(**overrides):
+    """build_app over fakes; ``overrides`` replaces any of its arguments."""
+    arguments = dict(firewall=FakeFirewall(), engine=FakeEngine(),
+                     credentials=FakeCredentials(), max_body_size=MAX_BODY)
+    arguments.update(overrides)
+    return api_app.build_app(**arguments)
+
+
+def request(app, method, path, body=None, content_type='application/json',
+            raw=None):
+    """The app's answer; ``body`` goes as JSON, ``raw`` as it is."""
+    req = webob.Request.blank(path, method=method)
+    if raw is not None or body is not None:
+        req.body = raw if raw is not None else json.dumps(body).encode()
+        req.content_type = content_type
+    return req.get_response(app)
+
+
+def assert_error(response, status, field):
+    """``response`` is the agent's JSON error naming ``field``."""
+    assert response.status_int == status, response.text
+    assert response.content_type == 'application/json'
+    error = response.json
+    assert error['field'] == field
+    assert error['faultstring'] == f'{field}: {error["reason"]}'
+    assert error['message'] == error['faultstring']
+    assert error['code'] == status
