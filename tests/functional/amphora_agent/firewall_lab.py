@@ -107,17 +107,38 @@ def _family(address):
     return socket.AF_INET6 if ':' in address else socket.AF_INET
 
 
-class TcpServer:
+class BackgroundServer:
+    """A socket in a namespace served by a daemon thread until closed."""
+
+    def __init__(self, namespace, address, port, kind):
+        self.sock = open_socket(namespace, _family(address), kind)
+        if kind == socket.SOCK_STREAM:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+        if kind == socket.SOCK_STREAM:
+            self.sock.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        raise NotImplementedError
+
+    def close(self):
+        # shutdown() wakes the accept() or recv() blocked in the serving
+        # thread (unconnected UDP says ENOTCONN, and still wakes it).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join()
+
+
+class TcpServer(BackgroundServer):
     """Accepts connections and answers each request line with a reply."""
 
     def __init__(self, namespace, address, port, reply=b'HTTP/1.0 200 OK'):
-        self.sock = open_socket(namespace, _family(address),
-                                socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(16)
+        super().__init__(namespace, address, port, socket.SOCK_STREAM)
         self.reply = reply
-        self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
@@ -133,15 +154,6 @@ class TcpServer:
                         conn.sendall(self.reply)
                 except OSError:
                     pass
-
-    def close(self):
-        # shutdown() wakes the accept() blocked in the serving thread.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join()
 
 
 def tcp_request(namespace, source, destination, port, wait=PATIENCE):
@@ -185,14 +197,11 @@ def receive(sock, size=65535, wait=PATIENCE):
         return None
 
 
-class UdpEcho:
+class UdpEcho(BackgroundServer):
     """Sends every datagram back to where it came from."""
 
     def __init__(self, namespace, address, port):
-        self.sock = open_socket(namespace, _family(address),
-                                socket.SOCK_DGRAM)
-        self.sock.bind((address, port))
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+        super().__init__(namespace, address, port, socket.SOCK_DGRAM)
         self.thread.start()
 
     def _serve(self):
@@ -204,15 +213,6 @@ class UdpEcho:
                 self.sock.sendto(payload, peer)
             except OSError:
                 return
-
-    def close(self):
-        # Unconnected UDP: shutdown() says ENOTCONN but still wakes recv().
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join()
 
 
 def udp_exchange(namespace, source, destination, port, payload=b'ping'):

@@ -214,20 +214,15 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
         assert config.read() == good
 
 
-class EchoServer:
+class EchoServer(firewall_lab.BackgroundServer):
     """Echoes every line on every connection, until closed."""
 
     def __init__(self, namespace, address, port):
-        self.sock = firewall_lab.open_socket(namespace, socket.AF_INET,
-                                             socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(16)
+        super().__init__(namespace, address, port, socket.SOCK_STREAM)
         self.connections = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
-    def _accept(self):
+    def _serve(self):
         while True:
             try:
                 connection, _ = self.sock.accept()
@@ -250,12 +245,7 @@ class EchoServer:
                 return
 
     def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join()
+        super().close()
         for connection in self.connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)
