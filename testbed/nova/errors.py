@@ -45,3 +45,15 @@ class NotAcceptable(ApiError):
 class ServerError(ApiError):
     code = 500
     title = 'computeFault'
+
+
+def lookup(collection, key, kind, shown=None):
+    """``collection[key]``, or NotFound as Nova words it.
+
+    "<kind> <shown or key> could not be found."
+    """
+    item = collection.get(key)
+    if item is None:
+        raise NotFound(f'{kind} {key if shown is None else shown} could '
+                       f'not be found.')
+    return item

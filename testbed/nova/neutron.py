@@ -137,3 +137,22 @@ class Neutron:
 
     def delete_port(self, port_id):
         self._network.delete_port(port_id, ignore_missing=True)
+
+
+def physical_network(neutron, port):
+    """The physnet a port needs a VF on, None for non-SR-IOV ports."""
+    if port.binding_vnic_type not in SRIOV_VNIC_TYPES:
+        return None
+    network = neutron.get_network(port.network_id)
+    return network.provider_physical_network or ''
+
+
+def release_port(neutron, interface):
+    """Give a server's port back as Nova does.
+
+    Nova deletes the ports it created and only unbinds the others.
+    """
+    if interface['created_by_nova']:
+        neutron.delete_port(interface['port_id'])
+    else:
+        neutron.unbind_port(interface['port_id'])

@@ -11,9 +11,12 @@
 # under the License.
 """The testbed's hypervisors, VFs and physical networks (see fabric)."""
 
+from testbed.plumbing import agents
+from testbed.plumbing import amphorae
+from testbed.plumbing import errors
 from testbed.plumbing import fabric
 
-Amphora = fabric.Amphora
+Amphora = amphorae.Amphora
 Fabric = fabric.Fabric
-PlumbingError = fabric.PlumbingError
-AGENT_PORT = fabric.AGENT_PORT
+PlumbingError = errors.PlumbingError
+AGENT_PORT = agents.AGENT_PORT

@@ -37,11 +37,8 @@ class AggregatesController:
         )
 
     def _aggregate(self, data, aggregate_id):
-        aggregate = data['aggregates'].get(str(aggregate_id))
-        if aggregate is None:
-            raise errors.NotFound(
-                f'Aggregate {aggregate_id} could not be found.')
-        return aggregate
+        return errors.lookup(data['aggregates'], str(aggregate_id),
+                             'Aggregate', shown=aggregate_id)
 
     def _aggregate_response(self, req, aggregate):
         return wsgi.json_response({'aggregate': views.aggregate(

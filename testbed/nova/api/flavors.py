@@ -44,10 +44,7 @@ class FlavorsController:
         )
 
     def _flavor(self, data, flavor_id):
-        flavor = data['flavors'].get(flavor_id)
-        if flavor is None:
-            raise errors.NotFound(f'Flavor {flavor_id} could not be found.')
-        return flavor
+        return errors.lookup(data['flavors'], flavor_id, 'Flavor')
 
     def _listed_flavors(self, req, data):
         flavors = sorted(data['flavors'].values(),
@@ -59,19 +56,18 @@ class FlavorsController:
             flavors = [f for f in flavors if not f['is_public']]
         return flavors
 
-    def list_flavors(self, req):
+    def _list(self, req, view):
         version = req.environ['nova.version']
         with self.state.read() as data:
             return wsgi.json_response({'flavors': [
-                views.flavor_summary(f, common.base_url(req), version)
+                view(f, common.base_url(req), version)
                 for f in self._listed_flavors(req, data)]})
 
+    def list_flavors(self, req):
+        return self._list(req, views.flavor_summary)
+
     def list_flavors_detail(self, req):
-        version = req.environ['nova.version']
-        with self.state.read() as data:
-            return wsgi.json_response({'flavors': [
-                views.flavor(f, common.base_url(req), version)
-                for f in self._listed_flavors(req, data)]})
+        return self._list(req, views.flavor)
 
     def show_flavor(self, req, flavor_id):
         with self.state.read() as data:
@@ -148,12 +144,17 @@ class FlavorsController:
             self._flavor(data, flavor_id)['extra_specs'].update(specs)
         return wsgi.json_response({'extra_specs': specs})
 
+    def _specs_with(self, data, flavor_id, key):
+        """The flavor's extra specs, which must hold ``key``."""
+        specs = self._flavor(data, flavor_id)['extra_specs']
+        if key not in specs:
+            raise errors.NotFound(
+                f'Flavor {flavor_id} has no extra specs with key {key}.')
+        return specs
+
     def show_extra_spec(self, req, flavor_id, key):
         with self.state.read() as data:
-            specs = self._flavor(data, flavor_id)['extra_specs']
-            if key not in specs:
-                raise errors.NotFound(
-                    f'Flavor {flavor_id} has no extra specs with key {key}.')
+            specs = self._specs_with(data, flavor_id, key)
             return wsgi.json_response({key: specs[key]})
 
     def update_extra_spec(self, req, flavor_id, key):
@@ -166,9 +167,5 @@ class FlavorsController:
 
     def delete_extra_spec(self, req, flavor_id, key):
         with self.state.transaction() as data:
-            specs = self._flavor(data, flavor_id)['extra_specs']
-            if key not in specs:
-                raise errors.NotFound(
-                    f'Flavor {flavor_id} has no extra specs with key {key}.')
-            del specs[key]
+            del self._specs_with(data, flavor_id, key)[key]
         return wsgi.json_response(None, status=200)

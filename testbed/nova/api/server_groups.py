@@ -36,11 +36,8 @@ class ServerGroupsController:
         )
 
     def _group(self, data, group_id):
-        group = data['server_groups'].get(group_id)
-        if group is None:
-            raise errors.NotFound(
-                f'Instance group {group_id} could not be found.')
-        return group
+        return errors.lookup(data['server_groups'], group_id,
+                             'Instance group')
 
     def list_server_groups(self, req):
         with self.state.read() as data:

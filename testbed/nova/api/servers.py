@@ -16,6 +16,7 @@ import uuid
 
 from testbed.nova.api import common
 from testbed.nova import errors
+from testbed.nova import records
 from testbed.nova import views
 from testbed.nova import wsgi
 
@@ -57,11 +58,7 @@ class ServersController:
             'adminPass': uuid.uuid4().hex[:12]}}, status=202)
 
     def _server(self, data, server_id):
-        server = data['servers'].get(server_id)
-        if server is None:
-            raise errors.NotFound(
-                f'Instance {server_id} could not be found.')
-        return server
+        return records.find(data, server_id)
 
     def _server_view(self, req, server):
         return views.server(server, common.base_url(req),

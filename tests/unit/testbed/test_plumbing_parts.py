@@ -16,7 +16,8 @@ import subprocess
 
 import pytest
 
-from testbed.plumbing import fabric
+from testbed.plumbing import errors
+from testbed.plumbing import networks
 from testbed.plumbing import processes
 
 
@@ -25,7 +26,7 @@ def _gateways(*interfaces):
 
 
 def test_mgmt_addresses_take_the_prefix_and_gateway_of_their_subnet():
-    matched = fabric.mgmt_interfaces(
+    matched = networks.mgmt_interfaces(
         ['203.0.113.5', '2001:db8:1::5'],
         _gateways('2001:db8:1::1/64', '203.0.113.1/28'))
     assert matched == [
@@ -38,8 +39,8 @@ def test_mgmt_addresses_take_the_prefix_and_gateway_of_their_subnet():
 
 @pytest.mark.parametrize('ip', ['198.51.100.5', '203.0.113.1'])
 def test_mgmt_address_outside_the_subnets_or_on_the_gateway_is_refused(ip):
-    with pytest.raises(fabric.PlumbingError):
-        fabric.mgmt_interfaces([ip], _gateways('203.0.113.1/28'))
+    with pytest.raises(errors.PlumbingError):
+        networks.mgmt_interfaces([ip], _gateways('203.0.113.1/28'))
 
 
 @pytest.fixture

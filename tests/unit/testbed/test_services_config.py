@@ -59,7 +59,7 @@ def test_octavia_and_worker_share_sockets_and_cloud(tmp_path):
         assert path.startswith(str(tmp_path))
         # AF_UNIX paths are limited to 107 bytes.
         assert len(path) < 108
-    assert conf['sriov_worker']['jobboard_backend_port'] == 29379
+    assert conf['task_flow']['jobboard_backend_port'] == 29379
     # The controller reaches the services as the CLI does (clouds.yaml),
     # through Octavia's own options.
     cli = clouds.cloud(testbed)
