@@ -11,6 +11,7 @@
 # under the License.
 """What every testbed service provides, and the readiness probes."""
 
+import argparse
 import socket
 import urllib.error
 import urllib.request
@@ -107,3 +108,10 @@ class Service:
     def wait_ready(self):
         process.wait_until(self.ready, self.process, 'readiness',
                            self.ready_timeout)
+
+
+def schema_main(init_db, description, argv=None):
+    """``python -m`` entry of a schema module: ``--connection URL``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--connection', required=True)
+    init_db(parser.parse_args(argv).connection)

@@ -18,13 +18,13 @@ stay out of the caller's process; recording the agents needs SQLAlchemy
 only.
 """
 
-import argparse
 import datetime
 import importlib
 import json
 
 import sqlalchemy
 
+from testbed.services import base
 from testbed.services import neutron
 
 
@@ -72,12 +72,5 @@ def refresh_agents(connection, inv):
         engine.dispose()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--connection', required=True)
-    args = parser.parse_args(argv)
-    init_db(args.connection)
-
-
 if __name__ == '__main__':
-    main()
+    base.schema_main(init_db, __doc__)

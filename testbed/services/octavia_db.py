@@ -18,12 +18,13 @@ the constants Octavia validates against, or inserts fail on foreign keys.
 Run as ``python -m testbed.services.octavia_db``.
 """
 
-import argparse
 
 from octavia.common import constants
 from octavia.db import base_models
 from octavia.db import models  # noqa: F401 (registers every table)
 import sqlalchemy
+
+from testbed.services import base
 
 # Lookup table -> the values Octavia accepts for the columns referring to it.
 LOOKUP_VALUES = {
@@ -60,12 +61,5 @@ def init_db(connection):
         engine.dispose()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--connection', required=True)
-    args = parser.parse_args(argv)
-    init_db(args.connection)
-
-
 if __name__ == '__main__':
-    main()
+    base.schema_main(init_db, __doc__)
