@@ -60,21 +60,26 @@ function configure_sriov_octavia {
     # Octavia's own credentials and endpoints: the [service_auth] (and
     # [neutron], [nova], [glance]) that Octavia's plugin writes.
 
-    iniset "$conf" sriov_worker jobboard_backend_driver redis_taskflow_driver
-    iniset "$conf" sriov_worker jobboard_backend_hosts "$SRIOV_OCTAVIA_REDIS_HOST"
-    iniset "$conf" sriov_worker jobboard_backend_port "$SRIOV_OCTAVIA_REDIS_PORT"
-    if [[ -n "$SRIOV_OCTAVIA_REDIS_PASSWORD" ]]; then
-        iniset "$conf" sriov_worker jobboard_backend_password \
-            "$SRIOV_OCTAVIA_REDIS_PASSWORD"
+    # The jobboard and the flow persistence are Octavia's own [task_flow]
+    # settings; when Octavia's plugin runs its jobboard, its settings stand
+    # and only the board name tells the two providers' jobs apart.
+    if [[ "$(iniget "$conf" task_flow jobboard_enabled)" != "True" ]]; then
+        iniset "$conf" task_flow jobboard_backend_driver redis_taskflow_driver
+        iniset "$conf" task_flow jobboard_backend_hosts "$SRIOV_OCTAVIA_REDIS_HOST"
+        iniset "$conf" task_flow jobboard_backend_port "$SRIOV_OCTAVIA_REDIS_PORT"
+        if [[ -n "$SRIOV_OCTAVIA_REDIS_PASSWORD" ]]; then
+            iniset "$conf" task_flow jobboard_backend_password \
+                "$SRIOV_OCTAVIA_REDIS_PASSWORD"
+        fi
+        if is_service_enabled mysql postgresql; then
+            recreate_database "$SRIOV_OCTAVIA_PERSISTENCE_DB"
+        else
+            mkdir -p "$DATA_DIR/sriov-octavia"
+        fi
+        iniset "$conf" task_flow persistence_connection \
+            "$(_sriov_octavia_persistence_url)"
     fi
     iniset "$conf" sriov_worker jobboard_name "$SRIOV_OCTAVIA_JOBBOARD_NAME"
-    if is_service_enabled mysql postgresql; then
-        recreate_database "$SRIOV_OCTAVIA_PERSISTENCE_DB"
-    else
-        mkdir -p "$DATA_DIR/sriov-octavia"
-    fi
-    iniset "$conf" sriov_worker persistence_connection \
-        "$(_sriov_octavia_persistence_url)"
     # The worker reports through the driver-agent's sockets: same paths.
     local kind path
     for kind in status stats get; do

@@ -11,29 +11,8 @@
 # under the License.
 """Taskflow flows the sriov-octavia worker runs, by name.
 
-``FLOWS`` maps the names the provider driver posts (``"<object>.<operation>"``)
-to flow factories: module-level functions without arguments whose import path
-is saved with each job, so that any worker can rebuild the flow.
+The ``sriov_octavia.flows`` entry points (setup.cfg) map the names the
+provider driver posts (``"<object>.<operation>"``) to flow factories; each
+takes the flavor's ``topology`` and ``sriov_vip``, which shape the flow
+(``sriov_octavia.worker.jobboard.build_flow``).
 """
-
-from flows import failover
-from flows import health_monitor
-from flows import l7policy
-from flows import l7rule
-from flows import listener
-from flows import loadbalancer
-from flows import member
-from flows import pool
-
-FLOWS = {}
-for _name, _module in (('loadbalancer', loadbalancer),
-                       ('listener', listener), ('pool', pool),
-                       ('member', member),
-                       ('health_monitor', health_monitor),
-                       ('l7policy', l7policy), ('l7rule', l7rule)):
-    FLOWS[_name + '.create'] = _module.create_flow
-    FLOWS[_name + '.update'] = _module.update_flow
-    FLOWS[_name + '.delete'] = _module.delete_flow
-FLOWS['member.batch_update'] = member.batch_update_flow
-FLOWS['loadbalancer.failover'] = failover.loadbalancer_failover_flow
-FLOWS['amphora.failover'] = failover.amphora_failover_flow

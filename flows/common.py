@@ -9,30 +9,50 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The shape every flow on a load balancer child shares."""
+"""Pieces every flow's shape is built from."""
 
 from taskflow.patterns import linear_flow
+from taskflow.patterns import unordered_flow
 
-from flows.tasks import status
+from flows.tasks import amphora_state
+from flows.tasks import security_group
 
 
-def object_flow(flow_name, object_type, steps=(), deleting=False,
-                updating=False):
-    """Guard, the operation's own steps, then the outcome report.
+def push_state_steps(sriov_vip, keepalived=False, lb_state=None,
+                     name_prefix=''):
+    """The steps bringing the amphorae in step with ``lb_state``.
 
-    :param flow_name: ``"<object>.<operation>"``, also the flow's name.
-    :param object_type: the store key of the object the flow works on.
-    :param steps: tasks or sub-flows doing the work (pushing the amphora
-        firewall, plugging ports, ...); any of them failing reverts the flow
-        and the object ends in ERROR.
-    :param deleting: report DELETED instead of ACTIVE at the end.
-    :param updating: the store also holds ``original_<object_type>``.
+    Without ``sriov_vip`` the load balancer's Neutron security group
+    follows the state; the amphorae get their whole state in one push
+    (firewall with ``sriov_vip``, haproxy, keepalived with
+    ``keepalived``).
+
+    :param lb_state: the store key of the state, by default ``lb_state``.
     """
-    flow = linear_flow.Flow(flow_name)
-    flow.add(status.ResolveParents(object_type, with_original=updating))
+    rebind = {'lb_state': lb_state} if lb_state else None
+    steps = []
+    if not sriov_vip:
+        steps.append(security_group.SyncSecurityGroup(
+            name=f'{name_prefix}sync-security-group', rebind=rebind))
+    steps.append(amphora_state.PushAmphoraState(
+        firewall=bool(sriov_vip), keepalived=keepalived,
+        name=f'{name_prefix}push-amphora-state', rebind=rebind))
+    return steps
+
+
+def per_amphora(name, roles, role_flow):
+    """``role_flow(role)`` for each role, side by side.
+
+    The amphorae of ACTIVE_STANDBY boot, plug and wait side by side; a
+    failure of either reverts both.
+    """
+    flow = unordered_flow.Flow(name)
+    flow.add(*(role_flow(role) for role in roles))
+    return flow
+
+
+def role_flow(name, role, *steps):
+    """A linear flow named after the role, of ``steps``."""
+    flow = linear_flow.Flow(f'{name}-{role.lower()}')
     flow.add(*steps)
-    if deleting:
-        flow.add(status.MarkDeleted(object_type))
-    else:
-        flow.add(status.MarkActive(object_type))
     return flow

@@ -36,133 +36,38 @@ that took the job over does it as well) and the load balancer goes to
 ERROR; the old amphora, unless step 2 deleted it, keeps serving. A slot
 that committed stays: failing over again repairs what is left.
 
-The flows' shape does not depend on the topology (``FLOWS`` factories take
-no arguments, and a resumed job must rebuild the same flow): the load
-balancer flow has a slot per role ACTIVE_STANDBY has, and a slot past the
-flavor's roles is empty.
+The flows are shaped by the topology when they are built: the load
+balancer flow has a slot per role, the standby's first (the master keeps
+serving while it is replaced, and the new standby takes over while the
+master is).
 
 Store: ``loadbalancer``, ``loadbalancer_id``, ``flavor``,
 ``availability_zone``, as every job has them; ``amphora.failover`` also
 ``amphora``: ``{"role": STANDALONE | MASTER | BACKUP, "id": server id}``
 (``id`` optional: a server that no longer serves its role is not failed
-over again).
+over again, the slot is empty).
+
+The slots' tasks on Nova and Neutron are in flows.tasks.failover_compute
+and flows.tasks.failover_network.
 """
 
-from oslo_log import log as logging
 from taskflow.patterns import linear_flow
-from taskflow import task
 
+from flows import common
 from flows.tasks import amphora
 from flows.tasks import compute
-from flows.tasks import engine
-from flows.tasks import firewall
+from flows.tasks import failover_compute
+from flows.tasks import failover_network
 from flows.tasks import identity
+from flows.tasks import lb_state
 from flows.tasks import loadbalancer_status
+from flows.tasks import member_port_plan
 from flows.tasks import member_ports
 from flows.tasks import network
 from flows.tasks import security_group
-from sriov_octavia import clients
-from sriov_octavia import conf as sriov_conf
-from sriov_octavia import flavor as sriov_flavor
-
-LOG = logging.getLogger(__name__)
-
-# The most amphorae a topology has, the slots of a load balancer failover.
-SLOTS = max(len(roles) for roles in compute.ROLES.values())
 
 
-def _vrrp_port(conn, loadbalancer, amphora_dict):
-    """What keepalived needs of an amphora's VRRP port."""
-    [port] = network.find_vrrp_ports(conn, loadbalancer['loadbalancer_id'],
-                                     (amphora_dict['role'],))
-    [fixed_ip] = [ip for ip in port.fixed_ips
-                  if ip['subnet_id'] == loadbalancer['vip_subnet_id']]
-    return {'mac_address': port.mac_address,
-            'ip_address': fixed_ip['ip_address']}
-
-
-class PlanReplacementMemberPorts(task.Task):
-    """After a slot's commit: the role's member ports for the new amphora.
-
-    A member port is named after its role and network, so the new amphora
-    takes over the ports the old one held (Nova let go of them when it
-    deleted the old server), on the networks of the direct members. A
-    network without its port (a member whose VF failed, in ERROR) gets
-    none here: that member's failure must not fail the failover. The plan
-    (``member_ports_plan_<slot>``) is what flows.tasks.member_ports
-    attaches and plugs; it makes no port, so their reverts undo nothing.
-
-    A task of this module: it composes flows.tasks.member_ports and
-    flows.tasks.firewall.
-    """
-
-    def __init__(self, slot):
-        super(PlanReplacementMemberPorts, self).__init__(
-            name=f'failover-{slot}-plan-member-ports',
-            rebind={'amphorae': f'replacement_amphorae_{slot}'},
-            provides=f'member_ports_plan_{slot}')
-
-    def execute(self, loadbalancer_id, flavor, amphorae):
-        plan = {'amphorae': amphorae, 'plug': [], 'subnets': {},
-                'new_ports': [], 'release': []}
-        if not amphorae or not flavor[sriov_flavor.ALLOW_MEMBER_SRIOV]:
-            return plan
-        conn = clients.connection()
-        [role] = {amphora_dict['role'] for amphora_dict in amphorae}
-        for subnet_id in sorted(member_ports.direct_subnets(
-                firewall.current_state(loadbalancer_id))):
-            network_id = conn.network.get_subnet(subnet_id).network_id
-            if member_ports.find_member_port(conn, loadbalancer_id, role,
-                                             network_id) is not None:
-                plan['subnets'].setdefault(network_id, []).append(subnet_id)
-        plan['plug'] = sorted(plan['subnets'])
-        LOG.info('Load balancer %s failover: member networks %s for the new '
-                 '%s amphora', loadbalancer_id, plan['plug'] or 'none', role)
-        return plan
-
-
-class PushState(task.Task):
-    """After a slot's commit: the whole state to all the amphorae.
-
-    ``push_state`` (the firewall with sriov_vip, the security group without
-    it, haproxy), then keepalived for ACTIVE_STANDBY on both amphorae: the
-    new one starts it, the peer's changes to the new VRRP address. Every
-    push carries the whole state, so there is nothing to undo.
-
-    A task of this module rather than of flows.tasks.amphora: it composes
-    flows.tasks.firewall and flows.tasks.engine, which build on that one.
-    """
-
-    def __init__(self, slot):
-        super(PushState, self).__init__(
-            name=f'failover-{slot}-push-state',
-            rebind={'old_amphora': f'old_amphora_{slot}'})
-
-    def execute(self, loadbalancer_id, flavor, availability_zone,
-                old_amphora):
-        if not old_amphora:
-            return
-        state = firewall.current_state(loadbalancer_id)
-        firewall.push_state(state, availability_zone, flavor)
-        if len(compute.roles(flavor)) < 2:
-            return
-        conn = clients.connection()
-        amphorae = compute.find_amphorae(conn, loadbalancer_id,
-                                         availability_zone)
-        if len(amphorae) < 2:
-            # A pair that had lost an amphora: keepalived waits for the
-            # slot that brings the peer back.
-            LOG.warning('Load balancer %s has %d amphora(e): keepalived is '
-                        'configured once both are back', loadbalancer_id,
-                        len(amphorae))
-            return
-        sriov_conf.register_opts(sriov_conf.CONF)
-        engine.configure_vrrp(state, amphorae,
-                              [_vrrp_port(conn, state, amphora_dict)
-                               for amphora_dict in amphorae])
-
-
-def _slot_flow(slot, find_amphora):
+def _slot_flow(slot, find_amphora, roles, sriov_vip):
     """Replace one amphora; ``find_amphora`` picks it and undoes the slot."""
     amphorae = f'replacement_amphorae_{slot}'
     ports = f'replacement_ports_{slot}'
@@ -170,22 +75,23 @@ def _slot_flow(slot, find_amphora):
     member_ports_key = f'member_ports_{slot}'
     flow = linear_flow.Flow(f'failover-{slot}')
     flow.add(find_amphora,
-             network.DeleteOldAmphoraFirst(slot),
+             failover_network.DeleteOldAmphoraFirst(slot),
              identity.IssueReplacementIdentity(slot),
-             compute.BootReplacementAmphora(slot),
+             failover_compute.BootReplacementAmphora(slot),
              compute.WaitForAmphorae(
                  name=f'failover-{slot}-wait-for-amphora',
                  rebind={'booted_amphorae': f'booted_replacement_{slot}'},
                  provides=amphorae),
              amphora.WaitForAgents(name=f'failover-{slot}-wait-for-agent',
                                    rebind={'amphorae': amphorae}),
-             network.CreateReplacementVrrpPort(slot),
-             compute.AttachReplacementPorts(slot),
-             amphora.PlugVip(name=f'failover-{slot}-plug-vip',
+             failover_network.CreateReplacementVrrpPort(slot),
+             failover_compute.AttachReplacementPorts(slot),
+             amphora.PlugVip(len(roles) == 1,
+                             name=f'failover-{slot}-plug-vip',
                              rebind={'amphorae': amphorae,
                                      'vrrp_ports': ports}),
-             network.CommitReplacement(slot),
-             PlanReplacementMemberPorts(slot),
+             failover_network.CommitReplacement(slot),
+             member_port_plan.PlanReplacementMemberPorts(slot),
              member_ports.CreateMemberPorts(
                  name=f'failover-{slot}-create-member-ports',
                  rebind={'member_ports_plan': plan},
@@ -198,15 +104,24 @@ def _slot_flow(slot, find_amphora):
                  name=f'failover-{slot}-plug-member-ports',
                  rebind={'member_ports_plan': plan,
                          'member_ports': member_ports_key}),
-             PushState(slot))
+             # The whole state to all the amphorae: keepalived starts on
+             # the new one, the peer's changes to the new VRRP address.
+             lb_state.ResolveCurrentState(
+                 name=f'failover-{slot}-resolve-state',
+                 rebind={'old_amphora': f'old_amphora_{slot}'},
+                 provides=f'lb_state_{slot}'),
+             *common.push_state_steps(sriov_vip, keepalived=len(roles) > 1,
+                                      lb_state=f'lb_state_{slot}',
+                                      name_prefix=f'failover-{slot}-'))
     return flow
 
 
-def _failover_flow(name, slots):
+def _failover_flow(name, slots, sriov_vip):
     flow = linear_flow.Flow(name)
     flow.add(loadbalancer_status.CollectNoObjects(),
-             network.GetVipPlug(),
-             security_group.GetSecurityGroup())
+             network.GetVipPlug())
+    if not sriov_vip:
+        flow.add(security_group.GetSecurityGroup())
     flow.add(*slots)
     flow.add(loadbalancer_status.MarkLoadBalancerActive())
     return flow
@@ -218,13 +133,18 @@ def loadbalancer_failover_flow(topology=None, sriov_vip=None):
     The load balancer (PENDING_UPDATE, as octavia-api set it) ends ACTIVE,
     or ERROR when a slot failed.
     """
+    roles = compute.topology_roles(topology)
     return _failover_flow(
         'loadbalancer.failover',
-        [_slot_flow(slot, network.FindAmphoraToReplace(slot))
-         for slot in range(SLOTS)])
+        [_slot_flow(slot, failover_network.FindAmphoraToReplace(slot, role),
+                    roles, sriov_vip)
+         for slot, role in enumerate(reversed(roles))], sriov_vip)
 
 
 def amphora_failover_flow(topology=None, sriov_vip=None):
     """Replace the store's ``amphora``; the load balancer ends ACTIVE."""
-    return _failover_flow('amphora.failover',
-                          [_slot_flow(0, network.FindNamedAmphora(0))])
+    roles = compute.topology_roles(topology)
+    return _failover_flow(
+        'amphora.failover',
+        [_slot_flow(0, failover_network.FindNamedAmphora(0, roles), roles,
+                    sriov_vip)], sriov_vip)

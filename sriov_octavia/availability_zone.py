@@ -16,13 +16,12 @@ networks they use there. octavia-api itself enforces valid_vip_networks;
 the worker reads compute_zone and management_network.
 """
 
-from oslo_config import cfg
 
-from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import metadata
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 
 COMPUTE_ZONE = 'compute_zone'
 MANAGEMENT_NETWORK = 'management_network'
@@ -67,31 +66,28 @@ def supported_metadata():
     return metadata.descriptions(SCHEMA)
 
 
-def validate(az_metadata, conf=CONF):
-    """Check availability zone metadata; every error names its key.
-
-    :raises UnsupportedOptionError: a key is unknown, has the wrong type,
-        or names a zone or network the cloud lacks.
-    """
-    metadata.check_schema(SCHEMA, az_metadata,
-                          'availability zone metadata')
-    sriov_conf.register_opts(conf)
-    if not conf.sriov_octavia.check_cloud_resources:
-        return
+def _cloud_references(az_metadata, connection):
     zone = az_metadata.get(COMPUTE_ZONE)
     if zone:
-        metadata.check_cloud_reference(
-            COMPUTE_ZONE, zone, 'Nova availability zone',
-            lambda: any(found.name == zone for found in
-                        clients.connection(conf).compute.availability_zones()))
+        yield (COMPUTE_ZONE, zone, 'Nova availability zone',
+               lambda: any(found.name == zone for found
+                           in connection().compute.availability_zones()))
     networks = [(MANAGEMENT_NETWORK, az_metadata.get(MANAGEMENT_NETWORK))]
     networks += [(f'{VALID_VIP_NETWORKS}.{index}', network_id)
                  for index, network_id in enumerate(
                      az_metadata.get(VALID_VIP_NETWORKS, []))]
     for key, network_id in networks:
         if network_id:
-            metadata.check_cloud_reference(
-                key, network_id, 'Neutron network with ID',
-                lambda network_id=network_id: metadata.get_exists(
-                    clients.connection(conf).network.get_network,
-                    network_id))
+            yield (key, network_id, 'Neutron network with ID',
+                   lambda network_id=network_id: metadata.get_exists(
+                       connection().network.get_network, network_id))
+
+
+def validate(az_metadata, conf=CONF):
+    """Check availability zone metadata; every error names its key.
+
+    :raises UnsupportedOptionError: a key is unknown, has the wrong type,
+        or names a zone or network the cloud lacks.
+    """
+    metadata.validate(SCHEMA, az_metadata, 'availability zone metadata',
+                      _cloud_references, conf)

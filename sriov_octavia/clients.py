@@ -25,10 +25,9 @@ octavia.conf:
   Octavia's own ``endpoint`` and ``endpoint_type`` of these sections are
   honoured when the keystoneauth ones are not set.
 
-Octavia registers ``[service_auth]`` and ``[neutron]`` completely and the
-service-name and region options of ``[nova]`` and ``[glance]``; this module
-imports those registrations and adds only the keystoneauth adapter options
-Octavia leaves out of ``[nova]`` and ``[glance]``.
+``sriov_octavia.conf`` registers all of these, as Octavia does plus the
+keystoneauth adapter options Octavia leaves out of ``[nova]`` and
+``[glance]``.
 
 A connection is built once per process and reused: building one loads the
 auth plugin and sets up a session, which is too slow to repeat for every API
@@ -49,12 +48,11 @@ from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
 
-CONF = cfg.CONF
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 _APP_NAME = 'sriov-octavia'
-_OCTAVIA_CONFIG = 'octavia.common.config'
-SERVICE_AUTH = 'service_auth'
+SERVICE_AUTH = sriov_conf.SERVICE_AUTH
 # octavia.conf section (the project name openstacksdk's from_conf looks
 # for) -> the service type it configures.
 SERVICES = {'neutron': 'network', 'nova': 'compute', 'glance': 'image'}
@@ -65,33 +63,6 @@ _OCTAVIA_ENDPOINT_TYPE = 'endpoint_type'
 
 _lock = threading.Lock()
 _connections = {}
-
-
-def register_opts(conf=CONF):
-    """Register what connection() reads.
-
-    On the global CONF these are Octavia's own registrations; a private
-    ConfigOpts (tests) gets the same keystoneauth options registered
-    directly.
-    """
-    sriov_conf.register_opts(conf)
-    if conf is CONF:
-        for group in (SERVICE_AUTH, 'api_settings') + tuple(SERVICES):
-            conf.import_group(group, _OCTAVIA_CONFIG)
-    else:
-        for group in (SERVICE_AUTH, 'neutron'):
-            ks_loading.register_auth_conf_options(conf, group)
-            ks_loading.register_session_conf_options(conf, group)
-    for group in (SERVICE_AUTH,) + tuple(SERVICES):
-        # Octavia registers these in [service_auth] and [neutron] but not
-        # in [nova] and [glance], which hold its own service_name and
-        # region_name (the same meaning): add only what is missing.
-        conf.register_group(cfg.OptGroup(group))
-        present = set(conf[group])
-        conf.register_opts(
-            [opt for opt in ks_loading.get_adapter_conf_options(
-                include_deprecated=False) if opt.dest not in present],
-            group=group)
 
 
 def _frozen(value):
@@ -115,15 +86,6 @@ def _settings(conf):
             + (_api_base_uri(conf),))
 
 
-def _registered(conf):
-    try:
-        return ('api_timeout' in conf.sriov_octavia
-                and all('endpoint_override' in conf[group]
-                        for group in (SERVICE_AUTH,) + tuple(SERVICES)))
-    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
-        return False
-
-
 def _api_base_uri(conf):
     try:
         return conf.api_settings.api_base_uri
@@ -139,8 +101,6 @@ def connection(conf=CONF):
     :raises keystoneauth1.exceptions.ClientException: the auth plugin is
         unknown or lacks options, or an option value is invalid.
     """
-    if not _registered(conf):
-        register_opts(conf)
     settings = _settings(conf)
     # The process id is part of the key: a connection inherited through
     # fork (the driver-agent forks its provider agents) would share pooled

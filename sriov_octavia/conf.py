@@ -9,14 +9,29 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Every option of the controller side (driver, worker), in one place.
+"""Every option the controller side reads, registered in one place.
 
-Each group has its own list; ``list_opts`` feeds oslo-config-generator.
+Importing this module registers on ``cfg.CONF`` this provider's own groups
+and the Octavia groups it shares with Octavia's amphora provider
+(``[controller_worker]``, ``[haproxy_amphora]``, ``[certificates]``,
+``[task_flow]``, ``[house_keeping]``, ``[service_auth]``, ``[neutron]``,
+``[nova]``, ``[glance]``, ...) as Octavia itself registers them, plus the
+keystoneauth adapter options Octavia leaves out of ``[nova]`` and
+``[glance]``. No other module registers options, and none does so lazily;
+``register_opts`` does the same for a private ``ConfigOpts`` (tests).
+``list_opts`` feeds oslo-config-generator with this provider's groups.
 """
 
+from keystoneauth1 import loading as ks_loading
+from octavia.certificates.common import local as octavia_local
+from octavia.common import config as octavia_config
 from oslo_config import cfg
 
 CONF = cfg.CONF
+
+SERVICE_AUTH = 'service_auth'
+# octavia.conf sections holding the adapter options of each service.
+SERVICES = ('neutron', 'nova', 'glance')
 
 # Groups are added by the parts that read them: keep one list per group here.
 _GROUPS = {}
@@ -42,63 +57,26 @@ _GROUPS['sriov_octavia'] = [
                      'does not block load balancer creation.'),
 ]
 
-# [sriov_worker]: the jobboard the driver posts to, the flow persistence and
-# the driver-agent sockets the worker reports status through.
+# [sriov_worker]: what is this provider's own about its jobboard and worker.
+# Where to reach the jobboard, the flow persistence and the taskflow engine
+# are Octavia's own [task_flow] options (jobboard_backend_driver, _hosts,
+# _port, _username, _password, jobboard_redis_backend_db,
+# jobboard_redis_sentinel, jobboard_expiration_time, jobboard_save_logbook,
+# persistence_connection, engine, max_workers), so a cloud whose Octavia
+# already runs a jobboard configures the backend once.
 _GROUPS['sriov_worker'] = [
-    cfg.StrOpt('jobboard_backend_driver', default='redis_taskflow_driver',
-               choices=[('redis_taskflow_driver', 'Redis (default)'),
-                        ('zookeeper_taskflow_driver',
-                         'ZooKeeper (needs the kazoo package)'),
-                        ('etcd_taskflow_driver',
-                         'etcd v3 (needs the etcd3gw package)')],
-               help='Which taskflow jobboard carries the jobs from the '
-                    'provider driver to the workers.'),
-    cfg.ListOpt('jobboard_backend_hosts', default=['127.0.0.1'],
-                help='Jobboard hosts. With Redis Sentinel these are the '
-                     'sentinels; otherwise only the first one is used for '
-                     'Redis and etcd, all of them for ZooKeeper.'),
-    cfg.PortOpt('jobboard_backend_port', default=6379,
-                help='Port of the jobboard hosts (Redis or its sentinels, '
-                     'ZooKeeper, etcd).'),
-    cfg.StrOpt('jobboard_backend_username',
-               help='User name for the jobboard (Redis ACL).'),
-    cfg.StrOpt('jobboard_backend_password', secret=True,
-               help='Password for the jobboard (Redis).'),
-    cfg.IntOpt('jobboard_redis_db', default=0, min=0,
-               help='Redis database number holding the jobboard.'),
-    cfg.StrOpt('jobboard_redis_sentinel',
-               help='Name of the Redis Sentinel master; set it to reach '
-                    'Redis through the sentinels in jobboard_backend_hosts.'),
     cfg.StrOpt('jobboard_name', default='sriov_octavia_jobboard',
-               help='Name of the jobboard: Redis key namespace, ZooKeeper '
-                    'and etcd path. Workers and drivers sharing jobs must '
-                    'use the same name.'),
-    cfg.IntOpt('jobboard_expiration_time', default=30, min=5,
-               help='Seconds a claim on a job lives without being renewed. '
-                    'A worker renews the claims of the jobs it runs; when a '
-                    'worker dies, its jobs become claimable by the other '
-                    'workers after this time and resume from the persisted '
-                    'flow state.'),
-    cfg.StrOpt('persistence_connection',
-               default='sqlite:////var/lib/octavia/'
-                       'sriov_octavia_taskflow.sqlite',
-               secret=True,
-               help='SQLAlchemy URL of the flow persistence database '
-                    '(taskflow logbooks): sqlite for a single host, MySQL '
-                    'or PostgreSQL when workers run on several hosts.'),
-    cfg.BoolOpt('save_logbook', default=False,
-                help='Keep the persisted flow state of finished jobs '
-                     '(for debugging); by default it is deleted when the '
-                     'job is consumed.'),
-    cfg.IntOpt('max_workers', default=4, min=1,
-               help='How many jobs one worker runs at the same time.'),
-    cfg.StrOpt('engine', default='parallel',
-               choices=[('serial', 'Run the tasks of a flow one by one'),
-                        ('parallel', 'Run independent tasks of a flow '
-                                     'concurrently')],
-               help='Taskflow engine that runs each flow.'),
-    cfg.IntOpt('engine_max_workers', default=4, min=1,
-               help='Threads of the parallel engine for one flow.'),
+               help='Name of this provider\'s jobboard: Redis key namespace, '
+                    'ZooKeeper and etcd path. Workers and drivers sharing '
+                    'jobs must use the same name, and it must differ from '
+                    '[task_flow] jobboard_backend_namespace, the board of '
+                    'Octavia\'s own amphora controller, whose workers would '
+                    'otherwise claim these jobs.'),
+    cfg.IntOpt('max_simultaneous_jobs', default=4, min=1,
+               deprecated_name='max_workers',
+               help='How many jobs one worker runs at the same time. (The '
+                    'threads of the parallel engine within one job are '
+                    '[task_flow] max_workers.)'),
     cfg.FloatOpt('poll_interval', default=0.5, min=0.01,
                  help='Seconds an idle worker waits before looking at the '
                       'jobboard again.'),
@@ -161,10 +139,57 @@ _GROUPS['sriov_amphora'] = [
 ]
 
 
+# Octavia's groups this provider reads, with Octavia's own option lists.
+_OCTAVIA_GROUPS = {
+    'api_settings': octavia_config.api_opts,
+    'amphora_agent': octavia_config.amphora_agent_opts,
+    'certificates': (octavia_config.certificate_opts
+                     + octavia_local.certgen_opts
+                     + octavia_local.certmgr_opts),
+    'controller_worker': octavia_config.controller_worker_opts,
+    'driver_agent': octavia_config.driver_agent_opts,
+    'glance': octavia_config.glance_opts,
+    'haproxy_amphora': octavia_config.haproxy_amphora_opts,
+    'health_manager': octavia_config.health_manager_opts,
+    'house_keeping': octavia_config.house_keeping_opts,
+    'keepalived_vrrp': octavia_config.keepalived_vrrp_opts,
+    'networking': octavia_config.networking_opts,
+    'neutron': octavia_config.neutron_opts,
+    'nova': octavia_config.nova_opts,
+    'task_flow': octavia_config.task_flow_opts,
+}
+
+
+def _register_keystoneauth(conf):
+    if conf is not CONF:
+        # Octavia's config module registered these on CONF only.
+        for group in (SERVICE_AUTH, 'neutron'):
+            ks_loading.register_auth_conf_options(conf, group)
+            ks_loading.register_session_conf_options(conf, group)
+    for group in (SERVICE_AUTH,) + SERVICES:
+        # Octavia registers the adapter options in [service_auth] and
+        # [neutron], and in [nova] and [glance] only its own service_name
+        # and region_name (the same meaning): add what is missing.
+        conf.register_group(cfg.OptGroup(group))
+        present = set(conf[group])
+        conf.register_opts(
+            [opt for opt in ks_loading.get_adapter_conf_options(
+                include_deprecated=False) if opt.dest not in present],
+            group=group)
+
+
 def register_opts(conf=CONF):
+    """Register every option the controller side reads on ``conf``."""
     for group, opts in _GROUPS.items():
         conf.register_opts(opts, group=group)
+    if conf is not CONF:
+        for group, opts in _OCTAVIA_GROUPS.items():
+            conf.register_opts(opts, group=group)
+    _register_keystoneauth(conf)
 
 
 def list_opts():
     return sorted(_GROUPS.items())
+
+
+register_opts(CONF)

@@ -17,13 +17,12 @@ every load balancer create, and hands the worker the flavor with every key
 present (``with_defaults``), so flows never guess a default.
 """
 
-from oslo_config import cfg
 
-from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import metadata
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 
 LOADBALANCER_TOPOLOGY = 'loadbalancer_topology'
 COMPUTE_FLAVOR = 'compute_flavor'
@@ -110,28 +109,27 @@ def supported_metadata():
     return metadata.descriptions(SCHEMA)
 
 
+def _cloud_references(flavor_metadata, connection):
+    compute_flavor = flavor_metadata.get(COMPUTE_FLAVOR)
+    if compute_flavor:
+        yield (COMPUTE_FLAVOR, compute_flavor, 'Nova flavor with ID',
+               lambda: metadata.get_exists(connection().compute.get_flavor,
+                                           compute_flavor))
+    image_tag = flavor_metadata.get(AMP_IMAGE_TAG)
+    if image_tag:
+        yield (AMP_IMAGE_TAG, image_tag, 'Glance image with tag',
+               lambda: any(connection().image.images(tag=image_tag,
+                                                     limit=1)))
+
+
 def validate(flavor_metadata, conf=CONF):
     """Check flavor metadata; every error names its key.
 
     :raises UnsupportedOptionError: a key is unknown, has the wrong type or
         value, or names a compute flavor or image tag the cloud lacks.
     """
-    metadata.check_schema(SCHEMA, flavor_metadata, 'flavor metadata')
-    sriov_conf.register_opts(conf)
-    if not conf.sriov_octavia.check_cloud_resources:
-        return
-    compute_flavor = flavor_metadata.get(COMPUTE_FLAVOR)
-    if compute_flavor:
-        metadata.check_cloud_reference(
-            COMPUTE_FLAVOR, compute_flavor, 'Nova flavor with ID',
-            lambda: metadata.get_exists(
-                clients.connection(conf).compute.get_flavor, compute_flavor))
-    image_tag = flavor_metadata.get(AMP_IMAGE_TAG)
-    if image_tag:
-        metadata.check_cloud_reference(
-            AMP_IMAGE_TAG, image_tag, 'Glance image with tag',
-            lambda: any(clients.connection(conf).image.images(
-                tag=image_tag, limit=1)))
+    metadata.validate(SCHEMA, flavor_metadata, 'flavor metadata',
+                      _cloud_references, conf)
 
 
 def with_defaults(flavor_metadata, conf=CONF):
@@ -142,7 +140,6 @@ def with_defaults(flavor_metadata, conf=CONF):
     the load balancer topology from, so the worker and the API agree.
     Keys without a configured default are None.
     """
-    conf.import_group('controller_worker', 'octavia.common.config')
     worker = conf.controller_worker
     flavor = {
         LOADBALANCER_TOPOLOGY: worker.loadbalancer_topology,

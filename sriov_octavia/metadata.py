@@ -26,6 +26,8 @@ from octavia_lib.api.drivers import exceptions as lib_exceptions
 from openstack import exceptions as os_exceptions
 from oslo_log import log as logging
 
+from sriov_octavia import clients
+
 LOG = logging.getLogger(__name__)
 
 _JSON_TYPES = {'boolean': 'true or false', 'string': 'a string',
@@ -86,7 +88,7 @@ def check_cloud_reference(key, value, what, exists):
 
     ``exists()`` asks the service and returns False when the resource is
     missing. Errors reaching the service (outage, missing endpoint, bad
-    clouds.yaml) are logged and the check is skipped.
+    credentials) are logged and the check is skipped.
 
     :raises UnsupportedOptionError: the service answered that it is missing.
     """
@@ -100,6 +102,25 @@ def check_cloud_reference(key, value, what, exists):
         message = f"{key}: no {what} {value!r} exists"
         raise lib_exceptions.UnsupportedOptionError(
             user_fault_string=message, operator_fault_string=message)
+
+
+def validate(schema, metadata, what, cloud_references, conf):
+    """Check ``metadata`` against ``schema``, then what it names in the cloud.
+
+    ``cloud_references(metadata, connection)`` yields ``(key, value, what,
+    exists)`` for each cloud resource the metadata names (see
+    ``check_cloud_reference``), where ``exists`` calls ``connection()``
+    for the openstacksdk connection; it is asked only with
+    ``[sriov_octavia] check_cloud_resources``.
+
+    :raises UnsupportedOptionError: naming the key and the reason.
+    """
+    check_schema(schema, metadata, what)
+    if not conf.sriov_octavia.check_cloud_resources:
+        return
+    for key, value, resource, exists in cloud_references(
+            metadata, lambda: clients.connection(conf)):
+        check_cloud_reference(key, value, resource, exists)
 
 
 def get_exists(getter, resource_id):

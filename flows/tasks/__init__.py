@@ -10,3 +10,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 """Tasks of the flows, one module per system they touch."""
+
+from taskflow import task
+
+
+class RolesTask(task.Task):
+    """A task on the amphorae of ``roles``, as the flow's topology has them."""
+
+    def __init__(self, roles, **kwargs):
+        super(RolesTask, self).__init__(**kwargs)
+        self.roles = tuple(roles)

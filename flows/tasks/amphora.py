@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Tasks on the amphora agents: wait for them, plug the VIP, firewall.
+"""Tasks on the amphora agents: wait for them, plug the VIP.
 
 What these tasks change lives inside amphorae that the compute tasks'
 reverts delete (agents, plugged VFs, firewalls with them), so they have
@@ -20,10 +20,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
-from sriov_octavia.amphora import client as agent_client
-from sriov_octavia.amphora import firewall_rules
+from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia import flavor as sriov_flavor
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -34,39 +32,13 @@ def _amphora_conf():
     return CONF.sriov_amphora
 
 
-def agent_for(amphora):
-    """A client for the amphora's agent, as the configuration says."""
-    return agent_client.AgentClient.from_conf(
-        amphora['mgmt_ip'], amphora_id=amphora.get('amphora_id'))
-
-
-def push_firewall(loadbalancer, amphorae, vrrp_ips, pools=None):
-    """Put the whole firewall state in force on each amphora.
-
-    :param amphorae: the amphora dicts, ``vrrp_ips`` their VRRP addresses
-        in the same order.
-    :param pools: all the load balancer's pools, when the caller has them
-        in a newer state than ``loadbalancer`` (see
-        ``firewall_rules.security_group_body``).
-    """
-    for amphora, vrrp_ip in zip(amphorae, vrrp_ips):
-        body = firewall_rules.security_group_body(loadbalancer, vrrp_ips,
-                                                  vrrp_ip, pools=pools)
-        with agent_for(amphora) as agent:
-            agent.set_security_group(body)
-        LOG.info('Amphora %s: firewall in force for %d listener(s), %d '
-                 'VRRP peer(s), %d member(s)', amphora['id'],
-                 len(body['listeners']), len(body['vrrp_peers']),
-                 len(body['members']))
-
-
 class WaitForAgents(task.Task):
     """Wait until the agent of every amphora answers on its mgmt IP."""
 
     def execute(self, amphorae):
         timeout = _amphora_conf().boot_timeout
         for amphora in amphorae:
-            with agent_for(amphora) as agent:
+            with amphorae_lib.agent_for(amphora) as agent:
                 info = agent.wait_until_up(timeout)
             LOG.info('Amphora %s agent is up at %s: %s', amphora['id'],
                      amphora['mgmt_ip'], info)
@@ -79,13 +51,15 @@ class PlugVip(task.Task):
     to VRRP (vip_on_interface false), only routed from the interface.
     """
 
-    def execute(self, loadbalancer, flavor, amphorae, vrrp_ports,
-                vip_plug):
-        on_interface = (flavor[sriov_flavor.LOADBALANCER_TOPOLOGY] ==
-                        sriov_flavor.TOPOLOGY_SINGLE)
+    def __init__(self, vip_on_interface, **kwargs):
+        super(PlugVip, self).__init__(**kwargs)
+        self.vip_on_interface = vip_on_interface
+
+    def execute(self, loadbalancer, amphorae, vrrp_ports, vip_plug):
+        on_interface = self.vip_on_interface
         timeout = _amphora_conf().interface_timeout
         for amphora, port in zip(amphorae, vrrp_ports):
-            with agent_for(amphora) as agent:
+            with amphorae_lib.agent_for(amphora) as agent:
                 agent.wait_for_interface(port['mac_address'], timeout)
                 interface = agent.plug_vip(
                     loadbalancer['vip_address'], port['mac_address'],
@@ -98,19 +72,3 @@ class PlugVip(task.Task):
             LOG.info('Amphora %s: VIP %s plugged on %s (VRRP address %s)',
                      amphora['id'], loadbalancer['vip_address'],
                      interface.get('name'), port['ip_address'])
-
-
-class ApplyFirewall(task.Task):
-    """sriov_vip: put the amphora firewall in force on each amphora.
-
-    A VF has no Neutron security groups; the firewall lets in the
-    listeners' allowed CIDRs, VRRP from the peers and the members' replies,
-    and nothing else. Without sriov_vip the VRRP ports have security
-    groups and the amphorae keep no firewall of their own.
-    """
-
-    def execute(self, loadbalancer, flavor, amphorae, vrrp_ports):
-        if not flavor[sriov_flavor.SRIOV_VIP]:
-            return
-        push_firewall(loadbalancer, amphorae,
-                      [port['ip_address'] for port in vrrp_ports])

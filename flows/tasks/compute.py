@@ -14,16 +14,11 @@
 Nothing here keeps its own record of what it made. Servers carry metadata
 naming their load balancer and role, server groups a name derived from the
 load balancer id, so a revert, a resumed flow or the delete flow finds them
-again in Nova itself.
-
-An amphora is passed between tasks as a dict: ``{"id": server id,
-"amphora_id": the name its agent's certificate carries, "role": STANDALONE
-| MASTER | BACKUP, "mgmt_network_id": ..., "mgmt_ip": ...}`` (``mgmt_ip``
-once the server is ACTIVE).
+again in Nova itself. An amphora is passed between tasks as the dict
+sriov_octavia.amphorae describes.
 """
 
 import base64
-import contextlib
 import time
 
 from openstack import exceptions as os_exceptions
@@ -31,7 +26,10 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
+from flows import tasks
+from flows.tasks import undo
 from sriov_octavia.amphora import bootstrap
+from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
@@ -52,6 +50,7 @@ POLL_INTERVAL = 1.0
 
 AMPHORAE = 'amphorae'
 BOOTED_AMPHORAE = 'booted_amphorae'
+BOOT_ATTRS = 'boot_attrs'
 SERVER_GROUP_ID = 'server_group_id'
 
 
@@ -90,48 +89,18 @@ def wait_until(done, timeout, what):
         time.sleep(POLL_INTERVAL)
 
 
-@contextlib.contextmanager
-def reverting(what):
-    """Undo ``what`` without ever raising.
-
-    A revert that raised would stop taskflow from reverting the tasks
-    before it, the one marking the load balancer ERROR among them, and
-    leave the load balancer PENDING for good. What a failed undo leaves
-    behind carries the load balancer's names and metadata, so deleting the
-    load balancer in ERROR removes it.
-    """
-    try:
-        yield
-    except Exception:
-        LOG.exception('Could not undo %s; deleting the load balancer in '
-                      'ERROR removes what is left', what)
-
-
 def roles(flavor):
     return ROLES[flavor[sriov_flavor.LOADBALANCER_TOPOLOGY]]
 
 
-def failover_order(flavor):
-    """The roles in the order a load balancer failover replaces them.
-
-    The standby first: the master keeps serving while it is replaced, and
-    the new standby takes over while the master is.
-    """
-    return tuple(reversed(roles(flavor)))
-
-
-def find_servers(conn, loadbalancer_id):
-    """The amphora servers of a load balancer, as Nova has them."""
-    # The name narrows the listing on a busy cloud; the metadata decides.
-    found = conn.compute.servers(
-        details=True, name=naming.server_name_pattern(loadbalancer_id))
-    return [server for server in found
-            if (server.metadata or {}).get(naming.META_LOADBALANCER) ==
-            loadbalancer_id]
+def topology_roles(topology):
+    """The roles of a flow's topology (None: SINGLE)."""
+    return ROLES[topology or sriov_flavor.TOPOLOGY_SINGLE]
 
 
 def servers_of_role(conn, loadbalancer_id, role):
-    return [server for server in find_servers(conn, loadbalancer_id)
+    return [server for server
+            in amphorae_lib.find_servers(conn, loadbalancer_id)
             if server.metadata.get(naming.META_ROLE) == role]
 
 
@@ -143,14 +112,15 @@ def find_server_groups(conn, loadbalancer_id):
 
 def delete_servers(conn, loadbalancer_id, conf=CONF):
     """Delete a load balancer's amphora servers and wait until gone."""
-    servers = find_servers(conn, loadbalancer_id)
+    servers = amphorae_lib.find_servers(conn, loadbalancer_id)
     for server in servers:
         LOG.info('Deleting amphora %s (%s) of load balancer %s', server.id,
                  (server.metadata or {}).get(naming.META_ROLE),
                  loadbalancer_id)
         conn.compute.delete_server(server, ignore_missing=True)
     if servers:
-        wait_until(lambda: not find_servers(conn, loadbalancer_id),
+        wait_until(lambda: not amphorae_lib.find_servers(conn,
+                                                         loadbalancer_id),
                    compute_timeout(conf),
                    f'the amphorae of load balancer {loadbalancer_id} to be '
                    f'deleted')
@@ -194,30 +164,15 @@ def _image_id(conn, tag):
     return newest.id
 
 
-def _mgmt_network_ids(availability_zone, conf):
-    zone_network = (availability_zone or {}).get('management_network')
-    if zone_network:
-        return [zone_network]
-    networks = list(_controller_worker(conf).amp_boot_network_list)
-    if not networks:
-        message = ('no management network: set management_network in the '
-                   'availability zone profile or [controller_worker] '
-                   'amp_boot_network_list')
-        raise ComputeError(message)
-    return networks
-
-
 class CreateServerGroup(task.Task):
     """ACTIVE_STANDBY: an anti-affinity group so the amphorae part hosts.
 
-    Provides the group id, None for SINGLE.
+    Provides the group id.
     """
 
     default_provides = SERVER_GROUP_ID
 
-    def execute(self, loadbalancer_id, flavor):
-        if len(roles(flavor)) < 2:
-            return None
+    def execute(self, loadbalancer_id):
         conn = clients.connection()
         # A worker resuming this job after another died mid-task finds the
         # group that one made.
@@ -230,22 +185,13 @@ class CreateServerGroup(task.Task):
                  loadbalancer_id)
         return group.id
 
-    def revert(self, loadbalancer_id, flavor, *args, **kwargs):
-        with reverting(f'the server group of load balancer '
-                       f'{loadbalancer_id}'):
+    def revert(self, loadbalancer_id, *args, **kwargs):
+        with undo.reverting(f'the server group of load balancer '
+                            f'{loadbalancer_id}'):
             delete_server_groups(clients.connection(), loadbalancer_id)
 
 
-def amphora_of(server, mgmt_network_id):
-    """The amphora dict of a server (without ``mgmt_ip``)."""
-    metadata = server.metadata or {}
-    return {'id': server.id,
-            'amphora_id': metadata.get(naming.META_AMPHORA_ID),
-            'role': metadata.get(naming.META_ROLE),
-            'mgmt_network_id': mgmt_network_id}
-
-
-def _boot_attrs(conn, flavor, availability_zone, server_group_id):
+def boot_attrs(conn, flavor, availability_zone, server_group_id):
     """What Nova needs to boot an amphora, and its management networks.
 
     Octavia's [controller_worker] settings for its own amphorae apply:
@@ -261,7 +207,7 @@ def _boot_attrs(conn, flavor, availability_zone, server_group_id):
                    'amp_flavor_id')
         raise ComputeError(message)
     image_id = _image_id(conn, flavor.get(sriov_flavor.AMP_IMAGE_TAG))
-    networks = _mgmt_network_ids(availability_zone, CONF)
+    networks = amphorae_lib.management_networks(availability_zone, CONF)
     worker = _controller_worker(CONF)
     attrs = {'flavor_id': compute_flavor, 'image_id': image_id,
              'networks': [{'uuid': network} for network in networks],
@@ -288,8 +234,8 @@ def _user_data(identity):
     return base64.b64encode(text.encode('utf-8')).decode('ascii')
 
 
-def _boot_server(conn, loadbalancer_id, role, identity, attrs, networks,
-                 replaces=None):
+def boot_server(conn, loadbalancer_id, role, identity, attrs, networks,
+                replaces=None):
     """Boot one amphora server; the amphora dict the tasks pass on.
 
     ``identity`` is the role's ``flows.tasks.identity`` result: the server
@@ -310,41 +256,61 @@ def _boot_server(conn, loadbalancer_id, role, identity, attrs, networks,
             'role': role, 'mgmt_network_id': networks[0]}
 
 
-class BootAmphorae(task.Task):
-    """Boot one server per role; provides them as ``booted_amphorae``.
+class PrepareBoot(task.Task):
+    """What Nova boots the load balancer's amphorae with; reads only.
 
     Compute flavor and image tag come from the flavor (which has
     [controller_worker] amp_flavor_id / amp_image_tag as defaults), the
     Nova zone and management network from the availability zone, else
-    [controller_worker] amp_boot_network_list.
+    [controller_worker] amp_boot_network_list; ``server_group_id`` (the
+    ACTIVE_STANDBY group) is optional. Looked up once, before the
+    amphorae boot side by side (the SDK's first look-up of the image
+    endpoint from two threads at once can fail): provides ``boot_attrs``,
+    ``{"attrs": Nova's server attributes, "networks": the management
+    networks}``.
     """
+
+    default_provides = BOOT_ATTRS
+
+    def execute(self, flavor, availability_zone, server_group_id=None):
+        attrs, networks = boot_attrs(clients.connection(), flavor,
+                                     availability_zone, server_group_id)
+        return {'attrs': attrs, 'networks': networks}
+
+
+class BootAmphorae(tasks.RolesTask):
+    """Boot one server per role of ``roles``; provides them in a list."""
 
     default_provides = BOOTED_AMPHORAE
 
-    def execute(self, loadbalancer_id, flavor, availability_zone,
-                server_group_id, amphora_identities):
+    def execute(self, loadbalancer_id, amphora_identities, boot_attrs):
         conn = clients.connection()
-        attrs, networks = _boot_attrs(conn, flavor, availability_zone,
-                                      server_group_id)
+        networks = boot_attrs['networks']
         # Servers of an earlier, interrupted run of this task are used, not
         # booted twice.
         existing = {(server.metadata or {}).get(naming.META_ROLE): server
-                    for server in find_servers(conn, loadbalancer_id)}
-        amphorae = []
-        for role in roles(flavor):
+                    for server in amphorae_lib.find_servers(
+                        conn, loadbalancer_id)}
+        booted = []
+        for role in self.roles:
             if role in existing:
-                amphorae.append(amphora_of(existing[role], networks[0]))
+                booted.append(amphorae_lib.amphora_of(existing[role],
+                                                      networks[0]))
                 continue
-            amphorae.append(_boot_server(conn, loadbalancer_id, role,
-                                         amphora_identities[role], attrs,
-                                         networks))
-        return amphorae
+            booted.append(boot_server(conn, loadbalancer_id, role,
+                                      amphora_identities[role],
+                                      boot_attrs['attrs'], networks))
+        return booted
 
     def revert(self, loadbalancer_id, *args, **kwargs):
         # Found by their metadata: a boot that failed half way (or a worker
         # that died after Nova answered) leaves servers no result names.
-        with reverting(f'the amphorae of load balancer {loadbalancer_id}'):
-            delete_servers(clients.connection(), loadbalancer_id)
+        with undo.reverting(f'the {"/".join(self.roles)} amphorae of load '
+                            f'balancer {loadbalancer_id}'):
+            conn = clients.connection()
+            for role in self.roles:
+                for server in servers_of_role(conn, loadbalancer_id, role):
+                    delete_server(conn, server.id)
 
 
 def _no_valid_host_hint(conn, compute_flavor, vip_network_id):
@@ -367,26 +333,6 @@ def _no_valid_host_hint(conn, compute_flavor, vip_network_id):
             'that they have free VFs on the physical network of the VIP '
             'network ([pci] device_spec on the compute hosts)' +
             (' (' + '; '.join(facts) + ')' if facts else ''))
-
-
-def _mgmt_ip(conn, server_id, mgmt_network_id):
-    for interface in conn.compute.server_interfaces(server_id):
-        if interface.net_id == mgmt_network_id and interface.fixed_ips:
-            return interface.fixed_ips[0]['ip_address']
-    raise ComputeError(f'amphora {server_id} has no address on the '
-                       f'management network {mgmt_network_id}')
-
-
-def find_amphorae(conn, loadbalancer_id, availability_zone, conf=CONF):
-    """The load balancer's amphorae, as the tasks pass them, from Nova.
-
-    For flows on a load balancer whose amphorae are up: the management
-    network is the one ``BootAmphorae`` boots them on.
-    """
-    network_id = _mgmt_network_ids(availability_zone, conf)[0]
-    return [dict(amphora_of(server, network_id),
-                 mgmt_ip=_mgmt_ip(conn, server.id, network_id))
-            for server in find_servers(conn, loadbalancer_id)]
 
 
 class WaitForAmphorae(task.Task):
@@ -415,8 +361,8 @@ class WaitForAmphorae(task.Task):
         wait_until(all_active, compute_timeout(CONF),
                    f'amphorae {", ".join(sorted(pending))} to become '
                    f'ACTIVE')
-        return [dict(amphora, mgmt_ip=_mgmt_ip(
-            conn, amphora['id'], amphora['mgmt_network_id']))
+        return [dict(amphora, mgmt_ip=amphorae_lib.mgmt_ip(
+            conn, amphora['id'], [amphora['mgmt_network_id']]))
             for amphora in amphorae]
 
     @staticmethod
@@ -489,67 +435,9 @@ class AttachPorts(task.Task):
 
     def revert(self, amphorae, vrrp_ports, *args, **kwargs):
         for amphora, port in zip(amphorae, vrrp_ports):
-            with reverting(f'the attachment of port {port["id"]} to '
-                           f'amphora {amphora["id"]}'):
+            with undo.reverting(f'the attachment of port {port["id"]} to '
+                                f'amphora {amphora["id"]}'):
                 detach_port(clients.connection(), amphora['id'], port['id'])
-
-
-class BootReplacementAmphora(task.Task):
-    """Failover: boot the amphora replacing the slot's ``old_amphora``.
-
-    ``old_amphora`` is ``{"role", "server_id", "port_id"}`` (ids None when
-    the role has lost them), None when the slot replaces nothing. The new
-    server gets the role's name and metadata, joins the load balancer's
-    server group and records the server it replaces, by which a resumed
-    run finds it again. Provides a list of one amphora (none for an empty
-    slot), the shape the create flow's tasks take.
-
-    Nothing to revert here: until the failover commits, the slot's first
-    task (flows.tasks.network.FindAmphoraToReplace) deletes every server of
-    the role but the old one.
-    """
-
-    def __init__(self, slot):
-        super(BootReplacementAmphora, self).__init__(
-            name=f'failover-{slot}-boot-replacement',
-            rebind={'old_amphora': f'old_amphora_{slot}',
-                    'identity': f'replacement_identity_{slot}'},
-            provides=f'booted_replacement_{slot}')
-
-    def execute(self, loadbalancer_id, flavor, availability_zone,
-                old_amphora, identity):
-        if not old_amphora:
-            return []
-        conn = clients.connection()
-        role = old_amphora['role']
-        replaces = old_amphora['server_id'] or ''
-        groups = find_server_groups(conn, loadbalancer_id)
-        attrs, networks = _boot_attrs(conn, flavor, availability_zone,
-                                      groups[0].id if groups else None)
-        for server in servers_of_role(conn, loadbalancer_id, role):
-            if (server.id != old_amphora['server_id'] and
-                    server.metadata.get(naming.META_REPLACES) == replaces):
-                return [amphora_of(server, networks[0])]
-        return [_boot_server(conn, loadbalancer_id, role, identity, attrs,
-                             networks, replaces=replaces)]
-
-
-class AttachReplacementPorts(task.Task):
-    """Failover: hot-plug the new VRRP port into the new amphora.
-
-    Undone with the new amphora (deleting the server gives its VF back);
-    a committed failover's attachment must stay, which a revert of its own
-    could not tell.
-    """
-
-    def __init__(self, slot):
-        super(AttachReplacementPorts, self).__init__(
-            name=f'failover-{slot}-attach-port',
-            rebind={'amphorae': f'replacement_amphorae_{slot}',
-                    'vrrp_ports': f'replacement_ports_{slot}'})
-
-    def execute(self, amphorae, vrrp_ports):
-        attach_ports(clients.connection(), amphorae, vrrp_ports)
 
 
 class DeleteAmphorae(task.Task):

@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Tasks putting the load-balancing engine's configuration in force.
+"""The load-balancing engine's configuration put in force on amphorae.
 
 haproxy: the configuration rendered from the load balancer's state goes to
 every amphora, which validates it and starts haproxy or reloads it
@@ -18,20 +18,16 @@ configuration. keepalived (ACTIVE_STANDBY): each amphora gets its VRRP
 instance on the VF of its VRRP base port, the peer being the other
 amphora's VRRP address.
 
-Every push carries the whole configuration, so nothing is undone on
-revert: the next successful push corrects what a failed one left (and a
-failed load balancer create deletes the amphorae).
+flows.tasks.amphora_state pushes both as part of an amphora's whole state.
 """
 
 from oslo_config import cfg
 from oslo_log import log as logging
-from taskflow import task
 
-from flows.tasks import amphora as amphora_tasks
+from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia.engine import keepalived_config
-from sriov_octavia import flavor as sriov_flavor
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -51,7 +47,7 @@ def push_haproxy(state, amphorae):
     lb_id = state['loadbalancer_id']
     serving = haproxy_config.has_listeners(state)
     for amphora in amphorae:
-        with amphora_tasks.agent_for(amphora) as agent:
+        with amphorae_lib.agent_for(amphora) as agent:
             if not serving:
                 agent.delete_loadbalancer(lb_id)
                 LOG.info('Amphora %s: no listener left on load balancer '
@@ -78,7 +74,7 @@ def configure_vrrp(loadbalancer, amphorae, vrrp_ports,
     vrrp_ips = [port['ip_address'] for port in vrrp_ports]
     timeout = sriov_conf.CONF.sriov_amphora.interface_timeout
     for amphora, port in zip(amphorae, vrrp_ports):
-        with amphora_tasks.agent_for(amphora) as agent:
+        with amphorae_lib.agent_for(amphora) as agent:
             interface = agent.wait_for_interface(port['mac_address'],
                                                  timeout)
             text = keepalived_config.render(
@@ -91,22 +87,3 @@ def configure_vrrp(loadbalancer, amphorae, vrrp_ports,
         LOG.info('Amphora %s (%s): keepalived %s on %s for VIP %s',
                  amphora['id'], amphora['role'], action, interface['name'],
                  loadbalancer['vip_address'])
-
-
-class ConfigureVrrp(task.Task):
-    """ACTIVE_STANDBY: keepalived on both amphorae; it holds the VIPs."""
-
-    def execute(self, loadbalancer, flavor, amphorae, vrrp_ports):
-        if (flavor[sriov_flavor.LOADBALANCER_TOPOLOGY] !=
-                sriov_flavor.TOPOLOGY_ACTIVE_STANDBY):
-            return
-        sriov_conf.register_opts(sriov_conf.CONF)
-        configure_vrrp(loadbalancer, amphorae, vrrp_ports)
-
-
-class ConfigureHaproxy(task.Task):
-    """haproxy for the listeners created with the load balancer."""
-
-    def execute(self, loadbalancer, amphorae):
-        if haproxy_config.has_listeners(loadbalancer):
-            push_haproxy(loadbalancer, amphorae)

@@ -22,7 +22,7 @@ from oslo_log import log as logging
 from oslo_utils import uuidutils
 from taskflow import task
 
-from flows.tasks import compute
+from flows import tasks
 from sriov_octavia.amphora import bootstrap
 
 LOG = logging.getLogger(__name__)
@@ -44,14 +44,13 @@ def issue(loadbalancer_id, role):
     return {'amphora_id': amphora_id, 'server_pem': server_pem}
 
 
-class IssueAmphoraIdentities(task.Task):
-    """One identity per role the flavor's topology has, by role."""
+class IssueAmphoraIdentities(tasks.RolesTask):
+    """One identity per role of ``roles``, by role."""
 
     default_provides = AMPHORA_IDENTITIES
 
-    def execute(self, loadbalancer_id, flavor):
-        return {role: issue(loadbalancer_id, role)
-                for role in compute.roles(flavor)}
+    def execute(self, loadbalancer_id):
+        return {role: issue(loadbalancer_id, role) for role in self.roles}
 
 
 class IssueReplacementIdentity(task.Task):

@@ -31,7 +31,8 @@ A VRRP port is passed between tasks as ``{"id", "mac_address",
 from oslo_log import log as logging
 from taskflow import task
 
-from flows.tasks import compute
+from flows import tasks
+from flows.tasks import undo
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
@@ -42,6 +43,10 @@ LOG = logging.getLogger(__name__)
 VNIC_TYPE_NORMAL = 'normal'
 VRRP_PORTS = 'vrrp_ports'
 VIP_PLUG = 'vip_plug'
+
+
+class NetworkError(Exception):
+    """A port the amphorae need is not in Neutron."""
 
 
 def vip_addresses(loadbalancer):
@@ -55,6 +60,11 @@ def find_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
     return [port for role in roles
             for port in conn.network.ports(
                 name=naming.vrrp_port_name(loadbalancer_id, role))]
+
+
+def role_vrrp_port(conn, loadbalancer_id, role):
+    """The VRRP port serving ``role``, None when it has none."""
+    return next(iter(find_vrrp_ports(conn, loadbalancer_id, (role,))), None)
 
 
 def find_replacement_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
@@ -72,7 +82,21 @@ def delete_vrrp_ports(conn, loadbalancer_id, roles=naming.ALL_ROLES):
                  loadbalancer_id)
 
 
-def _subnet_facts(conn, subnet_id):
+def vrrp_port_facts(conn, loadbalancer, amphora):
+    """``{"mac_address", "ip_address"}`` of the amphora's VRRP port."""
+    lb_id = loadbalancer['loadbalancer_id']
+    for port in find_vrrp_ports(conn, lb_id, (amphora['role'],)):
+        for fixed_ip in port.fixed_ips:
+            if fixed_ip['subnet_id'] == loadbalancer['vip_subnet_id']:
+                return {'mac_address': port.mac_address,
+                        'ip_address': fixed_ip['ip_address'],
+                        'amphora_id': amphora['id']}
+    raise NetworkError(f'amphora {amphora["id"]} ({amphora["role"]}) of '
+                       f'load balancer {lb_id} has no VRRP port on the VIP '
+                       f'subnet {loadbalancer["vip_subnet_id"]}')
+
+
+def subnet_facts(conn, subnet_id):
     subnet = conn.network.get_subnet(subnet_id)
     return subnet, {
         'subnet_cidr': subnet.cidr,
@@ -95,11 +119,11 @@ class GetVipPlug(task.Task):
 
     def execute(self, loadbalancer):
         conn = clients.connection()
-        subnet, facts = _subnet_facts(conn, loadbalancer['vip_subnet_id'])
+        subnet, facts = subnet_facts(conn, loadbalancer['vip_subnet_id'])
         facts['mtu'] = conn.network.get_network(subnet.network_id).mtu
         facts['additional_vips'] = []
         for extra in loadbalancer.get('additional_vips') or ():
-            _, extra_facts = _subnet_facts(conn, extra['subnet_id'])
+            _, extra_facts = subnet_facts(conn, extra['subnet_id'])
             facts['additional_vips'].append({
                 'ip_address': extra['ip_address'],
                 'subnet_cidr': extra_facts['subnet_cidr'],
@@ -153,14 +177,16 @@ def _find_or_create_port(conn, loadbalancer, amphora, name, attrs):
             'amphora_id': amphora['id']}
 
 
-class CreateVrrpPorts(task.Task):
+class CreateVrrpPorts(tasks.RolesTask):
     """One VRRP base port per amphora on the VIP subnet.
 
     Without ``sriov_vip`` the ports get the load balancer's security group
     (``security_group_id``, flows.tasks.security_group) and the VIP's.
+    On revert the ports of ``roles`` are deleted, found by their names.
     """
 
     default_provides = VRRP_PORTS
+    port_name = staticmethod(naming.vrrp_port_name)
 
     def execute(self, loadbalancer, flavor, amphorae,
                 security_group_id=None):
@@ -168,16 +194,15 @@ class CreateVrrpPorts(task.Task):
         attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
         return [_find_or_create_port(
             conn, loadbalancer, amphora,
-            naming.vrrp_port_name(loadbalancer['loadbalancer_id'],
-                                  amphora['role']),
+            self.port_name(loadbalancer['loadbalancer_id'],
+                           amphora['role']),
             attrs) for amphora in amphorae]
 
-    def revert(self, loadbalancer, flavor, *args, **kwargs):
+    def revert(self, loadbalancer, *args, **kwargs):
         # By name: a create that failed half way left ports no result names.
         lb_id = loadbalancer['loadbalancer_id']
-        with compute.reverting(f'the VRRP ports of load balancer {lb_id}'):
-            delete_vrrp_ports(clients.connection(), lb_id,
-                              compute.roles(flavor))
+        with undo.reverting(f'the VRRP ports of load balancer {lb_id}'):
+            delete_vrrp_ports(clients.connection(), lb_id, self.roles)
 
 
 class UpdateVrrpPorts(task.Task):
@@ -197,8 +222,8 @@ class UpdateVrrpPorts(task.Task):
     def revert(self, loadbalancer, flavor, loadbalancer_id,
                original_loadbalancer, security_group_id=None, *args,
                **kwargs):
-        with compute.reverting(f'the VRRP port update of load balancer '
-                               f'{loadbalancer_id}'):
+        with undo.reverting(f'the VRRP port update of load balancer '
+                            f'{loadbalancer_id}'):
             self._apply(loadbalancer, flavor, loadbalancer_id,
                         original_loadbalancer, security_group_id)
 
@@ -237,201 +262,3 @@ class DeleteVipPort(task.Task):
             vip_port.delete_vip_port(clients.connection(),
                                      loadbalancer['loadbalancer_id'],
                                      port_id)
-
-
-def serving_amphora(conn, loadbalancer_id, role):
-    """``{"role", "server_id", "port_id"}`` of the role's amphora now.
-
-    The server holding the role's VRRP port, else any server of the role;
-    ids are None when the role has lost its server or port.
-    """
-    port = next(iter(find_vrrp_ports(conn, loadbalancer_id, (role,))), None)
-    servers = compute.servers_of_role(conn, loadbalancer_id, role)
-    server = next((server for server in servers
-                   if port is not None and server.id == port.device_id),
-                  servers[0] if servers else None)
-    return {'role': role, 'server_id': server.id if server else None,
-            'port_id': port.id if port else None}
-
-
-def _delete_old_amphora(conn, loadbalancer_id, old_amphora):
-    if old_amphora['server_id']:
-        compute.delete_server(conn, old_amphora['server_id'])
-    if old_amphora['port_id']:
-        conn.network.delete_port(old_amphora['port_id'], ignore_missing=True)
-        LOG.info('Deleted VRRP port %s of load balancer %s',
-                 old_amphora['port_id'], loadbalancer_id)
-
-
-def delete_replacement(conn, loadbalancer_id, old_amphora):
-    """Undo a failover of ``old_amphora`` unless it has committed.
-
-    Committed: the role's VRRP port is bound to a server other than the old
-    one (``CommitReplacement`` renamed the new port last). Otherwise every
-    server of the role but the old one and the new VRRP port are deleted,
-    the servers first so that Nova gives their VFs back.
-    """
-    role = old_amphora['role']
-    port = next(iter(find_vrrp_ports(conn, loadbalancer_id, (role,))), None)
-    if (port is not None and port.device_id and
-            port.device_id != old_amphora['server_id']):
-        LOG.warning('Load balancer %s: amphora %s replaced the %s amphora '
-                    'before the failover failed; it stays.', loadbalancer_id,
-                    port.device_id, role)
-        return
-    for server in compute.servers_of_role(conn, loadbalancer_id, role):
-        if server.id != old_amphora['server_id']:
-            LOG.info('Deleting amphora %s, the failed replacement of the %s '
-                     'amphora of load balancer %s', server.id, role,
-                     loadbalancer_id)
-            compute.delete_server(conn, server.id)
-    for port in find_replacement_vrrp_ports(conn, loadbalancer_id, (role,)):
-        conn.network.delete_port(port, ignore_missing=True)
-        LOG.info('Deleted VRRP port %s of a failed replacement amphora of '
-                 'load balancer %s', port.id, loadbalancer_id)
-
-
-class _FindAmphoraToReplace(task.Task):
-    """The first task of a failover slot; on revert, undo the slot.
-
-    Provides ``old_amphora_<slot>`` (``serving_amphora``), None when the
-    slot has nothing to replace. Everything the slot's later tasks make is
-    found by the role's names and metadata, so the undo needs no record of
-    it, also after a worker took the job over (``delete_replacement``).
-    """
-
-    def __init__(self, slot):
-        super(_FindAmphoraToReplace, self).__init__(
-            name=f'failover-{slot}-find-amphora',
-            provides=f'old_amphora_{slot}')
-        self.slot = slot
-
-    def revert(self, loadbalancer_id, result, *args, **kwargs):
-        if not isinstance(result, dict):
-            return
-        with compute.reverting(f'the replacement of the {result["role"]} '
-                               f'amphora of load balancer '
-                               f'{loadbalancer_id}'):
-            delete_replacement(clients.connection(), loadbalancer_id, result)
-
-
-class FindAmphoraToReplace(_FindAmphoraToReplace):
-    """Load balancer failover: the amphora of the slot's role.
-
-    Slot ``n`` is the ``n``-th role of ``compute.failover_order``; a slot
-    past the topology's roles (the second one of SINGLE) is empty.
-    """
-
-    def execute(self, loadbalancer_id, flavor):
-        order = compute.failover_order(flavor)
-        if self.slot >= len(order):
-            return None
-        old = serving_amphora(clients.connection(), loadbalancer_id,
-                              order[self.slot])
-        LOG.info('Load balancer %s failover: replacing the %s amphora %s',
-                 loadbalancer_id, old['role'], old['server_id'] or
-                 '(none left)')
-        return old
-
-
-class FindNamedAmphora(_FindAmphoraToReplace):
-    """Amphora failover: the store's ``amphora`` (``{"id", "role"}``).
-
-    An amphora that no longer serves its role (an earlier failover
-    replaced it) is not failed over again: the slot is empty.
-    """
-
-    def execute(self, loadbalancer_id, flavor, amphora):
-        if amphora['role'] not in compute.roles(flavor):
-            raise ValueError(f'load balancer {loadbalancer_id} has no '
-                             f'{amphora["role"]} amphora; its roles: '
-                             f'{", ".join(compute.roles(flavor))}')
-        old = serving_amphora(clients.connection(), loadbalancer_id,
-                              amphora['role'])
-        if (amphora.get('id') and old['server_id'] and
-                old['server_id'] != amphora['id']):
-            LOG.info('Amphora %s of load balancer %s was replaced by %s '
-                     'already: nothing to fail over', amphora['id'],
-                     loadbalancer_id, old['server_id'])
-            return None
-        LOG.info('Load balancer %s: failing over the %s amphora %s',
-                 loadbalancer_id, old['role'],
-                 old['server_id'] or '(none left)')
-        return old
-
-
-class DeleteOldAmphoraFirst(task.Task):
-    """Failover in an anti-affinity group: the old amphora goes first.
-
-    The group holds the old amphora and its peer; its replacement may only
-    go to a host holding neither, which a pair of SR-IOV hosts does not
-    have until the old amphora is gone. The peer keeps serving meanwhile.
-    Without a group (SINGLE) the old amphora serves until the new one is
-    ready (``CommitReplacement``).
-    """
-
-    def __init__(self, slot):
-        super(DeleteOldAmphoraFirst, self).__init__(
-            name=f'failover-{slot}-delete-old-first',
-            rebind={'old_amphora': f'old_amphora_{slot}'})
-
-    def execute(self, loadbalancer_id, old_amphora):
-        if not old_amphora:
-            return
-        conn = clients.connection()
-        if compute.find_server_groups(conn, loadbalancer_id):
-            _delete_old_amphora(conn, loadbalancer_id, old_amphora)
-
-
-class CreateReplacementVrrpPort(task.Task):
-    """Failover: a new VRRP base port for the new amphora.
-
-    Made like the create flow's (``CreateVrrpPorts``) but named
-    ``replacement_vrrp_port_name`` until the failover commits. Provides a
-    list of one port (none for an empty slot).
-    """
-
-    def __init__(self, slot):
-        super(CreateReplacementVrrpPort, self).__init__(
-            name=f'failover-{slot}-create-vrrp-port',
-            rebind={'amphorae': f'replacement_amphorae_{slot}'},
-            provides=f'replacement_ports_{slot}')
-
-    def execute(self, loadbalancer, flavor, amphorae,
-                security_group_id=None):
-        conn = clients.connection()
-        attrs = _vrrp_port_attrs(loadbalancer, flavor, security_group_id)
-        return [_find_or_create_port(
-            conn, loadbalancer, amphora,
-            naming.replacement_vrrp_port_name(
-                loadbalancer['loadbalancer_id'], amphora['role']),
-            attrs) for amphora in amphorae]
-
-
-class CommitReplacement(task.Task):
-    """Failover: the new amphora becomes the role's amphora.
-
-    The old server and VRRP port are deleted (if ``DeleteOldAmphoraFirst``
-    left them), then the new port takes the role's name: from then on every
-    flow finds the new amphora, and a failure later in the job keeps it.
-    Running it again (a resumed job) finishes what a first run began.
-    """
-
-    def __init__(self, slot):
-        super(CommitReplacement, self).__init__(
-            name=f'failover-{slot}-commit',
-            rebind={'old_amphora': f'old_amphora_{slot}',
-                    'vrrp_ports': f'replacement_ports_{slot}'})
-
-    def execute(self, loadbalancer_id, old_amphora, vrrp_ports):
-        if not old_amphora:
-            return
-        conn = clients.connection()
-        role = old_amphora['role']
-        [port] = vrrp_ports
-        _delete_old_amphora(conn, loadbalancer_id, old_amphora)
-        conn.network.update_port(
-            port['id'], name=naming.vrrp_port_name(loadbalancer_id, role))
-        LOG.info('Load balancer %s: amphora %s (VRRP port %s, %s) is its %s '
-                 'amphora now', loadbalancer_id, port['amphora_id'],
-                 port['id'], port['ip_address'], role)

@@ -36,9 +36,9 @@ from taskflow import task
 
 from flows.tasks import compute
 from flows.tasks import network
+from flows.tasks import undo
 from sriov_octavia.amphora import firewall_rules
 from sriov_octavia import clients
-from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
 from sriov_octavia import vip as vip_port
 
@@ -142,16 +142,13 @@ def delete_security_groups(conn, loadbalancer_id):
 class CreateSecurityGroup(task.Task):
     """Without sriov_vip: the load balancer's group, with its rules.
 
-    Provides ``security_group_id`` for the VRRP ports, None with
-    sriov_vip. The rules cover the listeners created with the load
-    balancer.
+    Provides ``security_group_id`` for the VRRP ports. The rules cover
+    the listeners created with the load balancer.
     """
 
     default_provides = SECURITY_GROUP_ID
 
     def execute(self, loadbalancer, flavor):
-        if flavor[sriov_flavor.SRIOV_VIP]:
-            return None
         conn = clients.connection()
         lb_id = loadbalancer['loadbalancer_id']
         # A worker resuming this job finds the group an earlier run made.
@@ -164,12 +161,10 @@ class CreateSecurityGroup(task.Task):
                                                  group.id))
         return group.id
 
-    def revert(self, loadbalancer, flavor, *args, **kwargs):
-        if flavor[sriov_flavor.SRIOV_VIP]:
-            return
+    def revert(self, loadbalancer, *args, **kwargs):
         lb_id = loadbalancer['loadbalancer_id']
-        with compute.reverting(f'the security group of load balancer '
-                               f'{lb_id}'):
+        with undo.reverting(f'the security group of load balancer '
+                            f'{lb_id}'):
             delete_security_groups(clients.connection(), lb_id)
 
 
@@ -178,9 +173,7 @@ class GetSecurityGroup(task.Task):
 
     default_provides = SECURITY_GROUP_ID
 
-    def execute(self, loadbalancer_id, flavor):
-        if flavor[sriov_flavor.SRIOV_VIP]:
-            return None
+    def execute(self, loadbalancer_id):
         groups = find_security_groups(clients.connection(), loadbalancer_id)
         if not groups:
             LOG.warning('Load balancer %s has no security group %s: new '
@@ -192,12 +185,18 @@ class GetSecurityGroup(task.Task):
 
 
 class DeleteSecurityGroup(task.Task):
-    """Delete the load balancer's group once its VRRP ports are gone.
+    """Delete the load balancer's group once its VRRP ports are gone."""
 
-    With sriov_vip there is none to look for.
+    def execute(self, loadbalancer_id):
+        delete_security_groups(clients.connection(), loadbalancer_id)
+
+
+class SyncSecurityGroup(task.Task):
+    """Without sriov_vip: the group's rules follow ``lb_state``.
+
+    Nothing to undo: the next change's sync corrects what this one left.
     """
 
-    def execute(self, loadbalancer_id, flavor=None):
-        if flavor and flavor[sriov_flavor.SRIOV_VIP]:
-            return
-        delete_security_groups(clients.connection(), loadbalancer_id)
+    def execute(self, lb_state, flavor):
+        if lb_state is not None:
+            sync_security_group(clients.connection(), lb_state, flavor)

@@ -30,13 +30,13 @@ import io
 
 from cryptography import x509
 from octavia.common import utils as octavia_utils
-from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 import yaml
 
 from sriov_octavia import conf as sriov_conf
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 
 AGENT_CONF = '/etc/octavia/amphora-sriov-agent.conf'
 SERVER_PEM = '/etc/octavia/certs/server.pem'
@@ -56,14 +56,6 @@ class IdentityError(Exception):
     """The controller could not issue an amphora's identity."""
 
 
-def _register(conf):
-    sriov_conf.register_opts(conf)
-    # Octavia's config module registers [certificates] (its generator's
-    # options included), [controller_worker] and [amphora_agent].
-    for group in ('certificates', 'controller_worker', 'amphora_agent'):
-        conf.import_group(group, 'octavia.common.config')
-
-
 def _fernet():
     return octavia_utils.get_server_certs_key_passphrases_fernet()
 
@@ -76,7 +68,6 @@ def new_server_pem(amphora_id, conf=CONF):
 
     :raises IdentityError: naming what is missing or wrong, never the key.
     """
-    _register(conf)
     certificates = conf.certificates
     try:
         generator = stevedore_driver.DriverManager(
@@ -114,7 +105,6 @@ def certificate_of(pem):
 
 def agent_config(amphora_id, conf=CONF):
     """The agent's configuration file for ``amphora_id``, as text."""
-    _register(conf)
     parser = configparser.ConfigParser(interpolation=None)
     # The amphora logs as verbosely as the controller does (oslo.log's
     # option, registered wherever logging is set up).
@@ -153,7 +143,6 @@ def boot_files(amphora_id, server_pem, conf=CONF):
     :param server_pem: the PEM bytes (``decrypt_server_pem``).
     :raises IdentityError: the controller's client CA cannot be read.
     """
-    _register(conf)
     client_ca_path = conf.controller_worker.client_ca
     try:
         with open(client_ca_path, 'rb') as ca_file:

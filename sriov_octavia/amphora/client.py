@@ -36,8 +36,6 @@ import time
 from urllib import parse
 
 from cryptography import x509
-from octavia.common import config as octavia_config
-from oslo_config import cfg
 from oslo_log import log as logging
 import requests
 from requests import adapters
@@ -45,7 +43,8 @@ from urllib3.util import retry as urllib3_retry
 
 from sriov_octavia import conf as sriov_conf
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 API_VERSION = '1.0'
@@ -278,9 +277,6 @@ class AgentClient:
         (an amphora booted before ids were issued) the management address.
         ``retries`` overrides [sriov_amphora] request_retries.
         """
-        sriov_conf.register_opts(conf)
-        conf.register_opts(octavia_config.haproxy_amphora_opts,
-                           group='haproxy_amphora')
         group = conf.sriov_amphora
         server_name = None
         if group.server_name_check == 'none':

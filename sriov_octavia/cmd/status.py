@@ -29,7 +29,8 @@ from oslo_upgradecheck import upgradecheck
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.preflight import checks
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 PROJECT = 'octavia'
 _OCTAVIA_GROUPS = ('api_settings', 'driver_agent', 'controller_worker',
                    'haproxy_amphora')
@@ -104,9 +105,6 @@ def _add_parsers(subparsers):
 
 
 def register(conf=CONF):
-    sriov_conf.register_opts(conf)
-    for group in _OCTAVIA_GROUPS:
-        conf.import_group(group, 'octavia.common.config')
     conf.register_cli_opt(cfg.SubCommandOpt('command',
                                             handler=_add_parsers))
 

@@ -30,13 +30,14 @@ from sriov_octavia.worker import certificates
 from sriov_octavia.worker import conductor
 from sriov_octavia.worker import health
 
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 
 def main(argv=None, conf=None):
     conf = conf or cfg.CONF
     logging.register_options(conf)
-    sriov_conf.register_opts(conf)
     conf(sys.argv[1:] if argv is None else argv,
          project='octavia', prog='sriov-octavia-worker')
     logging.setup(conf, 'sriov-octavia-worker')

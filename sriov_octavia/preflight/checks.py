@@ -206,7 +206,7 @@ def certificates(cmd):
 def _redis_client(group):
     kwargs = {'username': group.jobboard_backend_username,
               'password': group.jobboard_backend_password,
-              'db': group.jobboard_redis_db,
+              'db': group.jobboard_redis_backend_db,
               'socket_timeout': _TIMEOUT,
               'socket_connect_timeout': _TIMEOUT}
     if group.jobboard_redis_sentinel:
@@ -220,11 +220,11 @@ def _redis_client(group):
 
 
 def jobboard(cmd):
-    group = cmd.conf.sriov_worker
+    group = cmd.conf.task_flow
     hosts = group.jobboard_backend_hosts
     where = f'{",".join(hosts)} port {group.jobboard_backend_port}'
     if not hosts:
-        return _failure('[sriov_worker] jobboard_backend_hosts is empty; '
+        return _failure('[task_flow] jobboard_backend_hosts is empty; '
                         'name the jobboard hosts.')
     try:
         if group.jobboard_backend_driver == 'redis_taskflow_driver':
@@ -242,13 +242,13 @@ def jobboard(cmd):
             f'{group.jobboard_backend_driver} at {where} does not answer: '
             f'{_text(e)}. The driver cannot post jobs and no worker runs '
             f'them: check that the service runs and listens there, and '
-            f'[sriov_worker] jobboard_backend_hosts, jobboard_backend_port, '
+            f'[task_flow] jobboard_backend_hosts, jobboard_backend_port, '
             f'jobboard_backend_password.')
     return _success(f'{group.jobboard_backend_driver} at {where} answers')
 
 
 def persistence(cmd):
-    url = cmd.conf.sriov_worker.persistence_connection
+    url = cmd.conf.task_flow.persistence_connection
     try:
         engine = sqlalchemy.create_engine(url)
         try:
@@ -259,7 +259,7 @@ def persistence(cmd):
     except Exception as e:
         # Any driver's error: show it, the URL itself may hold a password.
         return _failure(
-            f'[sriov_worker] persistence_connection cannot be opened '
+            f'[task_flow] persistence_connection cannot be opened '
             f'({type(e).__name__}: {str(e).splitlines()[0]}). Workers '
             f'cannot save flow progress: check the URL, that the database '
             f'(or the SQLite file\'s directory) exists and is writable by '

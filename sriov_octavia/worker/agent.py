@@ -45,7 +45,6 @@ def _warn_on_socket_mismatch(conf):
 
 def provider_agent(exit_event, conf=sriov_conf.CONF):
     """Run the worker (and its health reports) until ``exit_event``."""
-    sriov_conf.register_opts(conf)
     _warn_on_socket_mismatch(conf)
     health.start(conf, exit_event)
     certificates.start(conf, exit_event)

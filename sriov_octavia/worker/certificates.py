@@ -31,14 +31,9 @@ from sriov_octavia import conf as sriov_conf
 from sriov_octavia import naming
 from sriov_octavia.worker import health
 
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
-
-
-def _register(conf):
-    sriov_conf.register_opts(conf)
-    for group in ('house_keeping', 'certificates', 'controller_worker',
-                  'haproxy_amphora'):
-        conf.import_group(group, 'octavia.common.config')
 
 
 def _now():
@@ -66,7 +61,6 @@ def rotate_if_expiring(agent, amphora_id, conf, now=None):
 
 def rotate_once(conf):
     """One round over every amphora of this provider; how many renewed."""
-    _register(conf)
     conn = clients.connection()
     renewed = 0
     for servers in health.amphorae_by_loadbalancer(conn).values():
@@ -91,7 +85,6 @@ def rotate_once(conf):
 
 def run(conf, stop_event):
     """Rotate every ``cert_interval`` seconds until ``stop_event``."""
-    _register(conf)
     interval = conf.house_keeping.cert_interval
     if interval <= 0:
         LOG.info('Amphora certificate rotation is off ([house_keeping] '

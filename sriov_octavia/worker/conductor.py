@@ -31,7 +31,6 @@ from taskflow.conductors.backends import impl_nonblocking
 from taskflow import exceptions as tf_exc
 from taskflow.listeners import base as listener_base
 
-from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
 
@@ -158,18 +157,20 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
 
 
 @contextlib.contextmanager
-def _engine_settings(group):
+def _engine_settings(conf):
     """The engine name and options every job's engine gets."""
-    if group.engine != 'parallel':
-        yield group.engine, {}
+    engine = conf.task_flow.engine
+    if engine != 'parallel':
+        yield engine, {}
         return
     # One thread pool for all the jobs of this worker: an engine with a pool
     # of its own starts and joins its threads for every job, which costs
     # more than a small flow's work.
     executor = futurist.ThreadPoolExecutor(
-        max_workers=group.max_workers * group.engine_max_workers)
+        max_workers=(conf.sriov_worker.max_simultaneous_jobs
+                     * conf.task_flow.max_workers))
     try:
-        yield group.engine, {'executor': executor}
+        yield engine, {'executor': executor}
     finally:
         executor.shutdown(wait=True)
 
@@ -210,7 +211,6 @@ def run(conf, stop_event, name=None):
     Raises when the conductor dies on its own (jobboard or database
     unreachable), so that a supervisor can restart it.
     """
-    sriov_conf.register_opts(conf)
     group = conf.sriov_worker
     name = name or worker_name()
     expiry = jobboard.claim_expiry(conf)
@@ -218,13 +218,14 @@ def run(conf, stop_event, name=None):
     period = expiry / 3.0 if expiry else 1.0
     with persistence.backend(conf) as backend, \
             jobboard.open_board(conf, backend) as board, \
-            _engine_settings(group) as (engine, engine_options):
+            _engine_settings(conf) as (engine, engine_options):
         conductor = WorkerConductor(
-            name, board, backend, expiry, save_logbook=group.save_logbook,
+            name, board, backend, expiry,
+            save_logbook=conf.task_flow.jobboard_save_logbook,
             engine=engine, engine_options=engine_options,
             wait_timeout=group.poll_interval,
-            max_simultaneous_jobs=group.max_workers)
+            max_simultaneous_jobs=group.max_simultaneous_jobs)
         LOG.info('Worker %s claims jobs on %s jobboard %s.', name,
-                 group.jobboard_backend_driver, group.jobboard_name)
+                 conf.task_flow.jobboard_backend_driver, group.jobboard_name)
         _serve(conductor, period, stop_event)
     LOG.info('Worker %s stopped.', name)

@@ -31,17 +31,17 @@ round starts afresh.
 import collections
 import threading
 
-from octavia.common import config as octavia_config
 from octavia_lib.common import constants as lib_consts
 from oslo_log import log as logging
 from oslo_utils import uuidutils
 
-from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import amphorae
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia import naming
 from sriov_octavia import octavia_status as status
 
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 # Worst last: merging two amphorae's views keeps the later one in this list.
@@ -161,36 +161,28 @@ def listener_statistics(views):
 def agent_for_server(server, mgmt_ip, conf):
     # One attempt per round: a dead amphora must not hold up the others,
     # the next round asks again.
-    return agent_client.AgentClient.from_conf(
-        mgmt_ip, conf, retries=0,
-        amphora_id=(server.metadata or {}).get(naming.META_AMPHORA_ID))
+    return amphorae.agent_for(amphorae.amphora_of(server, mgmt_ip=mgmt_ip),
+                              conf, retries=0)
 
 
 def mgmt_ip(conn, server, conf):
-    """The address of the amphora's agent.
+    """The address of the amphora's agent, None when it has none.
 
-    On one of [controller_worker] amp_boot_network_list, else the first
-    interface Nova lists: the management port is the one the amphora
-    booted with (an availability zone's management network).
+    The load balancer's availability zone is not known here: on one of
+    [controller_worker] amp_boot_network_list, else on the network the
+    amphora booted with (an availability zone's management network).
     """
-    networks = set(conf.controller_worker.amp_boot_network_list)
-    interfaces = [interface for interface
-                  in conn.compute.server_interfaces(server.id)
-                  if interface.fixed_ips]
-    for interface in interfaces:
-        if interface.net_id in networks:
-            return interface.fixed_ips[0]['ip_address']
-    return interfaces[0].fixed_ips[0]['ip_address'] if interfaces else None
+    try:
+        return amphorae.mgmt_ip(
+            conn, server.id, conf.controller_worker.amp_boot_network_list,
+            any_network=True)
+    except amphorae.AmphoraLookupError:
+        return None
 
 
 def amphorae_by_loadbalancer(conn):
     """``{loadbalancer id: [servers]}`` of this provider's amphorae."""
-    found = collections.defaultdict(list)
-    for server in conn.compute.servers(details=True):
-        lb_id = (server.metadata or {}).get(naming.META_LOADBALANCER)
-        if lb_id and server.status == 'ACTIVE':
-            found[lb_id].append(server)
-    return found
+    return amphorae.servers_by_loadbalancer(conn)
 
 
 def _views(conn, loadbalancer_id, servers, conf):
@@ -244,12 +236,6 @@ def run(conf, stop_event):
 
 def start(conf, stop_event):
     """Run the health loop in a daemon thread; the thread."""
-    sriov_conf.register_opts(conf)
-    # Octavia's own options, as its processes have them registered.
-    conf.register_opts(octavia_config.haproxy_amphora_opts,
-                       group='haproxy_amphora')
-    conf.register_opts(octavia_config.controller_worker_opts,
-                       group='controller_worker')
     thread = threading.Thread(target=run, args=(conf, stop_event),
                               name='sriov-octavia-health', daemon=True)
     thread.start()

@@ -85,18 +85,19 @@ def claim_expiry(conf):
     None when the backend ties claims to the owner's session instead
     (ZooKeeper's ephemeral nodes).
     """
-    if conf.sriov_worker.jobboard_backend_driver == ZOOKEEPER:
+    if conf.task_flow.jobboard_backend_driver == ZOOKEEPER:
         return None
-    return conf.sriov_worker.jobboard_expiration_time
+    return conf.task_flow.jobboard_expiration_time
 
 
-def _redis_board(group, persistence):
+def _redis_board(conf, persistence):
+    group, name = conf.task_flow, conf.sriov_worker.jobboard_name
     hosts = group.jobboard_backend_hosts
     board_conf = {
         'host': hosts[0],
         'port': group.jobboard_backend_port,
-        'db': group.jobboard_redis_db,
-        'namespace': group.jobboard_name,
+        'db': group.jobboard_redis_backend_db,
+        'namespace': name,
     }
     if group.jobboard_backend_username:
         board_conf['username'] = group.jobboard_backend_username
@@ -108,33 +109,35 @@ def _redis_board(group, persistence):
             '%s:%d' % (netutils.escape_ipv6(host),
                        group.jobboard_backend_port)
             for host in hosts[1:]]
-    return ExpiringRedisJobBoard(group.jobboard_name, board_conf,
+    return ExpiringRedisJobBoard(name, board_conf,
                                  group.jobboard_expiration_time,
                                  persistence=persistence)
 
 
-def _zookeeper_board(group, persistence):
+def _zookeeper_board(conf, persistence):
+    group, name = conf.task_flow, conf.sriov_worker.jobboard_name
     board_conf = {
         'board': 'zookeeper',
         'hosts': ','.join('%s:%d' % (netutils.escape_ipv6(host),
                                      group.jobboard_backend_port)
                           for host in group.jobboard_backend_hosts),
-        'path': '/' + group.jobboard_name,
+        'path': '/' + name,
     }
-    return job_backends.fetch(group.jobboard_name, board_conf,
+    return job_backends.fetch(name, board_conf,
                               persistence=persistence)
 
 
-def _etcd_board(group, persistence):
+def _etcd_board(conf, persistence):
+    group, name = conf.task_flow, conf.sriov_worker.jobboard_name
     board_conf = {
         'board': 'etcd',
         'host': group.jobboard_backend_hosts[0],
         'port': group.jobboard_backend_port,
-        'path': group.jobboard_name,
+        'path': name,
         # The etcd board puts every claim on a lease of this many seconds.
         'ttl': group.jobboard_expiration_time,
     }
-    return job_backends.fetch(group.jobboard_name, board_conf,
+    return job_backends.fetch(name, board_conf,
                               persistence=persistence)
 
 
@@ -148,8 +151,8 @@ _BOARDS = {
 @contextlib.contextmanager
 def open_board(conf, persistence_backend):
     """The configured jobboard, connected; closed on exit."""
-    group = conf.sriov_worker
-    board = _BOARDS[group.jobboard_backend_driver](group, persistence_backend)
+    board = _BOARDS[conf.task_flow.jobboard_backend_driver](
+        conf, persistence_backend)
     board.connect()
     try:
         yield board
@@ -192,8 +195,6 @@ def post_factory_job(flow_factory, name, store, conf=sriov_conf.CONF,
     :param store: JSON-serialisable dict the flow's tasks take inputs from.
     :returns: the job's uuid.
     """
-    # The API process (the provider driver) loads only Octavia's options.
-    sriov_conf.register_opts(conf)
     with persistence.backend(conf) as backend:
         book = models.LogBook(name)
         flow_detail = models.FlowDetail(name, uuidutils.generate_uuid())

@@ -184,9 +184,9 @@ def _ensure_schema(backend, url):
 def backend(conf):
     """The persistence backend with an up-to-date schema; closed on exit.
 
-    The URL is ``[sriov_worker] persistence_connection``.
+    The URL is Octavia's ``[task_flow] persistence_connection``.
     """
-    url = conf.sriov_worker.persistence_connection
+    url = conf.task_flow.persistence_connection
     persistence = SQLAlchemyBackend({'connection': url})
     try:
         _ensure_schema(persistence, url)

@@ -116,13 +116,16 @@ def octavia_conf(testbed, cloud=None):
         'neutron': {'endpoint_override': testbed.url('neutron') + '/'},
         'nova': {'endpoint_override': testbed.url('nova') + '/compute/v2.1'},
         'glance': {'endpoint_override': testbed.url('nova') + '/image'},
-        'sriov_worker': {
+        # The jobboard and flow persistence, as Octavia's own would be set.
+        'task_flow': {
             'jobboard_backend_driver': 'redis_taskflow_driver',
             'jobboard_backend_hosts': config.HOST,
             'jobboard_backend_port': testbed.port('redis'),
-            'jobboard_name': f'{testbed.prefix}_sriov_octavia_jobboard',
             'persistence_connection': 'sqlite:///' + testbed.path(
                 'octavia', 'taskflow.sqlite'),
+        },
+        'sriov_worker': {
+            'jobboard_name': f'{testbed.prefix}_sriov_octavia_jobboard',
             'status_socket_path': sockets['status'],
             'stats_socket_path': sockets['stats'],
             'get_socket_path': sockets['get'],

@@ -11,10 +11,9 @@
 # under the License.
 """The operator's CA, as octavia.conf names it, for controller tests."""
 
-from oslo_config import cfg
 import pytest
 
-from sriov_octavia.amphora import bootstrap
+from sriov_octavia import conf as sriov_conf
 from testbed import certs
 
 
@@ -29,8 +28,7 @@ def controller_ca(tmp_path_factory):
 @pytest.fixture
 def ca_conf(controller_ca):
     """The global configuration with [certificates] and client_ca set."""
-    conf = cfg.CONF
-    bootstrap._register(conf)
+    conf = sriov_conf.CONF
     overrides = (('ca_certificate', controller_ca, 'certificates'),
                  ('ca_private_key', controller_ca + '.key', 'certificates'),
                  ('client_ca', controller_ca, 'controller_worker'))

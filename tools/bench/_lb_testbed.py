@@ -123,49 +123,67 @@ def create_load_balancer(conn, name, flavor_id, subnet_id,
         **attrs).id
 
 
-def wait_for_status(conn, lb_ids, timeout):
-    """Wait until every load balancer is ACTIVE or ERROR.
+def _wait(lb_ids, done_at, timeout, what):
+    """Poll until ``done_at(lb_id)`` says each load balancer is done.
 
-    Returns ``{lb_id: (status, monotonic time it was first seen)}``.
+    ``done_at`` returns None while it is not, else what to record.
     """
     pending = set(lb_ids)
     done = {}
     deadline = time.monotonic() + timeout
     while pending:
         for lb_id in sorted(pending):
-            status = conn.load_balancer.get_load_balancer(
-                lb_id).provisioning_status
-            if status in ('ACTIVE', 'ERROR'):
-                done[lb_id] = (status, time.monotonic())
+            result = done_at(lb_id)
+            if result is not None:
+                done[lb_id] = result
                 pending.discard(lb_id)
         if pending:
             if time.monotonic() > deadline:
-                raise RuntimeError(f'load balancers {sorted(pending)} still '
-                                   f'pending after {timeout} s')
+                raise RuntimeError(f'load balancers {sorted(pending)} '
+                                   f'{what} after {timeout} s')
             time.sleep(POLL_INTERVAL)
     return done
+
+
+def wait_for_status(conn, lb_ids, timeout):
+    """Wait until every load balancer is ACTIVE or ERROR.
+
+    Returns ``{lb_id: (status, monotonic time it was first seen)}``.
+    """
+    def settled(lb_id):
+        status = conn.load_balancer.get_load_balancer(
+            lb_id).provisioning_status
+        if status in ('ACTIVE', 'ERROR'):
+            return status, time.monotonic()
+        return None
+
+    return _wait(lb_ids, settled, timeout, 'still pending')
 
 
 def delete_load_balancers(conn, lb_ids, timeout):
     """Delete the load balancers and wait until Octavia has none of them."""
     for lb_id in lb_ids:
         conn.load_balancer.delete_load_balancer(lb_id, cascade=True)
-    pending = set(lb_ids)
-    deadline = time.monotonic() + timeout
-    while pending:
-        for lb_id in sorted(pending):
-            try:
-                lb = conn.load_balancer.get_load_balancer(lb_id)
-            except os_exceptions.NotFoundException:
-                pending.discard(lb_id)
-                continue
-            if lb.provisioning_status == 'DELETED':
-                pending.discard(lb_id)
-        if pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f'load balancers {sorted(pending)} not '
-                                   f'deleted after {timeout} s')
-            time.sleep(POLL_INTERVAL)
+
+    def deleted(lb_id):
+        try:
+            lb = conn.load_balancer.get_load_balancer(lb_id)
+        except os_exceptions.NotFoundException:
+            return True
+        return True if lb.provisioning_status == 'DELETED' else None
+
+    _wait(lb_ids, deleted, timeout, 'not deleted')
+
+
+def add_testbed_arguments(parser, port_base, quick_help):
+    """The options every load balancer benchmark takes for its testbed."""
+    parser.add_argument('--latency-ms', type=float, default=200.0,
+                        help='added to every Compute/Image API request')
+    parser.add_argument('--port-base', type=int, default=port_base)
+    parser.add_argument('--state-dir',
+                        help='testbed state directory (default: a new '
+                             'temporary one, removed at the end)')
+    parser.add_argument('--quick', action='store_true', help=quick_help)
 
 
 def log_path(tb, service):

@@ -18,7 +18,7 @@ API and timed from the first create call until the last one is ACTIVE.
 After one untimed create (warm-up), first with the one worker inside
 octavia-driver-agent, then with a second, standalone
 ``sriov-octavia-worker`` on the same octavia.conf, which shares the redis
-jobboard. Each worker runs up to ``[sriov_worker] max_workers``
+jobboard. Each worker runs up to ``[sriov_worker] max_simultaneous_jobs``
 jobs at a time (4 by default)::
 
     lb_throughput.py [--lbs 8] [--latency-ms 200] [--topology SINGLE]
@@ -108,7 +108,8 @@ def main(argv=None):
     parser.add_argument('--normal-vip', action='store_true',
                         help='sriov_vip false (default: true)')
     parser.add_argument('--max-workers', type=int,
-                        help='[sriov_worker] max_workers of both workers '
+                        help='[sriov_worker] max_simultaneous_jobs of both '
+                             'workers '
                              '(default: as configured, 4)')
     parser.add_argument('--port-base', type=int, default=17000)
     parser.add_argument('--state-dir',
@@ -123,7 +124,7 @@ def main(argv=None):
     with _lb_testbed.running_testbed(args.port_base, PREFIX,
                                      args.state_dir) as tb:
         if args.max_workers:
-            _lb_testbed.set_worker_option(tb, 'max_workers',
+            _lb_testbed.set_worker_option(tb, 'max_simultaneous_jobs',
                                           args.max_workers)
         conn = tb.connect()
         subnet_id = _lb_testbed.vip_subnet_id(conn)

@@ -99,15 +99,23 @@ def redis_server(directory, port):
         process.wait(timeout=30)
 
 
+# Octavia's own options: the jobboard, the persistence, the engine.
+TASK_FLOW_OPTIONS = ('engine', 'jobboard_backend_hosts',
+                     'jobboard_backend_port', 'persistence_connection')
+
+
 def write_config(path, base_file, options):
-    """A config file with our [sriov_worker] settings after ``base_file``'s.
+    """A config file with the bench's settings after ``base_file``'s.
 
     oslo.config reads later files over earlier ones.
     """
+    sections = {'sriov_worker': [], 'task_flow': []}
+    for key, value in options.items():
+        group = 'task_flow' if key in TASK_FLOW_OPTIONS else 'sriov_worker'
+        sections[group].append('%s = %s\n' % (key, value))
     with open(path, 'w') as conf_file:
-        conf_file.write('[sriov_worker]\n')
-        for key, value in options.items():
-            conf_file.write('%s = %s\n' % (key, value))
+        for group, lines in sections.items():
+            conf_file.write('[%s]\n%s' % (group, ''.join(lines)))
     return ([base_file] if base_file else []) + [path]
 
 
@@ -264,7 +272,8 @@ def main(argv=None):
 
     started_at = int(time.time())
     workdir = tempfile.mkdtemp(prefix='bench-worker-')
-    base_options = {'max_workers': args.max_workers, 'engine': args.engine,
+    base_options = {'max_simultaneous_jobs': args.max_workers,
+                    'engine': args.engine,
                     'poll_interval': 0.1}
     try:
         with contextlib.ExitStack() as stack:

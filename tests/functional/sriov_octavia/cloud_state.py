@@ -11,9 +11,9 @@
 # under the License.
 """What a load balancer left in a testbed's cloud, and its amphorae."""
 
-from flows.tasks import compute
 from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import amphorae
 from sriov_octavia import naming
 from testbed import plumbing
 from testbed import seed
@@ -21,7 +21,7 @@ from testbed import seed
 
 def leftovers(conn, lb_id):
     """Servers and VRRP ports of the load balancer still in the cloud."""
-    return ([server.id for server in compute.find_servers(conn, lb_id)],
+    return ([server.id for server in amphorae.find_servers(conn, lb_id)],
             [port.id for port in network.find_vrrp_ports(conn, lb_id)])
 
 

@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 import pytest
 import yaml
 
-from flows.tasks import compute
+from sriov_octavia import amphorae
 from sriov_octavia import naming
 from testbed import lifecycle
 from testbed import seed
@@ -112,7 +112,7 @@ def loadbalancer(tb, conn, flavor):
 
 
 def _server(conn, lb_id):
-    [server] = compute.find_servers(conn, lb_id)
+    [server] = amphorae.find_servers(conn, lb_id)
     return server
 
 

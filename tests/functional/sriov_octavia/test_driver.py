@@ -284,10 +284,10 @@ def probe_board(tb, tmp_path, monkeypatch):
     sriov_conf.register_opts(cfg.CONF)
     fixture.config(jobboard_backend_hosts=['127.0.0.1'],
                    jobboard_backend_port=tb.port('redis'),
-                   jobboard_name=unique('board'),
                    persistence_connection='sqlite:///' + str(
                        tmp_path / 'taskflow.sqlite'),
-                   group='sriov_worker')
+                   group='task_flow')
+    fixture.config(jobboard_name=unique('board'), group='sriov_worker')
     lb_id = str(uuid.uuid4())
     # No load balancer row exists for it in Octavia's database.
     monkeypatch.setattr(

@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from flows.tasks import compute
+from sriov_octavia import amphorae
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
@@ -248,7 +248,7 @@ def test_active_standby_keeps_serving_when_the_master_dies(
         assert sorted(set(client.get(vip, 4))) == [
             'as-member-a', 'as-member-b']
 
-        [master] = [server for server in compute.find_servers(conn, lb['id'])
+        [master] = [server for server in amphorae.find_servers(conn, lb['id'])
                     if server.metadata['sriov_octavia_role'] == 'MASTER']
         fabric.delete_amphora(master.id)
         # keepalived on the standby takes the VIP over (a few adverts).

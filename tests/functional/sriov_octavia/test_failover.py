@@ -29,6 +29,7 @@ import pytest
 from flows.tasks import compute
 from flows.tasks import network
 from flows.tasks import security_group
+from sriov_octavia import amphorae
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor_lib
 from sriov_octavia import naming
@@ -85,7 +86,7 @@ def _amphorae(conn, lb_id):
     # A failover's new server has no port of the role's name before its
     # commit: it is not the role's amphora yet.
     return {server.metadata[naming.META_ROLE]: (server, ports[server.id])
-            for server in compute.find_servers(conn, lb_id)
+            for server in amphorae.find_servers(conn, lb_id)
             if server.id in ports}
 
 

@@ -30,6 +30,7 @@ import pytest
 
 from flows.tasks import compute
 from flows.tasks import network
+from sriov_octavia import amphorae
 from sriov_octavia import naming
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
@@ -94,13 +95,13 @@ def lb(tb, conn, member_flavor):
                         unique('pool'), '--loadbalancer', created['id'],
                         '--protocol', 'TCP', '--lb-algorithm',
                         'ROUND_ROBIN', '--wait')
-        [server] = compute.find_servers(conn, created['id'])
+        [server] = amphorae.find_servers(conn, created['id'])
         yield {'id': created['id'], 'pool': pool['id'], 'server': server}
     finally:
         cli(tb, 'loadbalancer', 'delete', '--cascade', created['id'],
             '--wait')
         assert member_ports_of(conn, created['id']) == []
-        assert ([s.id for s in compute.find_servers(conn, created['id'])],
+        assert ([s.id for s in amphorae.find_servers(conn, created['id'])],
                 [p.id for p in network.find_vrrp_ports(
                     conn, created['id'])]) == ([], [])
 
@@ -208,22 +209,31 @@ def member_vfs(fabric, conn, server_id):
             if vf['network_id'] == member_net.id}
 
 
+def refused_direct_member(tb, lb, address, subnet):
+    """Create a direct member the worker refuses: ERROR, the LB ACTIVE.
+
+    Returns the member and the worker's log since the request.
+    """
+    offset = log_offset(tb)
+    member = create_member(tb, lb, address, subnet, '--request-sriov',
+                           wait=False)
+    member = wait_for_member(tb, lb['pool'], member['id'],
+                             ('ERROR', 'ACTIVE'))
+    assert member['provisioning_status'] == 'ERROR'
+    assert lb_status(tb, lb['id']) == 'ACTIVE'
+    return member, log_since(tb, offset)
+
+
 @pytest.mark.parametrize('fault', [{'vf_exhausted': True},
                                    {'attach': 'fail'}])
 def test_vf_attach_failure_leaves_the_member_error_and_no_port(
         tb, conn, fabric, lb, faults, fault):
     faults(**fault)
-    offset = log_offset(tb)
-    member = create_member(tb, lb, '198.51.100.201', 'member-subnet',
-                           '--request-sriov', wait=False)
-    member = wait_for_member(tb, lb['pool'], member['id'],
-                             ('ERROR', 'ACTIVE'))
-    assert member['provisioning_status'] == 'ERROR'
-    assert lb_status(tb, lb['id']) == 'ACTIVE'
+    member, log = refused_direct_member(tb, lb, '198.51.100.201',
+                                        'member-subnet')
     assert member_ports_of(conn, lb['id']) == []
     assert member_vfs(fabric, conn, lb['server'].id) == {}
-    assert 'Check the free VFs of the amphora\'s host' in log_since(
-        tb, offset)
+    assert 'Check the free VFs of the amphora\'s host' in log
 
     # The member in ERROR is deleted like any other.
     delete_member(tb, lb, member['id'])
@@ -231,14 +241,9 @@ def test_vf_attach_failure_leaves_the_member_error_and_no_port(
 
 
 def test_direct_member_on_the_vip_network_is_error(tb, conn, lb):
-    offset = log_offset(tb)
-    member = create_member(tb, lb, '203.0.113.201', 'vip-subnet',
-                           '--request-sriov', wait=False)
-    member = wait_for_member(tb, lb['pool'], member['id'],
-                             ('ERROR', 'ACTIVE'))
-    assert member['provisioning_status'] == 'ERROR'
-    assert lb_status(tb, lb['id']) == 'ACTIVE'
-    assert 'cannot get a VF of its own' in log_since(tb, offset)
+    member, log = refused_direct_member(tb, lb, '203.0.113.201',
+                                        'vip-subnet')
+    assert 'cannot get a VF of its own' in log
     delete_member(tb, lb, member['id'])
 
 
@@ -250,14 +255,9 @@ def test_network_attached_with_a_normal_port_is_error(tb, conn, fabric, lb):
                                       name=unique('normal'))
     try:
         conn.compute.create_server_interface(server_id, port_id=normal.id)
-        offset = log_offset(tb)
-        member = create_member(tb, lb, '198.51.100.203', 'member-subnet',
-                               '--request-sriov', wait=False)
-        member = wait_for_member(tb, lb['pool'], member['id'],
-                                 ('ERROR', 'ACTIVE'))
-        assert member['provisioning_status'] == 'ERROR'
-        assert lb_status(tb, lb['id']) == 'ACTIVE'
-        assert 'not an SR-IOV member port' in log_since(tb, offset)
+        member, log = refused_direct_member(tb, lb, '198.51.100.203',
+                                            'member-subnet')
+        assert 'not an SR-IOV member port' in log
         assert member_ports_of(conn, lb['id']) == []
         # Only the normal port's interface is on member-net.
         assert list(member_vfs(fabric, conn, server_id)) == [normal.id]
@@ -391,7 +391,7 @@ def test_active_standby_amphorae_each_get_a_vf(tb, conn, fabric):
         member = create_member(tb, lb, '198.51.100.204', 'member-subnet',
                                '--request-sriov')
         assert member['provisioning_status'] == 'ACTIVE'
-        servers = compute.find_servers(conn, created['id'])
+        servers = amphorae.find_servers(conn, created['id'])
         ports = {port.device_id: port
                  for port in member_ports_of(conn, created['id'])}
         assert sorted(ports) == sorted(server.id for server in servers)

@@ -174,7 +174,7 @@ def test_physnet_without_sriov_agent(testbed, conn, sriov_profile):
 def test_jobboard_down(testbed, sriov_profile, tmp_path):
     extra = tmp_path / 'jobboard.conf'
     # A loopback port of this test's range where nothing listens.
-    extra.write_text('[sriov_worker]\njobboard_backend_port = 44999\n')
+    extra.write_text('[task_flow]\njobboard_backend_port = 44999\n')
     code, checks = status(testbed, 'upgrade', 'check', extra_conf=str(extra))
     assert code == 2
     result, details = checks['Jobboard']

@@ -125,14 +125,12 @@ def board_env(tmp_path, backend, driver_agent):  # noqa: F811
         'tbk-' + uuidutils.generate_uuid()[:8])
     options['jobboard_backend_driver'] = driver
     path = worker_fixtures.write_worker_config(tmp_path, options)
-    for key, value in options.items():
-        conf.set_override(key, value, group='sriov_worker')
+    worker_fixtures.override(conf, options)
     record_dir = tmp_path / 'records'
     record_dir.mkdir()
     yield {'conf': conf, 'conf_file': path, 'record_dir': str(record_dir),
            'tmp': tmp_path, 'options': options, 'agent': driver_agent}
-    for key in options:
-        conf.clear_override(key, group='sriov_worker')
+    worker_fixtures.clear_overrides(conf, options)
 
 
 def _board_jobs(env):

@@ -25,7 +25,8 @@ from oslo_config import cfg
 from oslo_utils import uuidutils
 import pytest
 
-from flows.tasks import firewall
+from flows.tasks import amphora_state
+from flows.tasks import security_group
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import octavia_status as status
@@ -59,16 +60,14 @@ def worker_env(tmp_path, redis_server, driver_agent):  # noqa: F811
     options, path = worker_fixtures.worker_config(
         tmp_path, redis_server.port, driver_agent, tmp_path / 'tf.sqlite',
         'twk-' + uuidutils.generate_uuid()[:8])
-    for key, value in options.items():
-        conf.set_override(key, value, group='sriov_worker')
+    worker_fixtures.override(conf, options)
     record_dir = tmp_path / 'records'
     record_dir.mkdir()
     env = {'conf': conf, 'conf_file': path, 'record_dir': str(record_dir),
            'tmp': tmp_path, 'options': options, 'redis': redis_server,
            'agent': driver_agent}
     yield env
-    for key in options:
-        conf.clear_override(key, group='sriov_worker')
+    worker_fixtures.clear_overrides(conf, options)
 
 
 @contextlib.contextmanager
@@ -174,10 +173,16 @@ def pushed(monkeypatch):
     provider agent inherits the stand-in).
     """
     states = []
-    monkeypatch.setattr(
-        firewall, 'push_state',
-        lambda loadbalancer, availability_zone, flavor=None:
-        states.append(loadbalancer))
+
+    def push(self, lb_state, loadbalancer_id, availability_zone,
+             amphorae=None, vrrp_ports=None):
+        states.append(lb_state)
+
+    def sync(self, lb_state, flavor):
+        pass
+
+    monkeypatch.setattr(amphora_state.PushAmphoraState, 'execute', push)
+    monkeypatch.setattr(security_group.SyncSecurityGroup, 'execute', sync)
     return states
 
 
@@ -284,8 +289,8 @@ def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
     first = workers(worker_env, 'worker-a')
     second = workers(worker_env, 'worker-b')
     record_dir = worker_env['record_dir']
-    # Each worker runs one job at a time (max_workers = 1): two blocked
-    # jobs must be held by the two workers.
+    # Each worker runs one job at a time (max_simultaneous_jobs = 1): two
+    # blocked jobs must be held by the two workers.
     blocked = [_listener_store(worker_env) for _ in range(2)]
     for store in blocked:
         jobboard.post_factory_job(worker_flows.blocking_flow,

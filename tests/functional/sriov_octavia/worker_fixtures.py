@@ -168,21 +168,45 @@ def worker_config(conf_dir, redis_port, sockets, db_path, board_name,
         'stats_socket_path': sockets.stats_path,
         'get_socket_path': sockets.get_path,
         'poll_interval': 0.1,
-        'max_workers': 1,
+        'max_simultaneous_jobs': 1,
     }
     return options, write_worker_config(conf_dir, options)
 
 
+# The worker options that are Octavia's own (its jobboard and persistence).
+TASK_FLOW_OPTIONS = frozenset((
+    'jobboard_backend_driver', 'jobboard_backend_hosts',
+    'jobboard_backend_port', 'jobboard_expiration_time',
+    'persistence_connection', 'engine', 'max_workers'))
+
+
+def option_group(key):
+    return 'task_flow' if key in TASK_FLOW_OPTIONS else 'sriov_worker'
+
+
+def override(conf, options):
+    for key, value in options.items():
+        conf.set_override(key, value, group=option_group(key))
+
+
+def clear_overrides(conf, options):
+    for key in options:
+        conf.clear_override(key, group=option_group(key))
+
+
 def write_worker_config(conf_dir, options):
-    """Write ``options`` as the [sriov_worker] of an octavia.conf."""
+    """Write ``options`` as an octavia.conf, each in its group."""
     path = os.path.join(str(conf_dir), 'octavia.conf')
+    sections = {}
+    for key, value in options.items():
+        if isinstance(value, list):
+            value = ','.join(value)
+        sections.setdefault(option_group(key), []).append(
+            '%s = %s\n' % (key, value))
     with open(path, 'w') as conf_file:
-        conf_file.write('[DEFAULT]\nuse_stderr = true\ndebug = true\n'
-                        '[sriov_worker]\n')
-        for key, value in options.items():
-            if isinstance(value, list):
-                value = ','.join(value)
-            conf_file.write('%s = %s\n' % (key, value))
+        conf_file.write('[DEFAULT]\nuse_stderr = true\ndebug = true\n')
+        for group, lines in sorted(sections.items()):
+            conf_file.write('[%s]\n%s' % (group, ''.join(lines)))
     return path
 
 

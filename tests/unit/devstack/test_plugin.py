@@ -163,19 +163,21 @@ def test_post_config_sets_our_option_groups(devstack):
         'username': 'octavia', 'password': 'secret',
         'user_domain_name': 'Default', 'project_name': 'service',
         'project_domain_name': 'Default'}
+    # The jobboard and persistence are Octavia's [task_flow] settings.
+    task_flow = conf['task_flow']
+    assert task_flow['jobboard_backend_driver'] == 'redis_taskflow_driver'
+    assert task_flow['jobboard_backend_hosts'] == '10.0.0.5'
+    assert task_flow['jobboard_backend_port'] == '6379'
+    assert 'jobboard_backend_password' not in task_flow
     worker = conf['sriov_worker']
-    assert worker['jobboard_backend_driver'] == 'redis_taskflow_driver'
-    assert worker['jobboard_backend_hosts'] == '10.0.0.5'
-    assert worker['jobboard_backend_port'] == '6379'
     assert worker['jobboard_name'] == 'sriov_octavia_jobboard'
-    assert worker['persistence_connection'] == (
+    assert task_flow['persistence_connection'] == (
         'mysql+pymysql://root:secret@127.0.0.1/sriov_octavia_persistence'
         '?charset=utf8')
     # The worker must report through the sockets the driver-agent serves.
     for kind in ('status', 'stats', 'get'):
         assert worker[f'{kind}_socket_path'] == (
             f'/var/run/octavia/devstack-{kind}.sock')
-    assert 'jobboard_backend_password' not in worker
     assert conf['sriov_amphora']['agent_port'] == '9443'
     assert devstack.calls_of('recreate_database') == [
         ['sriov_octavia_persistence']]
@@ -202,16 +204,29 @@ def test_post_config_keeps_an_existing_provider_entry(devstack):
         'other,amphora-sriov')
 
 
+def test_post_config_keeps_a_jobboard_octavia_runs(devstack):
+    devstack.octavia_conf.write_text(
+        '[task_flow]\njobboard_enabled = True\n'
+        'jobboard_backend_hosts = 10.0.0.9\n'
+        'persistence_connection = mysql+pymysql://o:p@db/octavia_tf\n')
+    devstack.run('stack', 'post-config')
+    conf = devstack.conf()
+    assert conf['task_flow']['jobboard_backend_hosts'] == '10.0.0.9'
+    assert conf['task_flow']['persistence_connection'] == (
+        'mysql+pymysql://o:p@db/octavia_tf')
+    assert conf['sriov_worker']['jobboard_name'] == 'sriov_octavia_jobboard'
+
+
 def test_post_config_without_database_server_uses_sqlite(devstack):
     devstack.run('stack', 'post-config', ENABLED_SERVICES='o-api,o-da',
                  SRIOV_OCTAVIA_REDIS_PASSWORD='s3cret',
                  SRIOV_OCTAVIA_ENABLE_PROVIDER_AGENT='False')
     conf = devstack.conf()
     data_dir = devstack.env['DATA_DIR']
-    assert conf['sriov_worker']['persistence_connection'] == (
+    assert conf['task_flow']['persistence_connection'] == (
         f'sqlite:///{data_dir}/sriov-octavia/taskflow.sqlite')
     assert os.path.isdir(os.path.join(data_dir, 'sriov-octavia'))
-    assert conf['sriov_worker']['jobboard_backend_password'] == 's3cret'
+    assert conf['task_flow']['jobboard_backend_password'] == 's3cret'
     assert not conf.has_option('driver_agent', 'enabled_provider_agents')
     assert devstack.calls_of('recreate_database') == []
 

@@ -11,15 +11,20 @@
 # under the License.
 """Fixtures of the load balancer flow task tests: a fake cloud, options."""
 
+import contextlib
+import re
 from unittest import mock
 
 from oslo_config import cfg
 import pytest
+from taskflow import engines
+from taskflow import exceptions as tf_exceptions
 
 from flows.tasks import compute
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia.worker import jobboard
 from tests.unit.flows import fake_cloud
 
 LB_ID = 'lb-0001'
@@ -91,3 +96,51 @@ def make_loadbalancer(additional_vips=()):
             'vip_subnet_id': fake_cloud.VIP_SUBNET,
             'vip_port_id': 'vip-port',
             'additional_vips': list(additional_vips)}
+
+
+def build_flow(flow_name, flavor=None):
+    """The flow as the worker builds it for ``flavor``."""
+    return jobboard.build_flow(flow_name, **jobboard.flow_shape(flavor or {}))
+
+
+def run_flow(flow_name, store):
+    """Run the flow shaped by the store's flavor, as the worker does."""
+    engines.run(build_flow(flow_name, store.get('flavor')), store=store)
+
+
+def flow_tasks(flow):
+    """The flow's tasks in order, those of nested flows included."""
+    found = []
+    for node, _meta in flow.iter_nodes():
+        found.extend(flow_tasks(node) if hasattr(node, 'iter_nodes')
+                     else [node])
+    return found
+
+
+@contextlib.contextmanager
+def raises(exc_type, match):
+    """``pytest.raises`` for a flow whose amphorae fail side by side.
+
+    Both amphorae of ACTIVE_STANDBY failing at once is reported as one
+    WrappedFailure; every failure in it must be ``exc_type``.
+    """
+    with pytest.raises((exc_type, tf_exceptions.WrappedFailure)) as raised:
+        yield raised
+    causes = ([failure.exception for failure in raised.value]
+              if isinstance(raised.value, tf_exceptions.WrappedFailure)
+              else [raised.value])
+    for cause in causes:
+        assert isinstance(cause, exc_type), causes
+        assert re.search(match, str(cause)), causes
+
+
+def create_lb(reporter, agents, flavor):
+    """Run the create flow for ``flavor``; forget what it reported."""
+    run_flow('loadbalancer.create', store={
+        'loadbalancer': make_loadbalancer(), 'loadbalancer_id': LB_ID,
+        'flavor': flavor, 'availability_zone': {}})
+    # What the tests look at is what the flows after it did.
+    reporter.reset_mock()
+    for agent in agents.values():
+        agent.reset_mock()
+    return flavor

@@ -54,6 +54,15 @@ def _check_attrs(resource_class, attrs):
                             f'{name}')
 
 
+def found(objects, object_id, what):
+    """``objects[object_id]``, or the NotFound the real service raises."""
+    try:
+        return objects[object_id]
+    except KeyError:
+        raise os_exceptions.NotFoundException(
+            f'{what} {object_id} could not be found.')
+
+
 class FakeCompute:
     def __init__(self, network):
         self._network = network
@@ -96,11 +105,7 @@ class FakeCompute:
         return server
 
     def _server(self, server_id):
-        try:
-            return self.servers_by_id[server_id]
-        except KeyError:
-            raise os_exceptions.NotFoundException(
-                f'Instance {server_id} could not be found.')
+        return found(self.servers_by_id, server_id, 'Instance')
 
     def servers(self, details=True, name=None):
         return [server for server in self.servers_by_id.values()
@@ -216,11 +221,7 @@ class FakeNetwork:
         return port
 
     def get_port(self, port_id):
-        try:
-            return self.ports_by_id[port_id]
-        except KeyError:
-            raise os_exceptions.NotFoundException(
-                f'Port {port_id} could not be found.')
+        return found(self.ports_by_id, port_id, 'Port')
 
     def ports(self, name=None, device_id=None):
         return [port for port in self.ports_by_id.values()

@@ -15,13 +15,14 @@ from unittest import mock
 
 from openstack import exceptions as os_exceptions
 import pytest
-from taskflow import engines
 
-import flows
 from flows.tasks import compute
+from flows.tasks import failover_compute
+from flows.tasks import failover_network
 from flows.tasks import identity
 from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import amphorae
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
 from tests.unit.flows import conftest
@@ -53,14 +54,14 @@ def _store(topology, **extra):
 
 
 def _create(topology, reporter):
-    engines.run(flows.FLOWS['loadbalancer.create'](), store=_store(topology))
+    conftest.run_flow('loadbalancer.create', store=_store(topology))
     reporter.reset_mock()
 
 
 def _amphorae(cloud):
     """``{role: (server id, VRRP port id)}`` as the cloud has them."""
     result = {}
-    for server in compute.find_servers(cloud, LB_ID):
+    for server in amphorae.find_servers(cloud, LB_ID):
         role = server.metadata[naming.META_ROLE]
         ports = network.find_vrrp_ports(cloud, LB_ID, (role,))
         result[role] = (server.id, [port.id for port in ports
@@ -84,8 +85,8 @@ def test_failover_replaces_every_amphora_and_port(cloud, reporter, agents,
     before = _amphorae(cloud)
     booted = len(cloud.compute.created)
 
-    engines.run(flows.FLOWS['loadbalancer.failover'](),
-                store=_store(topology))
+    conftest.run_flow('loadbalancer.failover',
+                      store=_store(topology))
 
     after = _amphorae(cloud)
     assert sorted(after) == sorted(before)
@@ -139,8 +140,8 @@ def test_failed_boot_keeps_the_old_amphora_and_leaks_nothing(
     cloud.compute.build_fault = 'No valid host was found.'
 
     with pytest.raises(compute.ComputeError, match='No valid host'):
-        engines.run(flows.FLOWS['loadbalancer.failover'](),
-                    store=_store(SINGLE))
+        conftest.run_flow('loadbalancer.failover',
+                          store=_store(SINGLE))
 
     assert _amphorae(cloud) == before
     assert set(cloud.network.ports_by_id) == ports
@@ -168,8 +169,8 @@ def test_failed_vip_plug_deletes_the_new_server_and_port(
     with mock.patch.object(agent_client.AgentClient, 'from_conf',
                            side_effect=new_client):
         with pytest.raises(agent_client.AgentUnreachable):
-            engines.run(flows.FLOWS['loadbalancer.failover'](),
-                        store=_store(SINGLE))
+            conftest.run_flow('loadbalancer.failover',
+                              store=_store(SINGLE))
 
     assert _amphorae(cloud) == before
     assert set(cloud.network.ports_by_id) == ports
@@ -192,8 +193,8 @@ def test_a_failed_second_slot_keeps_the_committed_first(cloud, reporter,
     with mock.patch.object(cloud.compute, 'create_server_interface',
                            side_effect=second_attach_fails):
         with pytest.raises(os_exceptions.BadRequestException):
-            engines.run(flows.FLOWS['loadbalancer.failover'](),
-                        store=_store(ACTIVE_STANDBY))
+            conftest.run_flow('loadbalancer.failover',
+                              store=_store(ACTIVE_STANDBY))
 
     after = _amphorae(cloud)
     # The standby was replaced and stays; the master was deleted to make
@@ -206,8 +207,8 @@ def test_a_failed_second_slot_keeps_the_committed_first(cloud, reporter,
 
     # Failing over again repairs the load balancer.
     reporter.reset_mock()
-    engines.run(flows.FLOWS['loadbalancer.failover'](),
-                store=_store(ACTIVE_STANDBY))
+    conftest.run_flow('loadbalancer.failover',
+                      store=_store(ACTIVE_STANDBY))
     assert sorted(_amphorae(cloud)) == [naming.ROLE_BACKUP,
                                         naming.ROLE_MASTER]
     assert _lb_status(reporter) == ['ACTIVE']
@@ -217,12 +218,12 @@ def test_a_push_failing_after_the_commit_keeps_the_new_amphora(
         cloud, reporter, agents):
     _create(SINGLE, reporter)
     before = _amphorae(cloud)
-    with mock.patch('flows.tasks.firewall.push_state',
+    with mock.patch('flows.tasks.amphora_state.push',
                     side_effect=agent_client.AgentUnreachable(
                         'https://x:9443', 'timed out')):
         with pytest.raises(agent_client.AgentUnreachable):
-            engines.run(flows.FLOWS['loadbalancer.failover'](),
-                        store=_store(SINGLE))
+            conftest.run_flow('loadbalancer.failover',
+                              store=_store(SINGLE))
     [(server_id, [port_id])] = _amphorae(cloud).values()
     assert server_id != before[naming.ROLE_STANDALONE][0]
     assert cloud.network.get_port(port_id).name == naming.vrrp_port_name(
@@ -239,7 +240,7 @@ def test_amphora_failover_replaces_only_the_named_amphora(cloud, reporter,
     store = _store(ACTIVE_STANDBY,
                    amphora={'id': master_id, 'role': naming.ROLE_MASTER})
 
-    engines.run(flows.FLOWS['amphora.failover'](), store=store)
+    conftest.run_flow('amphora.failover', store=store)
 
     after = _amphorae(cloud)
     assert after[naming.ROLE_BACKUP] == before[naming.ROLE_BACKUP]
@@ -248,7 +249,7 @@ def test_amphora_failover_replaces_only_the_named_amphora(cloud, reporter,
 
     # The same request again names an amphora that is gone: nothing to do.
     reporter.reset_mock()
-    engines.run(flows.FLOWS['amphora.failover'](), store=store)
+    conftest.run_flow('amphora.failover', store=store)
     assert _amphorae(cloud) == after
     assert _lb_status(reporter) == ['ACTIVE']
 
@@ -256,7 +257,7 @@ def test_amphora_failover_replaces_only_the_named_amphora(cloud, reporter,
 def test_a_resumed_boot_uses_the_server_it_booted(cloud, worker_conf):
     old = {'role': naming.ROLE_STANDALONE, 'server_id': 'old-server',
            'port_id': None}
-    boot = compute.BootReplacementAmphora(0)
+    boot = failover_compute.BootReplacementAmphora(0)
     flavor = conftest.make_flavor(SINGLE)
     issued = identity.IssueReplacementIdentity(0).execute(LB_ID, old)
     [first] = boot.execute(LB_ID, flavor, {}, old, issued)
@@ -267,11 +268,12 @@ def test_a_resumed_boot_uses_the_server_it_booted(cloud, worker_conf):
 
 def test_a_resumed_commit_finishes_the_rename(cloud, reporter, agents):
     _create(SINGLE, reporter)
-    old = network.serving_amphora(cloud, LB_ID, naming.ROLE_STANDALONE)
-    [port] = network.CreateReplacementVrrpPort(0).execute(
+    old = failover_network.serving_amphora(cloud, LB_ID,
+                                           naming.ROLE_STANDALONE)
+    [port] = failover_network.CreateReplacementVrrpPort(0).execute(
         _loadbalancer(), conftest.make_flavor(SINGLE),
         [{'id': 'new-server', 'role': naming.ROLE_STANDALONE}])
-    commit = network.CommitReplacement(0)
+    commit = failover_network.CommitReplacement(0)
     commit.execute(LB_ID, old, [port])
     commit.execute(LB_ID, old, [port])
     [serving] = network.find_vrrp_ports(cloud, LB_ID)
@@ -279,12 +281,25 @@ def test_a_resumed_commit_finishes_the_rename(cloud, reporter, agents):
     assert old['server_id'] not in cloud.compute.servers_by_id
 
 
-def test_failover_flows_need_what_the_driver_stores():
-    assert flows.FLOWS['loadbalancer.failover']().requires == {
+@pytest.mark.parametrize('topology', [SINGLE, ACTIVE_STANDBY])
+@pytest.mark.parametrize('sriov_vip', [True, False])
+def test_failover_flows_need_what_the_driver_stores(topology, sriov_vip):
+    flavor = conftest.make_flavor(topology, sriov_vip)
+    assert conftest.build_flow('loadbalancer.failover', flavor).requires == {
         'loadbalancer', 'loadbalancer_id', 'flavor', 'availability_zone'}
-    assert flows.FLOWS['amphora.failover']().requires == {
+    assert conftest.build_flow('amphora.failover', flavor).requires == {
         'loadbalancer', 'loadbalancer_id', 'flavor', 'availability_zone',
         'amphora'}
+
+
+@pytest.mark.parametrize('topology, slots', [(SINGLE, 1),
+                                             (ACTIVE_STANDBY, 2)])
+def test_load_balancer_failover_has_its_topologys_slots(topology, slots):
+    flow = conftest.build_flow('loadbalancer.failover',
+                               conftest.make_flavor(topology))
+    names = [atom.name for atom in conftest.flow_tasks(flow)
+             if atom.name.endswith('-commit')]
+    assert names == [f'failover-{slot}-commit' for slot in range(slots)]
 
 
 def test_the_new_amphora_takes_over_the_member_ports(cloud, reporter,
@@ -298,7 +313,7 @@ def test_the_new_amphora_takes_over_the_member_ports(cloud, reporter,
         _loadbalancer(), pools=[{'pool_id': 'p-1', 'protocol': 'TCP',
                                  'members': [member]}])
     store = dict(_store(SINGLE), flavor=flavor)
-    engines.run(flows.FLOWS['loadbalancer.create'](), store=store)
+    conftest.run_flow('loadbalancer.create', store=store)
     [old] = cloud.compute.servers_by_id
     # The member port the member flow gave the amphora.
     port = cloud.network.create_port(
@@ -308,7 +323,7 @@ def test_the_new_amphora_takes_over_the_member_ports(cloud, reporter,
         fixed_ips=[{'subnet_id': fake_cloud.MEMBER_SUBNET}])
     cloud.compute.create_server_interface(old, port_id=port.id)
 
-    engines.run(flows.FLOWS['loadbalancer.failover'](), store=store)
+    conftest.run_flow('loadbalancer.failover', store=store)
 
     [new] = cloud.compute.servers_by_id
     assert new != old

@@ -16,10 +16,12 @@ import pytest
 from taskflow import engines
 from taskflow import task
 
-import flows
-from flows import common
-from flows.tasks import firewall
+from flows import objects
+from flows.tasks import amphora_state
+from flows.tasks import lb_state
+from flows.tasks import security_group
 from flows.tasks import status as status_tasks
+from sriov_octavia.worker import jobboard
 from tests.unit.flows import conftest
 
 LB = 'lb-1'
@@ -51,8 +53,12 @@ def reporter():
 @pytest.fixture(autouse=True)
 def pushed():
     """The states the flows push to the amphorae (none here)."""
-    with mock.patch.object(firewall, 'push_state') as push_state:
-        yield push_state
+    with mock.patch.object(amphora_state, 'push') as push, \
+            mock.patch.object(security_group, 'sync_security_group'), \
+            mock.patch('sriov_octavia.clients.connection'), \
+            mock.patch('sriov_octavia.amphorae.find_amphorae',
+                       return_value=[{'id': 'amp-1'}]):
+        yield push
 
 
 def _updates(reporter):
@@ -79,14 +85,17 @@ def test_flow_names_follow_the_contract():
     expected.update(('member.batch_update', 'loadbalancer.create',
                      'loadbalancer.update', 'loadbalancer.delete',
                      'loadbalancer.failover', 'amphora.failover'))
-    assert set(flows.FLOWS) == expected
+    assert jobboard.flow_names() == expected
 
 
-@pytest.mark.parametrize('flow_name', sorted(
-    name for name in flows.FLOWS if name != 'member.batch_update' and
-    name.split('.')[0] in OBJECTS))
-def test_object_flows_guard_first_and_report_last(flow_name):
-    flow = flows.FLOWS[flow_name]()
+OBJECT_FLOWS = sorted('%s.%s' % (obj, op) for obj in OBJECTS
+                      for op in ('create', 'update', 'delete'))
+
+
+@pytest.mark.parametrize('sriov_vip', [True, False])
+@pytest.mark.parametrize('flow_name', OBJECT_FLOWS)
+def test_object_flows_guard_first_and_report_last(flow_name, sriov_vip):
+    flow = jobboard.build_flow(flow_name, topology=None, sriov_vip=sriov_vip)
     atoms = list(flow)
     assert flow.name == flow_name
     assert isinstance(atoms[0], status_tasks.ResolveParents)
@@ -94,32 +103,35 @@ def test_object_flows_guard_first_and_report_last(flow_name):
              else status_tasks.MarkActive)
     assert isinstance(atoms[-1], final)
     obj, operation = flow_name.split('.')
-    required = {obj, 'loadbalancer_id', 'flavor', 'availability_zone'}
+    required = {obj, 'loadbalancer_id', 'availability_zone'}
     if operation == 'update':
         required.add('original_' + obj)
-    # Every change reaches the amphorae (haproxy, firewall).
+    if not sriov_vip or (obj, operation) in objects.MEMBER_PORTS:
+        required.add('flavor')
+    # Every change reaches the amphorae (haproxy, firewall) once.
+    [state] = [atom for atom in atoms
+               if isinstance(atom, lb_state.ResolveChangedState)]
+    assert state.object_type == obj
+    assert state.deleting == (operation == 'delete')
     [push] = [atom for atom in atoms
-              if isinstance(atom, firewall.PushState)]
-    assert push.object_type == obj
-    assert push.deleting == (operation == 'delete')
+              if isinstance(atom, amphora_state.PushAmphoraState)]
+    assert push.firewall == sriov_vip
+    # Only without sriov_vip the Neutron security group follows.
+    assert [type(atom) for atom in atoms
+            if isinstance(atom, security_group.SyncSecurityGroup)] == (
+        [] if sriov_vip else [security_group.SyncSecurityGroup])
     assert flow.requires >= required
 
 
-def test_member_create_reports_member_pool_listener_lb(reporter):
-    engines.run(flows.FLOWS['member.create'](), store=_store('member'))
-    assert _updates(reporter) == [{
-        'members': [{'id': 'm-1', 'provisioning_status': 'ACTIVE'}],
-        'pools': [{'id': 'p-1', 'provisioning_status': 'ACTIVE'}],
-        'listeners': [{'id': 'l-1', 'provisioning_status': 'ACTIVE'}],
-        'loadbalancers': [{'id': LB, 'provisioning_status': 'ACTIVE'}]}]
-
-
-def test_member_update_finds_its_pool_in_the_original(reporter):
-    # Octavia passes only the changed fields (and the id) as the new object.
+@pytest.mark.parametrize('operation', ['create', 'update'])
+def test_member_flows_report_member_pool_listener_lb(reporter, operation):
     store = _store('member')
-    store['original_member'] = store['member']
-    store['member'] = {'member_id': 'm-1', 'weight': 5}
-    engines.run(flows.FLOWS['member.update'](), store=store)
+    if operation == 'update':
+        # Octavia passes only the changed fields (and the id) as the new
+        # object: the pool is found in the original.
+        store['original_member'] = store['member']
+        store['member'] = {'member_id': 'm-1', 'weight': 5}
+    conftest.run_flow(f'member.{operation}', store=store)
     assert _updates(reporter) == [{
         'members': [{'id': 'm-1', 'provisioning_status': 'ACTIVE'}],
         'pools': [{'id': 'p-1', 'provisioning_status': 'ACTIVE'}],
@@ -128,8 +140,8 @@ def test_member_update_finds_its_pool_in_the_original(reporter):
 
 
 def test_l7rule_delete_reports_deleted(reporter, pushed):
-    engines.run(flows.FLOWS['l7rule.delete'](), store=_store('l7rule'))
-    state, zone, flavor = pushed.call_args.args
+    conftest.run_flow('l7rule.delete', store=_store('l7rule'))
+    state, amphorae, vrrp_ports = pushed.call_args.args
     assert state['listeners'][0]['l7policies'] == [
         {'l7policy_id': 'pol-1', 'rules': [{'l7rule_id': 'r-2'}]}]
     assert _updates(reporter) == [{
@@ -140,8 +152,7 @@ def test_l7rule_delete_reports_deleted(reporter, pushed):
 
 
 def test_failing_step_marks_error_and_hands_back_parents(reporter):
-    flow = common.object_flow('health_monitor.create', 'health_monitor',
-                              steps=[Boom()])
+    flow = objects.object_flow('health_monitor', 'create', steps=[Boom()])
     with pytest.raises(RuntimeError, match='boom'):
         engines.run(flow, store=_store('health_monitor'))
     assert _updates(reporter) == [{
@@ -156,7 +167,7 @@ def test_unreachable_octavia_still_hands_back_the_lb(reporter):
     store = _store('listener')
     store['original_listener'] = store['listener']
     with pytest.raises(RuntimeError, match='no driver-agent'):
-        engines.run(flows.FLOWS['listener.update'](), store=store)
+        conftest.run_flow('listener.update', store=store)
     assert _updates(reporter) == [{
         'listeners': [{'id': 'l-1', 'provisioning_status': 'ERROR'}],
         'loadbalancers': [{'id': LB, 'provisioning_status': 'ACTIVE'}]}]
@@ -168,7 +179,7 @@ def test_member_batch_update(reporter):
              'pool_id': 'p-1', 'loadbalancer_id': LB,
              'flavor': conftest.make_flavor(sriov_vip=False),
              'availability_zone': {}}
-    engines.run(flows.FLOWS['member.batch_update'](), store=store)
+    conftest.run_flow('member.batch_update', store=store)
     assert _updates(reporter) == [{
         'members': [{'id': 'm-1', 'provisioning_status': 'ACTIVE'},
                     {'id': 'm-new', 'provisioning_status': 'ACTIVE'},
@@ -184,7 +195,7 @@ def test_member_batch_update_failure_marks_all_its_members_error(reporter):
              'flavor': conftest.make_flavor(sriov_vip=False),
              'availability_zone': {}}
     with pytest.raises(RuntimeError, match='socket gone'):
-        engines.run(flows.FLOWS['member.batch_update'](), store=store)
+        conftest.run_flow('member.batch_update', store=store)
     # The second report is the revert: both removed members in ERROR.
     assert _updates(reporter)[1]['members'] == [
         {'id': 'm-old', 'provisioning_status': 'ERROR'},

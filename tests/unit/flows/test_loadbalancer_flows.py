@@ -15,9 +15,7 @@ from unittest import mock
 
 from openstack import exceptions as os_exceptions
 import pytest
-from taskflow import engines
 
-import flows
 from flows.tasks import compute
 from flows.tasks import loadbalancer_status
 from sriov_octavia.amphora import client as agent_client
@@ -72,15 +70,37 @@ def _statuses(reporter):
 
 
 def test_flows_are_registered_under_their_contract_names():
-    assert flows.FLOWS['loadbalancer.create']().name == 'loadbalancer.create'
-    assert flows.FLOWS['loadbalancer.delete']().name == 'loadbalancer.delete'
+    for name in ('loadbalancer.create', 'loadbalancer.delete'):
+        assert conftest.build_flow(name).name == name
 
 
-def test_create_requires_what_the_driver_stores():
-    assert flows.FLOWS['loadbalancer.create']().requires == {
+@pytest.mark.parametrize('sriov_vip', [True, False])
+@pytest.mark.parametrize('topology', [sriov_flavor.TOPOLOGY_SINGLE,
+                                      sriov_flavor.TOPOLOGY_ACTIVE_STANDBY])
+def test_create_requires_what_the_driver_stores(topology, sriov_vip):
+    flavor = conftest.make_flavor(topology, sriov_vip)
+    assert conftest.build_flow('loadbalancer.create', flavor).requires == {
         'loadbalancer', 'loadbalancer_id', 'flavor', 'availability_zone'}
-    assert flows.FLOWS['loadbalancer.delete']().requires == {
+    assert conftest.build_flow('loadbalancer.delete', flavor).requires == {
         'loadbalancer', 'loadbalancer_id'}
+
+
+@pytest.mark.parametrize('sriov_vip', [True, False])
+@pytest.mark.parametrize('topology, amphorae', [
+    (sriov_flavor.TOPOLOGY_SINGLE, 1),
+    (sriov_flavor.TOPOLOGY_ACTIVE_STANDBY, 2)])
+def test_create_is_shaped_by_topology_and_sriov_vip(topology, amphorae,
+                                                    sriov_vip):
+    flow = conftest.build_flow('loadbalancer.create',
+                               conftest.make_flavor(topology, sriov_vip))
+    tasks = [type(atom).__name__ for atom in conftest.flow_tasks(flow)]
+    # One amphora's tasks per role of the topology.
+    for per_amphora in ('BootAmphorae', 'WaitForAmphorae', 'WaitForAgents',
+                        'CreateVrrpPorts', 'AttachPorts', 'PlugVip'):
+        assert tasks.count(per_amphora) == amphorae
+    assert tasks.count('CreateServerGroup') == amphorae - 1
+    # The Neutron security group only without sriov_vip.
+    assert tasks.count('CreateSecurityGroup') == (0 if sriov_vip else 1)
 
 
 def test_child_objects_of_a_one_call_create():
@@ -95,8 +115,8 @@ def test_child_objects_of_a_one_call_create():
     (sriov_flavor.TOPOLOGY_ACTIVE_STANDBY, 2),
 ])
 def test_create_then_delete(cloud, reporter, agents, topology, servers):
-    engines.run(flows.FLOWS['loadbalancer.create'](),
-                store=_store(topology, ONE_CALL_LB))
+    conftest.run_flow('loadbalancer.create',
+                      store=_store(topology, ONE_CALL_LB))
     assert len(cloud.compute.servers_by_id) == servers
     vrrp = [p for p in cloud.network.ports_by_id.values()
             if p.binding_vnic_type == 'direct']
@@ -136,45 +156,41 @@ def test_create_then_delete(cloud, reporter, agents, topology, servers):
     reporter.reset_mock()
     reporter.get_loadbalancer.return_value = ONE_CALL_LB
     with mock.patch('sriov_octavia.vip.delete_vip_port') as delete_vip:
-        engines.run(flows.FLOWS['loadbalancer.delete'](),
-                    store={'loadbalancer': conftest.make_loadbalancer(),
-                           'loadbalancer_id': LB_ID, 'cascade': True})
+        conftest.run_flow('loadbalancer.delete',
+                          store={'loadbalancer': conftest.make_loadbalancer(),
+                                 'loadbalancer_id': LB_ID, 'cascade': True})
     delete_vip.assert_called_once_with(cloud, LB_ID, 'vip-port')
-    assert cloud.compute.servers_by_id == {}
-    assert cloud.compute.groups == {}
-    assert cloud.network.ports_by_id == {}
-    [update] = _statuses(reporter)
-    assert update['loadbalancers'] == [{'id': LB_ID,
-                                        'provisioning_status': 'DELETED'}]
+    update = _nothing_left(cloud, reporter, 'DELETED')
     assert update['pools'] == [{'id': 'p-1',
                                 'provisioning_status': 'DELETED'}]
 
 
-def _assert_reverted_to_error(cloud, reporter):
+def _nothing_left(cloud, reporter, lb_status):
+    """No server, group or port left; the one report's load balancer."""
     assert cloud.compute.servers_by_id == {}
     assert cloud.compute.groups == {}
     assert cloud.network.ports_by_id == {}
     [update] = _statuses(reporter)
     assert update['loadbalancers'] == [{'id': LB_ID,
-                                        'provisioning_status': 'ERROR'}]
+                                        'provisioning_status': lb_status}]
+    return update
 
 
-def test_no_valid_host_reverts_to_error(cloud, reporter, agents):
-    cloud.compute.build_fault = 'No valid host was found.'
-    with pytest.raises(compute.ComputeError, match='No valid host'):
-        engines.run(flows.FLOWS['loadbalancer.create'](),
-                    store=_store(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY))
-    _assert_reverted_to_error(cloud, reporter)
-
-
-def test_vf_attach_failure_reverts_ports_and_servers(cloud, reporter,
-                                                     agents):
-    cloud.compute.attach_error = os_exceptions.BadRequestException(
-        'Failed to claim PCI device')
-    with pytest.raises(os_exceptions.BadRequestException):
-        engines.run(flows.FLOWS['loadbalancer.create'](),
-                    store=_store(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY))
-    _assert_reverted_to_error(cloud, reporter)
+@pytest.mark.parametrize('fault, value, error, match', [
+    ('build_fault', 'No valid host was found.', compute.ComputeError,
+     'No valid host'),
+    # A VF attach failing: ports and servers reverted.
+    ('attach_error', os_exceptions.BadRequestException(
+        'Failed to claim PCI device'), os_exceptions.BadRequestException,
+     'PCI'),
+])
+def test_cloud_fault_reverts_to_error(cloud, reporter, agents, fault, value,
+                                      error, match):
+    setattr(cloud.compute, fault, value)
+    with conftest.raises(error, match):
+        conftest.run_flow('loadbalancer.create',
+                          store=_store(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY))
+    _nothing_left(cloud, reporter, 'ERROR')
 
 
 def test_agent_refusal_reverts_and_marks_children_error(cloud, reporter,
@@ -183,13 +199,9 @@ def test_agent_refusal_reverts_and_marks_children_error(cloud, reporter,
         'POST', 'https://198.18.0.10:9443/1.0/security-group', 400,
         'firewall', 'bad')
     with pytest.raises(agent_client.AgentRejected):
-        engines.run(flows.FLOWS['loadbalancer.create'](),
-                    store=_store(loadbalancer=ONE_CALL_LB))
-    assert cloud.compute.servers_by_id == {}
-    assert cloud.network.ports_by_id == {}
-    [update] = _statuses(reporter)
-    assert update['loadbalancers'] == [{'id': LB_ID,
-                                        'provisioning_status': 'ERROR'}]
+        conftest.run_flow('loadbalancer.create',
+                          store=_store(loadbalancer=ONE_CALL_LB))
+    update = _nothing_left(cloud, reporter, 'ERROR')
     assert update['members'] == [{'id': 'm-1',
                                   'provisioning_status': 'ERROR'}]
 
@@ -207,7 +219,7 @@ def test_a_failing_undo_still_ends_in_error(
 
     monkeypatch.setattr(cloud.compute, 'delete_server', refuse)
     with pytest.raises(agent_client.AgentUnreachable):
-        engines.run(flows.FLOWS['loadbalancer.create'](), store=_store())
+        conftest.run_flow('loadbalancer.create', store=_store())
     assert len(cloud.compute.servers_by_id) == 1
     [update] = _statuses(reporter)
     assert update['loadbalancers'] == [{'id': LB_ID,
@@ -219,9 +231,9 @@ def test_failed_delete_marks_the_load_balancer_error(cloud, reporter,
     with mock.patch.object(compute, 'delete_servers',
                            side_effect=compute.ComputeError('stuck')):
         with pytest.raises(compute.ComputeError):
-            engines.run(flows.FLOWS['loadbalancer.delete'](),
-                        store={'loadbalancer': conftest.make_loadbalancer(),
-                               'loadbalancer_id': LB_ID})
+            conftest.run_flow('loadbalancer.delete', store={
+                'loadbalancer': conftest.make_loadbalancer(),
+                'loadbalancer_id': LB_ID})
     # Without cascade nothing but the load balancer is looked up.
     reporter.get_loadbalancer.assert_not_called()
     assert _statuses(reporter) == [{'loadbalancers': [
@@ -231,7 +243,7 @@ def test_failed_delete_marks_the_load_balancer_error(cloud, reporter,
 def _created(cloud, reporter, agents, flavor_kwargs=None):
     store = _store()
     store['flavor'].update(flavor_kwargs or {})
-    engines.run(flows.FLOWS['loadbalancer.create'](), store=store)
+    conftest.run_flow('loadbalancer.create', store=store)
     reporter.reset_mock()
     return store['flavor']
 
@@ -244,7 +256,7 @@ def _vrrp_ports(cloud):
 def test_update_sets_the_qos_policy_on_the_vrrp_ports(cloud, reporter,
                                                       agents):
     flavor = _created(cloud, reporter, agents)
-    engines.run(flows.FLOWS['loadbalancer.update'](), store={
+    conftest.run_flow('loadbalancer.update', store={
         'loadbalancer': {'loadbalancer_id': LB_ID,
                          'vip_qos_policy_id': 'qos-gold'},
         'original_loadbalancer': conftest.make_loadbalancer(),
@@ -260,7 +272,7 @@ def test_update_sets_the_qos_policy_on_the_vrrp_ports(cloud, reporter,
 def test_update_of_other_fields_touches_no_port(cloud, reporter, agents):
     flavor = _created(cloud, reporter, agents)
     with mock.patch.object(cloud.network, 'update_port') as update_port:
-        engines.run(flows.FLOWS['loadbalancer.update'](), store={
+        conftest.run_flow('loadbalancer.update', store={
             'loadbalancer': {'loadbalancer_id': LB_ID, 'name': 'renamed'},
             'original_loadbalancer': conftest.make_loadbalancer(),
             'loadbalancer_id': LB_ID, 'flavor': flavor,
@@ -283,7 +295,7 @@ def test_failed_update_puts_the_ports_back_and_marks_error(cloud, reporter,
     with mock.patch.object(loadbalancer_status.MarkLoadBalancerActive,
                            'execute', side_effect=RuntimeError('socket')):
         with pytest.raises(RuntimeError):
-            engines.run(flows.FLOWS['loadbalancer.update'](), store=store)
+            conftest.run_flow('loadbalancer.update', store=store)
     assert [port.qos_policy_id for port in _vrrp_ports(cloud)] == [
         'qos-bronze']
     [update] = _statuses(reporter)
@@ -296,7 +308,7 @@ def test_update_of_vip_security_groups_keeps_the_lb_group(cloud, reporter,
     flavor = _created(cloud, reporter, agents, {sriov_flavor.SRIOV_VIP:
                                                 False})
     [own] = [group.id for group in cloud.network.security_groups()]
-    engines.run(flows.FLOWS['loadbalancer.update'](), store={
+    conftest.run_flow('loadbalancer.update', store={
         'loadbalancer': {'loadbalancer_id': LB_ID,
                          'vip_sg_ids': ['user-sg']},
         'original_loadbalancer': conftest.make_loadbalancer(),

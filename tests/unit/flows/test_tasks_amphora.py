@@ -15,7 +15,9 @@ from unittest import mock
 import pytest
 
 from flows.tasks import amphora
+from flows.tasks import amphora_state
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import amphorae
 from sriov_octavia import flavor as sriov_flavor
 from tests.unit.flows import conftest
 
@@ -35,7 +37,7 @@ def test_agent_client_uses_octavias_certificates(worker_conf):
                              group='haproxy_amphora')
     worker_conf.set_override('server_ca', '/ca.pem', group='haproxy_amphora')
     try:
-        client = amphora.agent_for(AMPHORAE[0])
+        client = amphorae.agent_for(AMPHORAE[0])
     finally:
         worker_conf.clear_override('client_cert', group='haproxy_amphora')
         worker_conf.clear_override('server_ca', group='haproxy_amphora')
@@ -57,7 +59,7 @@ def test_wait_for_agents_uses_the_boot_timeout(agents, worker_conf):
 
 
 def test_unreachable_agent_fails_the_task(agents):
-    agent = amphora.agent_for(AMPHORAE[0])
+    agent = amphorae.agent_for(AMPHORAE[0])
     agent.wait_until_up.side_effect = agent_client.AgentUnreachable(
         'https://198.18.0.10:9443', 'timed out')
     with pytest.raises(agent_client.AgentUnreachable):
@@ -71,8 +73,8 @@ def test_unreachable_agent_fails_the_task(agents):
 def test_plug_vip_waits_for_the_vf_then_plugs(agents, topology,
                                               on_interface):
     loadbalancer = conftest.make_loadbalancer()
-    amphora.PlugVip().execute(loadbalancer, conftest.make_flavor(topology),
-                              AMPHORAE, PORTS, VIP_PLUG)
+    amphora.PlugVip(on_interface).execute(loadbalancer, AMPHORAE, PORTS,
+                                          VIP_PLUG)
     for amp, port in zip(AMPHORAE, PORTS):
         agent = agents[amp['mgmt_ip']]
         assert agent.method_calls[:2] == [
@@ -88,10 +90,8 @@ def test_firewall_for_sriov_vip_names_the_peers(agents):
     loadbalancer = dict(conftest.make_loadbalancer(), listeners=[
         {'listener_id': 'l-1', 'protocol': 'HTTP', 'protocol_port': 80,
          'allowed_cidrs': ['198.51.100.0/24']}])
-    amphora.ApplyFirewall().execute(
-        loadbalancer,
-        conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY),
-        AMPHORAE, PORTS)
+    amphora_state.push(loadbalancer, AMPHORAE, PORTS, firewall=True,
+                       new=True)
     master = agents['198.18.0.10'].set_security_group.call_args.args[0]
     assert master == {
         'vip_interfaces': ['203.0.113.10'],
@@ -104,7 +104,6 @@ def test_firewall_for_sriov_vip_names_the_peers(agents):
 
 
 def test_no_firewall_without_sriov_vip(agents):
-    amphora.ApplyFirewall().execute(
-        conftest.make_loadbalancer(), conftest.make_flavor(sriov_vip=False),
-        AMPHORAE, PORTS)
+    amphora_state.push(conftest.make_loadbalancer(), AMPHORAE, PORTS,
+                       firewall=False, new=True)
     assert agents == {}

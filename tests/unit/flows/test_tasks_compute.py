@@ -21,6 +21,7 @@ import pytest
 from flows.tasks import compute
 from flows.tasks import identity
 from sriov_octavia.amphora import bootstrap
+from sriov_octavia import amphorae
 from sriov_octavia import flavor as sriov_flavor
 from testbed.plumbing import cloud_init
 from tests.unit.flows import conftest
@@ -30,10 +31,16 @@ LB_ID = conftest.LB_ID
 ACTIVE_STANDBY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY
 
 
+def _roles(flavor):
+    return compute.topology_roles(flavor[sriov_flavor.LOADBALANCER_TOPOLOGY])
+
+
 def _boot(cloud, flavor, zone=None, group_id=None):
-    identities = identity.IssueAmphoraIdentities().execute(LB_ID, flavor)
-    return compute.BootAmphorae().execute(LB_ID, flavor, zone or {},
-                                          group_id, identities)
+    roles = _roles(flavor)
+    identities = identity.IssueAmphoraIdentities(roles).execute(LB_ID)
+    boot_attrs = compute.PrepareBoot().execute(flavor, zone or {}, group_id)
+    return compute.BootAmphorae(roles).execute(LB_ID, identities,
+                                               boot_attrs)
 
 
 def _user_data_files(server):
@@ -43,21 +50,14 @@ def _user_data_files(server):
             in cloud_init.parse(text)}
 
 
-def test_single_needs_no_server_group(cloud, worker_conf):
-    assert compute.CreateServerGroup().execute(
-        LB_ID, conftest.make_flavor()) is None
-    assert cloud.compute.groups == {}
-
-
 def test_active_standby_group_is_anti_affinity_and_reverted(cloud,
                                                             worker_conf):
-    flavor = conftest.make_flavor(ACTIVE_STANDBY)
     task = compute.CreateServerGroup()
-    group_id = task.execute(LB_ID, flavor)
+    group_id = task.execute(LB_ID)
     group = cloud.compute.groups[group_id]
     assert (group.name, group.policy) == (f'octavia-lb-{LB_ID}',
                                           'anti-affinity')
-    task.revert(LB_ID, flavor, result=group_id)
+    task.revert(LB_ID, result=group_id)
     assert cloud.compute.groups == {}
 
 
@@ -133,8 +133,8 @@ def test_no_identity_names_what_is_missing_and_boots_nothing(
 
 
 def test_the_identity_result_holds_no_key_in_clear(cloud, worker_conf):
-    identities = identity.IssueAmphoraIdentities().execute(
-        LB_ID, conftest.make_flavor(ACTIVE_STANDBY))
+    identities = identity.IssueAmphoraIdentities(
+        compute.topology_roles(ACTIVE_STANDBY)).execute(LB_ID)
     assert sorted(identities) == ['BACKUP', 'MASTER']
     for issued in identities.values():
         assert 'PRIVATE KEY' not in json.dumps(issued)
@@ -176,7 +176,8 @@ def test_boot_without_image_for_the_tag(cloud, worker_conf):
 def test_boot_without_management_network(cloud, worker_conf):
     worker_conf.set_override('amp_boot_network_list', [],
                              group='controller_worker')
-    with pytest.raises(compute.ComputeError, match='management network'):
+    with pytest.raises(amphorae.AmphoraLookupError,
+                       match='management network'):
         _boot(cloud, conftest.make_flavor())
 
 
@@ -187,7 +188,7 @@ def test_boot_revert_deletes_servers_found_by_metadata(cloud, worker_conf):
         name=f'amphora-{LB_ID}-master', flavor_id=fake_cloud.COMPUTE_FLAVOR,
         metadata={'sriov_octavia_lb': 'another-lb'})
     # A failed execute has no result: the revert must find the servers.
-    compute.BootAmphorae().revert(LB_ID, flavor=flavor, result=None)
+    compute.BootAmphorae(_roles(flavor)).revert(LB_ID, result=None)
     assert list(cloud.compute.servers_by_id) == [other.id]
 
 
@@ -286,7 +287,7 @@ def test_detach_of_a_deleted_server_is_done(cloud, worker_conf):
 
 def test_delete_amphorae_and_group(cloud, worker_conf):
     flavor = conftest.make_flavor(ACTIVE_STANDBY)
-    group_id = compute.CreateServerGroup().execute(LB_ID, flavor)
+    group_id = compute.CreateServerGroup().execute(LB_ID)
     _boot(cloud, flavor, group_id=group_id)
     compute.DeleteAmphorae().execute(LB_ID)
     assert cloud.compute.servers_by_id == {}
@@ -297,8 +298,8 @@ def test_resumed_tasks_reuse_what_an_interrupted_run_made(
         cloud, worker_conf):
     # A worker that takes over a job runs the interrupted task again.
     flavor = conftest.make_flavor(ACTIVE_STANDBY)
-    group_id = compute.CreateServerGroup().execute(LB_ID, flavor)
-    assert compute.CreateServerGroup().execute(LB_ID, flavor) == group_id
+    group_id = compute.CreateServerGroup().execute(LB_ID)
+    assert compute.CreateServerGroup().execute(LB_ID) == group_id
     first = _boot(cloud, flavor, group_id=group_id)
     assert _boot(cloud, flavor, group_id=group_id) == first
     assert len(cloud.compute.servers_by_id) == 2

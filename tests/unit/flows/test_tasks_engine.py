@@ -15,9 +15,9 @@ from unittest import mock
 
 import pytest
 
+from flows.tasks import amphora_state
 from flows.tasks import engine
 from sriov_octavia.amphora import client as agent_client
-from sriov_octavia import flavor as sriov_flavor
 from tests.unit.flows import conftest
 
 LB_ID = conftest.LB_ID
@@ -81,10 +81,8 @@ def test_keepalived_on_each_vf_with_the_other_as_peer(agents, worker_conf):
         agents[ip] = agent = mock.MagicMock()
         agent.wait_for_interface.side_effect = (
             lambda mac, timeout, name=name: {'name': name})
-    engine.ConfigureVrrp().execute(
-        conftest.make_loadbalancer(),
-        conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY),
-        AMPHORAE, VRRP_PORTS)
+    amphora_state.push(conftest.make_loadbalancer(), AMPHORAE, VRRP_PORTS,
+                       keepalived=True, new=True)
     for amphora, port, peer in zip(AMPHORAE, VRRP_PORTS,
                                    reversed(VRRP_PORTS)):
         agent = agents[amphora['mgmt_ip']]
@@ -101,16 +99,14 @@ def test_keepalived_on_each_vf_with_the_other_as_peer(agents, worker_conf):
 
 
 def test_single_amphora_has_no_keepalived(agents, worker_conf):
-    engine.ConfigureVrrp().execute(
-        conftest.make_loadbalancer(),
-        conftest.make_flavor(sriov_flavor.TOPOLOGY_SINGLE),
-        AMPHORAE[:1], VRRP_PORTS[:1])
+    amphora_state.push(conftest.make_loadbalancer(), AMPHORAE[:1],
+                       VRRP_PORTS[:1], new=True)
     assert agents == {}
 
 
 def test_load_balancer_created_without_listeners_starts_no_haproxy(agents):
-    engine.ConfigureHaproxy().execute(conftest.make_loadbalancer(),
-                                      AMPHORAE)
+    amphora_state.push(conftest.make_loadbalancer(), AMPHORAE, None,
+                       new=True)
     assert agents == {}
-    engine.ConfigureHaproxy().execute(state(), AMPHORAE)
+    amphora_state.push(state(), AMPHORAE, None, new=True)
     assert sorted(agents) == ['198.18.0.10', '198.18.0.11']

@@ -15,10 +15,10 @@ import copy
 from unittest import mock
 
 import pytest
-from taskflow import engines
 
-import flows
-from flows.tasks import firewall
+from flows.tasks import amphora_state
+from flows.tasks import lb_state
+from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import flavor as sriov_flavor
 from tests.unit.flows import conftest
@@ -45,7 +45,7 @@ def octavia_lb(listeners=(), pools=()):
 
 
 def test_created_listener_missing_in_octavia_is_added():
-    state = firewall.apply_change(octavia_lb(), 'listener', {
+    state = lb_state.apply_change(octavia_lb(), 'listener', {
         'listener_id': 'l-2', 'protocol': 'UDP', 'protocol_port': 53})
     assert state['listeners'] == [
         {'listener_id': 'l-2', 'protocol': 'UDP', 'protocol_port': 53}]
@@ -53,7 +53,7 @@ def test_created_listener_missing_in_octavia_is_added():
 
 def test_update_keeps_the_fields_it_does_not_change():
     loadbalancer = octavia_lb([LISTENER], [POOL])
-    state = firewall.apply_change(
+    state = lb_state.apply_change(
         loadbalancer, 'listener', {'listener_id': 'l-1',
                                    'allowed_cidrs': [CIDR]},
         original=dict(LISTENER, protocol_port=81))
@@ -67,7 +67,7 @@ def test_update_keeps_the_fields_it_does_not_change():
 
 
 def test_deleted_listener_is_gone_and_its_pool_stays():
-    state = firewall.apply_change(octavia_lb([LISTENER], [POOL]),
+    state = lb_state.apply_change(octavia_lb([LISTENER], [POOL]),
                                   'listener', {'listener_id': 'l-1'},
                                   deleting=True)
     assert state['listeners'] == []
@@ -75,24 +75,24 @@ def test_deleted_listener_is_gone_and_its_pool_stays():
 
 
 def test_deleted_pool_takes_its_members():
-    state = firewall.apply_change(octavia_lb([LISTENER], [POOL]), 'pool',
+    state = lb_state.apply_change(octavia_lb([LISTENER], [POOL]), 'pool',
                                   {'pool_id': 'p-1'}, deleting=True)
     assert state['pools'] == []
 
 
 def test_member_create_update_delete():
-    created = firewall.apply_change(
+    created = lb_state.apply_change(
         octavia_lb(pools=[POOL]), 'member',
         {'member_id': 'm-2', 'pool_id': 'p-1', 'address': '198.51.100.21',
          'protocol_port': 8080})
     assert [m['member_id'] for m in created['pools'][0]['members']] == [
         'm-1', 'm-2']
-    updated = firewall.apply_change(
+    updated = lb_state.apply_change(
         octavia_lb(pools=[POOL]), 'member',
         {'member_id': 'm-1', 'admin_state_up': False}, original=MEMBER)
     assert updated['pools'][0]['members'] == [
         dict(MEMBER, admin_state_up=False)]
-    deleted = firewall.apply_change(octavia_lb(pools=[POOL]), 'member',
+    deleted = lb_state.apply_change(octavia_lb(pools=[POOL]), 'member',
                                     MEMBER, deleting=True)
     assert deleted['pools'][0]['members'] == []
 
@@ -100,29 +100,29 @@ def test_member_create_update_delete():
 def test_health_monitor_create_update_delete():
     monitor = {'healthmonitor_id': 'hm-1', 'pool_id': 'p-1',
                'type': 'HTTP'}
-    created = firewall.apply_change(octavia_lb(pools=[POOL]),
+    created = lb_state.apply_change(octavia_lb(pools=[POOL]),
                                     'health_monitor', monitor)
     assert created['pools'][0]['healthmonitor'] == monitor
     with_monitor = octavia_lb(pools=[dict(POOL, healthmonitor=monitor)])
-    updated = firewall.apply_change(
+    updated = lb_state.apply_change(
         with_monitor, 'health_monitor',
         {'healthmonitor_id': 'hm-1', 'type': 'PING'}, original=monitor)
     assert updated['pools'][0]['healthmonitor'] == dict(monitor,
                                                         type='PING')
-    deleted = firewall.apply_change(with_monitor, 'health_monitor',
+    deleted = lb_state.apply_change(with_monitor, 'health_monitor',
                                     monitor, deleting=True)
     assert deleted['pools'][0]['healthmonitor'] is None
 
 
 def test_member_of_an_unknown_pool_fails():
-    with pytest.raises(firewall.FirewallError, match='no pool p-9'):
-        firewall.apply_change(octavia_lb(pools=[POOL]), 'member',
+    with pytest.raises(lb_state.StateError, match='no pool p-9'):
+        lb_state.apply_change(octavia_lb(pools=[POOL]), 'member',
                               dict(MEMBER, pool_id='p-9'))
 
 
 def test_objects_outside_the_state_are_refused():
     with pytest.raises(ValueError, match='amphora'):
-        firewall.apply_change(octavia_lb(), 'amphora', {'id': 'amp-1'})
+        lb_state.apply_change(octavia_lb(), 'amphora', {'id': 'amp-1'})
 
 
 def test_l7policy_and_rule_changes():
@@ -131,30 +131,30 @@ def test_l7policy_and_rule_changes():
     rule = {'l7rule_id': 'r-1', 'l7policy_id': 'pol-1', 'type': 'PATH',
             'compare_type': 'EQUAL_TO', 'value': '/a'}
     # Octavia has neither yet; then the rule is updated and deleted.
-    created = firewall.apply_change(octavia_lb([LISTENER], [POOL]),
+    created = lb_state.apply_change(octavia_lb([LISTENER], [POOL]),
                                     'l7policy', policy)
     assert created['listeners'][0]['l7policies'] == [policy]
-    with_rule = firewall.apply_change(created, 'l7rule', rule)
+    with_rule = lb_state.apply_change(created, 'l7rule', rule)
     assert with_rule['listeners'][0]['l7policies'][0]['rules'] == [rule]
-    updated = firewall.apply_change(with_rule, 'l7rule',
+    updated = lb_state.apply_change(with_rule, 'l7rule',
                                     {'l7rule_id': 'r-1', 'value': '/b'},
                                     original=rule)
     assert updated['listeners'][0]['l7policies'][0]['rules'] == [
         dict(rule, value='/b')]
-    deleted = firewall.apply_change(updated, 'l7policy', policy,
+    deleted = lb_state.apply_change(updated, 'l7policy', policy,
                                     deleting=True)
     assert deleted['listeners'][0]['l7policies'] == []
 
 
 def test_rule_of_an_unknown_policy_fails():
-    with pytest.raises(firewall.FirewallError, match='no L7 policy pol-9'):
-        firewall.apply_change(octavia_lb([LISTENER]), 'l7rule',
+    with pytest.raises(lb_state.StateError, match='no L7 policy pol-9'):
+        lb_state.apply_change(octavia_lb([LISTENER]), 'l7rule',
                               {'l7rule_id': 'r-1', 'l7policy_id': 'pol-9'})
 
 
 def test_member_batch_replaces_the_pools_members():
     pool = dict(POOL, members=[MEMBER, dict(MEMBER, member_id='m-old')])
-    state = firewall.apply_member_batch(
+    state = lb_state.apply_member_batch(
         octavia_lb(pools=[pool]), 'p-1',
         [{'member_id': 'm-1', 'protocol_port': 9090},
          {'member_id': 'm-new', 'address': '198.51.100.30',
@@ -175,17 +175,8 @@ def reporter():
 
 
 def _create_lb(reporter, agents, sriov_vip=True):
-    flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY,
-                                  sriov_vip=sriov_vip)
-    engines.run(flows.FLOWS['loadbalancer.create'](), store={
-        'loadbalancer': conftest.make_loadbalancer(),
-        'loadbalancer_id': LB_ID, 'flavor': flavor,
-        'availability_zone': {}})
-    # What the tests look at is what the child flows did.
-    reporter.reset_mock()
-    for agent in agents.values():
-        agent.reset_mock()
-    return flavor
+    return conftest.create_lb(reporter, agents, conftest.make_flavor(
+        sriov_flavor.TOPOLOGY_ACTIVE_STANDBY, sriov_vip=sriov_vip))
 
 
 def _store(flavor, **objects):
@@ -214,8 +205,8 @@ def test_listener_create_and_delete_reach_both_amphorae(cloud, reporter,
     listener = {'listener_id': 'l-1', 'loadbalancer_id': LB_ID,
                 'protocol': 'HTTP', 'protocol_port': 80,
                 'allowed_cidrs': [CIDR]}
-    engines.run(flows.FLOWS['listener.create'](),
-                store=_store(flavor, listener=listener))
+    conftest.run_flow('listener.create',
+                      store=_store(flavor, listener=listener))
     bodies = _firewalls(cloud, agents)
     for vrrp_ip, body in bodies.items():
         assert body['listeners'] == [
@@ -225,8 +216,8 @@ def test_listener_create_and_delete_reach_both_amphorae(cloud, reporter,
         {'id': 'l-1', 'provisioning_status': 'ACTIVE'}]
 
     reporter.get_loadbalancer.return_value = octavia_lb([listener])
-    engines.run(flows.FLOWS['listener.delete'](),
-                store=_store(flavor, listener=listener))
+    conftest.run_flow('listener.delete',
+                      store=_store(flavor, listener=listener))
     for body in _firewalls(cloud, agents).values():
         assert body['listeners'] == []
     assert reporter.update_status.call_args.args[0]['listeners'] == [
@@ -238,7 +229,7 @@ def test_member_batch_update_opens_the_new_members(cloud, reporter, agents):
     reporter.get_loadbalancer.return_value = octavia_lb([LISTENER], [POOL])
     new = {'member_id': 'm-2', 'pool_id': 'p-1', 'address': '198.51.100.21',
            'protocol_port': 8080}
-    engines.run(flows.FLOWS['member.batch_update'](), store=_store(
+    conftest.run_flow('member.batch_update', store=_store(
         flavor, members=[new], pool_id='p-1'))
     for body in _firewalls(cloud, agents).values():
         assert body['members'] == [
@@ -252,7 +243,7 @@ def test_health_monitor_update_opens_its_checks(cloud, reporter, agents):
                'max_retries_down': 3}
     reporter.get_loadbalancer.return_value = octavia_lb(
         [LISTENER], [dict(POOL, healthmonitor=monitor)])
-    engines.run(flows.FLOWS['health_monitor.update'](), store=_store(
+    conftest.run_flow('health_monitor.update', store=_store(
         flavor, health_monitor={'healthmonitor_id': 'hm-1', 'type': 'PING'},
         original_health_monitor=monitor))
     for body in _firewalls(cloud, agents).values():
@@ -264,8 +255,8 @@ def test_health_monitor_update_opens_its_checks(cloud, reporter, agents):
 def test_without_sriov_vip_nothing_is_pushed(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents, sriov_vip=False)
     reporter.get_loadbalancer.return_value = octavia_lb([LISTENER], [POOL])
-    engines.run(flows.FLOWS['pool.delete'](),
-                store=_store(flavor, pool=POOL))
+    conftest.run_flow('pool.delete',
+                      store=_store(flavor, pool=POOL))
     assert not any(agent.set_security_group.called
                    for agent in agents.values())
 
@@ -279,7 +270,7 @@ def test_refused_push_marks_the_object_error(cloud, reporter, agents,
             'POST', 'https://198.18.0.10:9443/1.0/security-group', 400,
             'firewall', 'bad')
     with pytest.raises(agent_client.AgentRejected):
-        engines.run(flows.FLOWS['member.create'](), store=_store(
+        conftest.run_flow('member.create', store=_store(
             flavor, member=dict(MEMBER, member_id='m-2')))
     [update] = [call.args[0]
                 for call in reporter.update_status.call_args_list]
@@ -287,15 +278,15 @@ def test_refused_push_marks_the_object_error(cloud, reporter, agents,
                                   'provisioning_status': 'ERROR'}]
     assert update['loadbalancers'] == [{'id': LB_ID,
                                         'provisioning_status': 'ACTIVE'}]
-    assert 'member-push-state failed' in caplog.text
+    assert 'push-amphora-state failed' in caplog.text
 
 
 def test_amphora_without_vrrp_port_fails(cloud, reporter, agents):
-    flavor = _create_lb(reporter, agents)
+    _create_lb(reporter, agents)
     for port in list(cloud.network.ports_by_id.values()):
         if port.binding_vnic_type == 'direct':
             cloud.network.delete_port(port)
     reporter.get_loadbalancer.return_value = octavia_lb()
-    with pytest.raises(firewall.FirewallError, match='no VRRP port'):
-        firewall.PushState('listener').execute(
-            dict(LISTENER), LB_ID, flavor, {})
+    with pytest.raises(network.NetworkError, match='no VRRP port'):
+        amphora_state.PushAmphoraState(firewall=True).execute(
+            octavia_lb([LISTENER]), LB_ID, {})

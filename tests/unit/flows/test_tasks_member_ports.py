@@ -19,11 +19,9 @@ import pytest
 from taskflow import engines
 from taskflow.patterns import linear_flow
 
-import flows
 from flows.tasks import compute
-from flows.tasks import firewall
+from flows.tasks import member_port_plan
 from flows.tasks import member_ports
-from flows.tasks import status as status_tasks
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
@@ -68,13 +66,8 @@ def _create_lb(reporter, agents,
                topology=sriov_flavor.TOPOLOGY_ACTIVE_STANDBY):
     flavor = conftest.make_flavor(topology)
     flavor[sriov_flavor.ALLOW_MEMBER_SRIOV] = True
-    engines.run(flows.FLOWS['loadbalancer.create'](), store={
-        'loadbalancer': conftest.make_loadbalancer(),
-        'loadbalancer_id': LB_ID, 'flavor': flavor,
-        'availability_zone': {}})
-    reporter.reset_mock()
+    conftest.create_lb(reporter, agents, flavor)
     for agent in agents.values():
-        agent.reset_mock()
         agent.plug_network.return_value = {'name': 'eth2'}
     return flavor
 
@@ -103,8 +96,8 @@ def _last_update(reporter):
 def _create_member(flavor, reporter, new, existing=()):
     # Octavia has not committed the new member yet.
     reporter.get_loadbalancer.return_value = octavia_lb(existing)
-    engines.run(flows.FLOWS['member.create'](),
-                store=_store(flavor, member=new))
+    conftest.run_flow('member.create',
+                      store=_store(flavor, member=new))
 
 
 def test_direct_member_gets_a_plugged_vf_on_each_amphora(
@@ -287,14 +280,14 @@ def test_deleting_the_last_direct_member_releases_the_ports(cloud, reporter,
     ports = _member_ports(cloud)
 
     reporter.get_loadbalancer.return_value = octavia_lb([DIRECT, second])
-    engines.run(flows.FLOWS['member.delete'](),
-                store=_store(flavor, member=DIRECT))
+    conftest.run_flow('member.delete',
+                      store=_store(flavor, member=DIRECT))
     assert _member_ports(cloud) == ports
     assert not any(agent.unplug_network.called for agent in agents.values())
 
     reporter.get_loadbalancer.return_value = octavia_lb([second])
-    engines.run(flows.FLOWS['member.delete'](),
-                store=_store(flavor, member=second))
+    conftest.run_flow('member.delete',
+                      store=_store(flavor, member=second))
     assert _member_ports(cloud) == []
     assert not {port.id for port in ports} & _attached_ports(cloud)
     unplugged = sorted(agent.unplug_network.call_args.args[0]
@@ -307,12 +300,12 @@ def test_deleting_the_last_direct_member_releases_the_ports(cloud, reporter,
 def test_member_batch_update_plugs_and_releases(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     reporter.get_loadbalancer.return_value = octavia_lb()
-    engines.run(flows.FLOWS['member.batch_update'](), store=_store(
+    conftest.run_flow('member.batch_update', store=_store(
         flavor, members=[DIRECT], pool_id='p-1'))
     assert len(_member_ports(cloud)) == 2
 
     reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
-    engines.run(flows.FLOWS['member.batch_update'](), store=_store(
+    conftest.run_flow('member.batch_update', store=_store(
         flavor, members=[], pool_id='p-1'))
     assert _member_ports(cloud) == []
     assert _last_update(reporter)['members'] == [
@@ -323,13 +316,8 @@ def test_pool_delete_releases_its_members_ports(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     _create_member(flavor, reporter, DIRECT)
     reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
-    flow = linear_flow.Flow('pool.delete')
-    flow.add(status_tasks.ResolveParents('pool'),
-             member_ports.PlanMemberPorts('pool', deleting=True),
-             firewall.PushState('pool', deleting=True),
-             member_ports.release_flow(),
-             status_tasks.MarkDeleted('pool'))
-    engines.run(flow, store=_store(flavor, pool=dict(POOL, members=[DIRECT])))
+    conftest.run_flow('pool.delete',
+                      _store(flavor, pool=dict(POOL, members=[DIRECT])))
     assert _member_ports(cloud) == []
 
 
@@ -348,7 +336,7 @@ def test_load_balancer_delete_tasks_remove_the_member_ports(cloud, reporter,
 def test_without_allow_member_sriov_the_cloud_is_not_asked(reporter):
     flavor = conftest.make_flavor()
     with mock.patch('sriov_octavia.clients.connection') as connection:
-        plan = member_ports.PlanMemberPorts('member').execute(
+        plan = member_port_plan.PlanMemberPorts('member').execute(
             LB_ID, flavor, {}, provider_object=DIRECT)
     assert plan == {'amphorae': [], 'plug': [], 'subnets': {},
                     'new_ports': [], 'release': []}
@@ -366,8 +354,8 @@ def test_an_unattached_leftover_port_is_deleted_with_its_member(
         fixed_ips=[{'subnet_id': fake_cloud.MEMBER_SUBNET}],
         binding_vnic_type='direct')
     reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
-    engines.run(flows.FLOWS['member.delete'](),
-                store=_store(flavor, member=DIRECT))
+    conftest.run_flow('member.delete',
+                      store=_store(flavor, member=DIRECT))
     assert leftover.id not in cloud.network.ports_by_id
     [agent] = agents.values()
     # It was never plugged: the agent is not asked to unplug it.
@@ -379,8 +367,8 @@ def test_deleting_a_member_that_never_got_its_vf_releases_nothing(
     flavor = _create_lb(reporter, agents)
     ports_before = set(cloud.network.ports_by_id)
     reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
-    engines.run(flows.FLOWS['member.delete'](),
-                store=_store(flavor, member=DIRECT))
+    conftest.run_flow('member.delete',
+                      store=_store(flavor, member=DIRECT))
     assert set(cloud.network.ports_by_id) == ports_before
     assert _last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'DELETED'}]

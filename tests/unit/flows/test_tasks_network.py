@@ -14,10 +14,12 @@ from unittest import mock
 
 from flows.tasks import network
 from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
 from tests.unit.flows import conftest
 from tests.unit.flows import fake_cloud
 
 LB_ID = conftest.LB_ID
+ROLES = naming.ALL_ROLES
 AMPHORAE = [{'id': 'server-m', 'role': 'MASTER'},
             {'id': 'server-b', 'role': 'BACKUP'}]
 EXTRA_VIP = {'subnet_id': fake_cloud.EXTRA_SUBNET,
@@ -39,8 +41,8 @@ def test_vip_plug_reads_subnets_and_mtu(cloud):
 def test_sriov_vrrp_ports_are_direct_without_security_groups(cloud):
     loadbalancer = conftest.make_loadbalancer(additional_vips=[EXTRA_VIP])
     flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY)
-    ports = network.CreateVrrpPorts().execute(loadbalancer, flavor,
-                                              AMPHORAE)
+    ports = network.CreateVrrpPorts(ROLES).execute(loadbalancer, flavor,
+                                                   AMPHORAE)
     assert [p['amphora_id'] for p in ports] == ['server-m', 'server-b']
     for port, role in zip(ports, ('master', 'backup')):
         created = cloud.network.get_port(port['id'])
@@ -62,7 +64,7 @@ def test_sriov_vrrp_ports_are_direct_without_security_groups(cloud):
 def test_macvtap_vnic_type_comes_from_the_flavor(cloud):
     flavor = dict(conftest.make_flavor(), **{
         sriov_flavor.SRIOV_VNIC_TYPE: sriov_flavor.VNIC_TYPE_MACVTAP})
-    [port] = network.CreateVrrpPorts().execute(
+    [port] = network.CreateVrrpPorts(ROLES).execute(
         conftest.make_loadbalancer(), flavor, AMPHORAE[:1])
     assert port['vnic_type'] == 'macvtap'
 
@@ -70,7 +72,7 @@ def test_macvtap_vnic_type_comes_from_the_flavor(cloud):
 def test_normal_vrrp_port_keeps_the_vip_security_groups(cloud):
     loadbalancer = dict(conftest.make_loadbalancer(), vip_sg_ids=['sg-1'],
                         vip_qos_policy_id='qos-1')
-    [port] = network.CreateVrrpPorts().execute(
+    [port] = network.CreateVrrpPorts(ROLES).execute(
         loadbalancer, conftest.make_flavor(sriov_vip=False), AMPHORAE[:1])
     created = cloud.network.get_port(port['id'])
     assert created.binding_vnic_type == 'normal'
@@ -81,19 +83,19 @@ def test_normal_vrrp_port_keeps_the_vip_security_groups(cloud):
 def test_vrrp_port_revert_finds_ports_by_name(cloud):
     flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY)
     loadbalancer = conftest.make_loadbalancer()
-    task = network.CreateVrrpPorts()
+    task = network.CreateVrrpPorts(ROLES)
     task.execute(loadbalancer, flavor, AMPHORAE)
     bystander = cloud.network.create_port(network_id=fake_cloud.VIP_NET,
                                           name='octavia-lb-vrrp-other-master')
-    task.revert(loadbalancer, flavor, result=None)
+    task.revert(loadbalancer, result=None)
     assert list(cloud.network.ports_by_id) == [bystander.id]
 
 
 def test_delete_vrrp_ports_of_any_role(cloud):
-    network.CreateVrrpPorts().execute(
+    network.CreateVrrpPorts(ROLES).execute(
         conftest.make_loadbalancer(), conftest.make_flavor(),
         [{'id': 'server-s', 'role': 'STANDALONE'}])
-    network.CreateVrrpPorts().execute(
+    network.CreateVrrpPorts(ROLES).execute(
         conftest.make_loadbalancer(),
         conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY), AMPHORAE)
     assert len(cloud.network.ports_by_id) == 3
@@ -118,7 +120,8 @@ def test_delete_vip_port_without_port(cloud):
 def test_resumed_create_reuses_the_ports(cloud):
     flavor = conftest.make_flavor(sriov_flavor.TOPOLOGY_ACTIVE_STANDBY)
     loadbalancer = conftest.make_loadbalancer()
-    first = network.CreateVrrpPorts().execute(loadbalancer, flavor, AMPHORAE)
-    again = network.CreateVrrpPorts().execute(loadbalancer, flavor, AMPHORAE)
+    task = network.CreateVrrpPorts(ROLES)
+    first = task.execute(loadbalancer, flavor, AMPHORAE)
+    again = task.execute(loadbalancer, flavor, AMPHORAE)
     assert again == first
     assert len(cloud.network.ports_by_id) == 2

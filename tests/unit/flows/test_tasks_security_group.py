@@ -14,9 +14,7 @@
 from unittest import mock
 
 import pytest
-from taskflow import engines
 
-import flows
 from flows.tasks import network
 from flows.tasks import security_group
 from sriov_octavia.amphora import client as agent_client
@@ -85,8 +83,8 @@ def test_vip_security_groups_take_over_the_listener_rules():
 
 def test_create_and_delete_flows_own_the_group(cloud, reporter, agents):
     loadbalancer = _lb(_listener('l-1', 'TCP', 80, ['198.51.100.0/24']))
-    engines.run(flows.FLOWS['loadbalancer.create'](),
-                store=_store(loadbalancer, ACTIVE_STANDBY))
+    conftest.run_flow('loadbalancer.create',
+                      store=_store(loadbalancer, ACTIVE_STANDBY))
     [group] = security_group.find_security_groups(cloud, LB_ID)
     assert group.name == f'octavia-lb-{LB_ID}'
     assert _rules(cloud, group.id) == [
@@ -97,20 +95,20 @@ def test_create_and_delete_flows_own_the_group(cloud, reporter, agents):
     assert all(port.security_group_ids == [group.id] for port in vrrp_ports)
 
     with mock.patch('sriov_octavia.vip.delete_vip_port'):
-        engines.run(flows.FLOWS['loadbalancer.delete'](),
-                    store=_store(loadbalancer, ACTIVE_STANDBY))
+        conftest.run_flow('loadbalancer.delete',
+                          store=_store(loadbalancer, ACTIVE_STANDBY))
     assert cloud.network.security_groups_by_id == {}
     assert cloud.network.rules_by_id == {}
 
 
 def test_sriov_vip_makes_no_security_group(cloud, reporter, agents):
     with mock.patch.object(cloud.network, 'security_groups') as look_up:
-        engines.run(flows.FLOWS['loadbalancer.create'](),
-                    store=_store(_lb(_listener('l-1', 'TCP', 80)),
-                                 sriov_vip=True))
+        conftest.run_flow('loadbalancer.create',
+                          store=_store(_lb(_listener('l-1', 'TCP', 80)),
+                                       sriov_vip=True))
         with mock.patch('sriov_octavia.vip.delete_vip_port'):
-            engines.run(flows.FLOWS['loadbalancer.delete'](),
-                        store=_store(_lb(), sriov_vip=True))
+            conftest.run_flow('loadbalancer.delete',
+                              store=_store(_lb(), sriov_vip=True))
     look_up.assert_not_called()
     assert cloud.network.security_groups_by_id == {}
 
@@ -123,36 +121,36 @@ def test_failed_create_deletes_the_group(cloud, reporter, worker_conf):
     with mock.patch.object(agent_client.AgentClient, 'from_conf',
                            return_value=agent):
         with pytest.raises(agent_client.AgentUnreachable):
-            engines.run(flows.FLOWS['loadbalancer.create'](),
-                        store=_store(_lb()))
+            conftest.run_flow('loadbalancer.create',
+                              store=_store(_lb()))
     # The ports that held it are deleted first, then the group.
     assert cloud.network.ports_by_id == {}
     assert cloud.network.security_groups_by_id == {}
 
 
 def test_listener_changes_sync_the_rules(cloud, reporter, agents):
-    engines.run(flows.FLOWS['loadbalancer.create'](), store=_store(_lb()))
+    conftest.run_flow('loadbalancer.create', store=_store(_lb()))
     [group] = security_group.find_security_groups(cloud, LB_ID)
     assert _rules(cloud, group.id) == []
     old = _listener('l-1', 'TCP', 80, ['198.51.100.0/24'])
     reporter.get_loadbalancer.return_value = _lb()
-    engines.run(flows.FLOWS['listener.create'](),
-                store=_store(_lb(), listener=dict(old,
-                                                  loadbalancer_id=LB_ID)))
+    conftest.run_flow('listener.create',
+                      store=_store(_lb(), listener=dict(
+                          old, loadbalancer_id=LB_ID)))
     [before] = _rules(cloud, group.id)
     assert before == ('IPv4', 'tcp', 80, 80, '198.51.100.0/24', None)
 
     reporter.get_loadbalancer.return_value = _lb(old)
-    engines.run(flows.FLOWS['listener.update'](), store=_store(
+    conftest.run_flow('listener.update', store=_store(
         _lb(), listener={'listener_id': 'l-1',
                          'allowed_cidrs': ['203.0.113.0/25']},
         original_listener=dict(old, loadbalancer_id=LB_ID)))
     assert _rules(cloud, group.id) == [
         ('IPv4', 'tcp', 80, 80, '203.0.113.0/25', None)]
 
-    engines.run(flows.FLOWS['listener.delete'](),
-                store=_store(_lb(), listener=dict(old,
-                                                  loadbalancer_id=LB_ID)))
+    conftest.run_flow('listener.delete',
+                      store=_store(_lb(), listener=dict(
+                          old, loadbalancer_id=LB_ID)))
     assert _rules(cloud, group.id) == []
     # Neutron's egress rules of the new group are left alone.
     assert len(cloud.network.security_group_rules(
@@ -160,10 +158,10 @@ def test_listener_changes_sync_the_rules(cloud, reporter, agents):
 
 
 def test_failover_gives_the_new_port_the_group(cloud, reporter, agents):
-    engines.run(flows.FLOWS['loadbalancer.create'](), store=_store(_lb()))
+    conftest.run_flow('loadbalancer.create', store=_store(_lb()))
     [group] = security_group.find_security_groups(cloud, LB_ID)
     reporter.get_loadbalancer.return_value = _lb()
-    engines.run(flows.FLOWS['loadbalancer.failover'](), store=_store(_lb()))
+    conftest.run_flow('loadbalancer.failover', store=_store(_lb()))
     [port] = network.find_vrrp_ports(cloud, LB_ID)
     assert port.security_group_ids == [group.id]
     assert port.binding_vnic_type == 'normal'

@@ -34,6 +34,7 @@ from taskflow.persistence import models
 from taskflow.types import failure
 
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import conf as sriov_conf
 from testbed import certs
 from tests.unreachable import backlog_full
 from tests.unreachable import closed_port
@@ -341,6 +342,7 @@ def test_wait_for_interface(stub, pki):
 
 def test_from_conf(stub, pki):
     conf = cfg.ConfigOpts()
+    sriov_conf.register_opts(conf)
     conf([])
     client = agent_client.AgentClient.from_conf('127.0.0.1', conf=conf)
     assert client.base_url == 'https://127.0.0.1:9443'
@@ -358,6 +360,7 @@ def test_from_conf(stub, pki):
 
 def test_from_conf_without_name_check(named_stub, pki):
     conf = cfg.ConfigOpts()
+    sriov_conf.register_opts(conf)
     conf([])
     agent_client.AgentClient.from_conf('127.0.0.1', conf=conf)
     conf.set_override('client_cert', pki.client, group='haproxy_amphora')

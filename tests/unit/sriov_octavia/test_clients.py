@@ -26,6 +26,7 @@ from oslo_config import fixture as cfg_fixture
 import pytest
 
 from sriov_octavia import clients
+from sriov_octavia import conf as sriov_conf
 
 NEUTRON = 'http://127.0.0.1:49696/'
 NOVA = 'http://127.0.0.1:49774/compute/v2.1'
@@ -38,7 +39,7 @@ def conf(monkeypatch):
     monkeypatch.setattr(clients, '_connections', {})
     fixture = cfg_fixture.Config(cfg.CONF)
     fixture.setUp()
-    clients.register_opts(cfg.CONF)
+    sriov_conf.register_opts(cfg.CONF)
     fixture.config(auth_type='none', region_name='RegionTest',
                    group='service_auth')
     fixture.config(endpoint_override=NEUTRON, group='neutron')
@@ -225,7 +226,7 @@ def test_unknown_auth_plugin_is_a_keystoneauth_error(conf):
 
 
 def test_octavias_registrations_are_reused():
-    clients.register_opts(cfg.CONF)
+    sriov_conf.register_opts(cfg.CONF)
     # Octavia's own [nova] options stay, keystoneauth's adapter options
     # are added beside them.
     for name in ('enable_anti_affinity', 'region_name', 'service_name',
@@ -244,6 +245,7 @@ def test_a_private_configuration_works_too(tmp_path):
     path.write_text('[service_auth]\nauth_type = none\n'
                     f'[nova]\nendpoint_override = {NOVA}\n')
     conf = cfg.ConfigOpts()
+    sriov_conf.register_opts(conf)
     conf(['--config-file', str(path)], project='octavia')
     conn = clients.connection(conf)
     assert conn.config.get_endpoint('compute') == NOVA

@@ -24,7 +24,6 @@ from oslo_config import cfg
 from oslo_config import fixture as cfg_fixture
 import pytest
 
-from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver as sriov_driver
 
@@ -599,7 +598,6 @@ def test_create_vip_port_uses_the_shared_connection(driver, monkeypatch):
 
 @pytest.mark.parametrize('auth_type', [None, 'tdr-no-such-plugin'])
 def test_unusable_cloud_config_is_a_driver_error(driver, conf, auth_type):
-    clients.register_opts(cfg.CONF)
     conf.config(auth_type=auth_type, group='service_auth')
     with pytest.raises(lib_exceptions.DriverError) as info:
         driver.create_vip_port(LB, PROJECT, {'vip_subnet_id': SUBNET}, [])

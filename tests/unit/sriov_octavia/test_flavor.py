@@ -16,28 +16,10 @@ from unittest import mock
 from keystoneauth1 import exceptions as ks_exceptions
 from octavia_lib.api.drivers import exceptions as lib_exceptions
 from openstack import exceptions as os_exceptions
-from oslo_config import cfg
-from oslo_config import fixture as cfg_fixture
 import pytest
 
-from sriov_octavia import conf as sriov_conf
 from sriov_octavia import driver
 from sriov_octavia import flavor
-
-
-@pytest.fixture
-def conf():
-    fixture = cfg_fixture.Config(cfg.CONF)
-    fixture.setUp()
-    sriov_conf.register_opts(cfg.CONF)
-    cfg.CONF.import_group('controller_worker', 'octavia.common.config')
-    yield fixture
-    fixture.cleanUp()
-
-
-@pytest.fixture
-def offline(conf):
-    conf.config(check_cloud_resources=False, group='sriov_octavia')
 
 
 @pytest.fixture

@@ -135,11 +135,11 @@ def _worker(**values):
                 'jobboard_backend_port': closed_port(),
                 'jobboard_backend_username': None,
                 'jobboard_backend_password': None,
-                'jobboard_redis_db': 0,
+                'jobboard_redis_backend_db': 0,
                 'jobboard_redis_sentinel': None,
                 'persistence_connection': 'sqlite://'}
     settings.update(values)
-    return _cmd(sriov_worker=settings)
+    return _cmd(task_flow=settings)
 
 
 @pytest.mark.parametrize('driver', ['redis_taskflow_driver',
@@ -148,7 +148,7 @@ def test_jobboard_nobody_listening(driver):
     cmd = _worker(jobboard_backend_driver=driver)
     result = checks.jobboard(cmd)
     assert result.code == Code.FAILURE
-    port = cmd.conf.sriov_worker.jobboard_backend_port
+    port = cmd.conf.task_flow.jobboard_backend_port
     assert f'127.0.0.1 port {port} does not answer' in result.details
 
 
@@ -339,7 +339,7 @@ def test_upgrade_check_command_line(tmp_path):
         '[driver_agent]\nenabled_provider_agents = amphora-sriov\n'
         f'[haproxy_amphora]\nclient_cert = {tmp_path}/c.pem\n'
         f'server_ca = {tmp_path}/ca.pem\n'
-        f'[sriov_worker]\njobboard_backend_port = {closed_port()}\n'
+        f'[task_flow]\njobboard_backend_port = {closed_port()}\n'
         f'persistence_connection = sqlite:///{tmp_path}/p.sqlite\n')
     done = subprocess.run(
         [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',

@@ -15,6 +15,7 @@ from unittest import mock
 from oslo_config import cfg
 import pytest
 
+from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import agent
 
 
@@ -22,18 +23,14 @@ from sriov_octavia.worker import agent
 def octavia_conf():
     # What octavia-driver-agent has loaded before it forks provider agents.
     conf = cfg.ConfigOpts()
-    conf.register_opts([cfg.StrOpt('status_socket_path',
-                                   default='/run/octavia/status.sock'),
-                        cfg.StrOpt('stats_socket_path',
-                                   default='/var/run/octavia/stats.sock'),
-                        cfg.StrOpt('get_socket_path',
-                                   default='/var/run/octavia/get.sock')],
-                       group='driver_agent')
+    sriov_conf.register_opts(conf)
+    conf.set_default('status_socket_path', '/run/octavia/status.sock',
+                     group='driver_agent')
     conf([], project='octavia')
     return conf
 
 
-def test_provider_agent_registers_options_and_runs_the_worker(octavia_conf):
+def test_provider_agent_runs_the_worker(octavia_conf):
     exit_event = mock.Mock()
     with mock.patch('sriov_octavia.worker.conductor.run') as run, \
             mock.patch.object(agent.LOG, 'warning') as warning:

@@ -27,7 +27,6 @@ DAY = datetime.timedelta(days=1)
 
 @pytest.fixture
 def conf(ca_conf):
-    certificates._register(ca_conf)
     overrides = (('cert_validity_time', 30 * 86400, 'certificates'),
                  ('cert_expiry_buffer', 14 * 86400, 'house_keeping'))
     for name, value, group in overrides:

@@ -19,6 +19,7 @@ from oslo_config import cfg
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import amphorae
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.worker import health
 
@@ -212,3 +213,17 @@ def test_interval_zero_turns_the_loop_off(conf):
     finally:
         conf.clear_override('health_interval', group='sriov_worker')
     poll.assert_not_called()
+
+
+def test_the_loops_and_the_flows_find_the_agent_the_same_way(conf, cloud):
+    # The flows know the availability zone's management network; the
+    # loops fall back to the interface the amphora booted with.
+    zone = amphorae.management_networks({'management_network': 'az-mgmt'},
+                                        conf)
+    assert amphorae.mgmt_ip(cloud, 'amp-2', zone) == '198.18.36.12'
+    assert health.mgmt_ip(cloud, server('amp-2', LB), conf) == (
+        '198.18.36.12')
+    assert health.mgmt_ip(cloud, server('amp-1', LB), conf) == (
+        '198.18.35.11')
+    with pytest.raises(amphorae.AmphoraLookupError, match='az-mgmt'):
+        amphorae.mgmt_ip(cloud, 'amp-1', zone)

@@ -29,12 +29,14 @@ def conf():
 
 
 def test_defaults_follow_octavia(conf):
+    # Where the jobboard is: Octavia's own [task_flow] options.
+    assert conf.task_flow.jobboard_backend_driver == 'redis_taskflow_driver'
+    assert conf.task_flow.jobboard_backend_hosts == ['127.0.0.1']
+    assert conf.task_flow.jobboard_backend_port == 6379
+    # A board of its own beside Octavia's.
     group = conf.sriov_worker
-    assert group.jobboard_backend_driver == 'redis_taskflow_driver'
-    assert group.jobboard_backend_hosts == ['127.0.0.1']
-    assert group.jobboard_backend_port == 6379
     assert group.jobboard_name == 'sriov_octavia_jobboard'
-    assert group.persistence_connection.startswith('sqlite:///')
+    assert group.jobboard_name != conf.task_flow.jobboard_backend_namespace
     assert group.status_socket_path == '/var/run/octavia/status.sock'
     assert group.stats_socket_path == '/var/run/octavia/stats.sock'
     assert group.get_socket_path == '/var/run/octavia/get.sock'
@@ -43,7 +45,7 @@ def test_defaults_follow_octavia(conf):
 def test_unknown_backend_is_rejected(conf):
     with pytest.raises(ValueError):
         conf.set_override('jobboard_backend_driver', 'rabbit',
-                          group='sriov_worker')
+                          group='task_flow')
 
 
 def test_job_name_is_flow_and_object():
@@ -59,12 +61,12 @@ def test_job_name_is_flow_and_object():
 
 
 def test_redis_board_claims_expire(conf):
-    conf.set_override('jobboard_expiration_time', 42, group='sriov_worker')
+    conf.set_override('jobboard_expiration_time', 42, group='task_flow')
     conf.set_override('jobboard_backend_hosts', ['192.0.2.1', '192.0.2.2'],
-                      group='sriov_worker')
+                      group='task_flow')
     conf.set_override('jobboard_redis_sentinel', 'mymaster',
-                      group='sriov_worker')
-    board = jobboard._redis_board(conf.sriov_worker, None)
+                      group='task_flow')
+    board = jobboard._redis_board(conf, None)
     assert board.claim_expiry == 42
     assert board._conf['sentinel'] == 'mymaster'
     assert board._conf['sentinel_fallbacks'] == ['192.0.2.2:6379']
@@ -85,11 +87,10 @@ def test_redis_board_claims_expire(conf):
       'path': 'sriov_octavia_jobboard', 'ttl': 30}, 30),
 ])
 def test_other_boards(conf, driver, expected, expiry):
-    conf.set_override('jobboard_backend_driver', driver,
-                      group='sriov_worker')
+    conf.set_override('jobboard_backend_driver', driver, group='task_flow')
     conf.set_override('jobboard_backend_hosts', ['192.0.2.1', '2001:db8::1'],
-                      group='sriov_worker')
-    conf.set_override('jobboard_backend_port', 2181, group='sriov_worker')
+                      group='task_flow')
+    conf.set_override('jobboard_backend_port', 2181, group='task_flow')
     with mock.patch('taskflow.jobs.backends.fetch') as fetch:
         with jobboard.open_board(conf, 'persistence') as board:
             assert board is fetch.return_value

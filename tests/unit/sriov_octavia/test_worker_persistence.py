@@ -37,7 +37,7 @@ def conf(tmp_path):
     conf([], project='octavia')
     conf.set_override('persistence_connection',
                       'sqlite:///%s' % (tmp_path / 'tf.sqlite'),
-                      group='sriov_worker')
+                      group='task_flow')
     return conf
 
 
