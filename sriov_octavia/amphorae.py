@@ -25,12 +25,12 @@ server is ACTIVE).
 
 import collections
 
-from oslo_config import cfg
-
 from sriov_octavia.amphora import client as agent_client
+from sriov_octavia import conf as sriov_conf
 from sriov_octavia import naming
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 
 
 class AmphoraLookupError(Exception):
@@ -38,7 +38,6 @@ class AmphoraLookupError(Exception):
 
 
 def _controller_worker(conf):
-    conf.import_group('controller_worker', 'octavia.common.config')
     return conf.controller_worker
 
 

@@ -16,19 +16,18 @@ reverts delete (agents, plugged VFs, firewalls with them), so they have
 nothing of their own to undo.
 """
 
-from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
 from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import conf as sriov_conf
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 
 def _amphora_conf():
-    sriov_conf.register_opts(CONF)
     return CONF.sriov_amphora
 
 

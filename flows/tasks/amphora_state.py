@@ -30,7 +30,6 @@ from flows.tasks import firewall as firewall_tasks
 from flows.tasks import network
 from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import clients
-from sriov_octavia import conf as sriov_conf
 from sriov_octavia.engine import haproxy_config
 
 LOG = logging.getLogger(__name__)
@@ -75,7 +74,6 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
         LOG.warning('Load balancer %s has %d amphora(e): keepalived is '
                     'configured once both are back', lb_id, len(amphorae))
         return
-    sriov_conf.register_opts(sriov_conf.CONF)
     engine.configure_vrrp(state, amphorae, vrrp_ports)
 
 

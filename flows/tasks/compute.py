@@ -22,7 +22,6 @@ import base64
 import time
 
 from openstack import exceptions as os_exceptions
-from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow import task
 
@@ -31,10 +30,12 @@ from flows.tasks import undo
 from sriov_octavia.amphora import bootstrap
 from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import clients
+from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 ROLES = {
@@ -59,7 +60,6 @@ class ComputeError(Exception):
 
 
 def _controller_worker(conf):
-    conf.import_group('controller_worker', 'octavia.common.config')
     return conf.controller_worker
 
 

@@ -31,7 +31,6 @@ The load balancer delete flow wraps the deletion of the amphorae in
 """
 
 from openstack import exceptions as os_exceptions
-from oslo_config import cfg
 from oslo_log import log as logging
 from taskflow.patterns import linear_flow
 from taskflow import task
@@ -46,7 +45,8 @@ from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import naming
 
-CONF = cfg.CONF
+# Its import registers every option this module reads.
+CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
 MEMBER_PORTS = 'member_ports'
@@ -86,7 +86,6 @@ def _plan_ports(conn, loadbalancer_id, plan, networks, only_new=False):
 
 
 def _interface_timeout():
-    sriov_conf.register_opts(CONF)
     return CONF.sriov_amphora.interface_timeout
 
 

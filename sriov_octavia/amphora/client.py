@@ -12,12 +12,10 @@
 """The controller's client for the amphora agent's API.
 
 Every call is HTTPS with the controller's client certificate; the agent's
-server certificate must be signed by ``server_ca`` and, by default, name
-the address the client connects to (the amphora's management IP) as a
-subjectAltName, which is what the testbed's and this project's amphora
-certificates carry. ``server_name`` selects another name to check (an
-amphora id, as upstream Octavia's certificates are issued for) or, False,
-none at all.
+server certificate must be signed by ``server_ca``. ``server_name`` is the
+name it must carry as a subjectAltName: the amphora id the controller
+issued it to (``from_conf`` passes it), None for the address connected to,
+or False for none at all.
 
 Every agent operation is idempotent (a plug converges to the same state,
 a security group is the whole desired state), so a request whose
@@ -41,6 +39,7 @@ import requests
 from requests import adapters
 from urllib3.util import retry as urllib3_retry
 
+from sriov_octavia.amphora import errors
 from sriov_octavia import conf as sriov_conf
 
 # Its import registers every option this module reads.
@@ -55,65 +54,12 @@ _POLL_INTERVAL = 1.0
 _MAX_VERSION_ANSWER = 64 * 1024
 
 
-class AgentError(Exception):
-    """Talking to an amphora agent failed."""
-
-
-class AgentUnreachable(AgentError):
-    """The agent did not answer (network, TLS, agent down)."""
-
-    def __init__(self, url, reason, hint=None):
-        self.url = url
-        self.reason = reason
-        self.hint = hint or (
-            'check that the amphora is running, that this controller has a '
-            'route to its management address, that the management port '
-            'lets the agent port in, and the agent\'s log in the amphora')
-        super().__init__(f'amphora agent at {url} unreachable: {reason}; '
-                         f'{self.hint}')
-
-
-class AgentTLSError(AgentUnreachable):
-    """The TLS handshake failed: a certificate problem on either side."""
-
-    def __init__(self, url, reason):
-        super().__init__(
-            url, reason,
-            hint='check that [haproxy_amphora] server_ca signed the '
-                 'agent\'s server certificate and that it names the '
-                 'management address, and that the agent\'s '
-                 'agent_server_ca signed [haproxy_amphora] client_cert')
-
-
-class AgentRejected(AgentError):
-    """The agent answered with an error.
-
-    ``status`` is the HTTP status, ``field`` the part of the request the
-    agent refused (a JSON path such as ``host_routes[0].nexthop``,
-    ``mac_address``, ``firewall``) and ``reason`` its words.
-    """
-
-    def __init__(self, method, url, status, field, reason):
-        self.method = method
-        self.url = url
-        self.status = status
-        self.field = field
-        self.reason = reason
-        super().__init__(f'amphora agent refused {method} {url} with '
-                         f'{status}: {field}: {reason}')
-
-
-class InterfaceMissing(AgentError):
-    """A hot-plugged VF did not show up in the amphora in time."""
-
-    def __init__(self, url, mac_address, timeout):
-        self.url = url
-        self.mac_address = mac_address
-        super().__init__(
-            f'amphora agent at {url} has no interface with MAC '
-            f'{mac_address} after {timeout} s; check that Nova attached the '
-            'port (server interface list), and the amphora\'s kernel log '
-            'for the VF driver')
+# The errors the client raises, named here for its callers.
+AgentError = errors.AgentError
+AgentUnreachable = errors.AgentUnreachable
+AgentTLSError = errors.AgentTLSError
+AgentRejected = errors.AgentRejected
+InterfaceMissing = errors.InterfaceMissing
 
 
 class _AgentAdapter(adapters.HTTPAdapter):
@@ -141,24 +87,6 @@ def _retries(retries, interval):
         total=retries, connect=retries, read=retries, other=0, status=0,
         redirect=0, allowed_methods=None, backoff_factor=interval,
         backoff_max=_BACKOFF_MAX, raise_on_status=False)
-
-
-def _error_fields(response):
-    """``(field, reason)`` from an agent error answer (or a foreign one)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and 'field' in body and 'reason' in body:
-        # The engine endpoints add the program's own output (haproxy -c):
-        # the line at fault is named there.
-        if body.get('details'):
-            return body['field'], f"{body['reason']}: {body['details']}"
-        return body['field'], body['reason']
-    if isinstance(body, dict) and 'message' in body:
-        return 'request', str(body['message'])
-    text = response.text.strip()[:500]
-    return 'request', text or response.reason or 'no reason given'
 
 
 def served_certificate(address, client_cert, ca_cert, server_name=None,
@@ -327,7 +255,7 @@ class AgentClient:
         except requests.exceptions.RequestException as error:
             raise AgentUnreachable(url, str(error)) from None
         if response.status_code >= 400:
-            field, reason = _error_fields(response)
+            field, reason = errors.error_fields(response)
             raise AgentRejected(method, url, response.status_code, field,
                                 reason)
         try:
