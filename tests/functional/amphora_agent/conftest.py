@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -61,6 +62,14 @@ def free_port(ports):
             continue
         return port
     raise AssertionError(f'ports {ports.start}-{ports.stop - 1} all in use')
+
+
+def tls_connection(pki, port):
+    """A TLS socket to an agent on 127.0.0.1, with the client certificate."""
+    context = ssl.create_default_context(cafile=pki.ca)
+    context.load_cert_chain(pki.client)
+    plain = socket.create_connection(('127.0.0.1', port), 30)
+    return context.wrap_socket(plain, server_hostname='127.0.0.1')
 
 
 @pytest.fixture(scope='session')

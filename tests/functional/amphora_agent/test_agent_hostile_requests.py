@@ -19,7 +19,6 @@ here must be a status line and the agent's JSON error shape.
 import json
 import logging
 import socket
-import ssl
 import threading
 
 import pytest
@@ -47,13 +46,6 @@ def agent_port(pki):
     thread.join()
 
 
-def connect(pki, port):
-    context = ssl.create_default_context(cafile=pki.ca)
-    context.load_cert_chain(pki.client)
-    plain = socket.create_connection(('127.0.0.1', port), 30)
-    return context.wrap_socket(plain, server_hostname='127.0.0.1')
-
-
 def read_answer(tls):
     answer = b''
     while True:
@@ -72,7 +64,7 @@ def read_answer(tls):
 
 
 def send(pki, port, raw):
-    with connect(pki, port) as tls:
+    with conftest.tls_connection(pki, port) as tls:
         tls.sendall(raw)
         return read_answer(tls)
 
@@ -115,7 +107,7 @@ def test_whole_oversized_body_sent_at_once_gets_the_413(agent_port, pki):
     # Far more than the socket buffers hold: the agent answers after the
     # head, and must read what follows rather than reset the connection.
     body = b' ' * (8 * 1024 * 1024)
-    with connect(pki, agent_port) as tls:
+    with conftest.tls_connection(pki, agent_port) as tls:
         sender = threading.Thread(target=lambda: tls.sendall(
             POST + b'Content-Length: %d\r\n\r\n' % len(body) + body))
         sender.start()
@@ -150,12 +142,12 @@ def test_ambiguous_framing_is_400_json(agent_port, pki, framing, field):
 
 def test_client_hanging_up_mid_body_is_a_warning(agent_port, pki, caplog):
     caplog.set_level(logging.INFO)
-    with connect(pki, agent_port) as tls:
+    with conftest.tls_connection(pki, agent_port) as tls:
         tls.sendall(POST + b'Content-Length: 1000\r\n\r\n{"vip_')
         tls.shutdown(socket.SHUT_WR)
         tls.recv(65536)
     # The server logs once the request is over.
-    with connect(pki, agent_port) as tls:
+    with conftest.tls_connection(pki, agent_port) as tls:
         tls.sendall(b'GET / HTTP/1.1\r\nHost: agent\r\n\r\n')
         read_answer(tls)
 

@@ -16,7 +16,6 @@ certificates, the handshake in a worker thread, read timeouts.
 """
 
 import socket
-import ssl
 import threading
 
 import pytest
@@ -92,13 +91,10 @@ def test_stalled_handshake_does_not_block_other_clients(serve, pki):
 
 def test_idle_connection_is_closed_after_the_read_timeout(serve, pki):
     port = serve('127.0.0.1', read_timeout=1).server_port
-    context = ssl.create_default_context(cafile=pki.ca)
-    context.load_cert_chain(pki.client)
-    with socket.create_connection(('127.0.0.1', port), 30) as plain:
-        with context.wrap_socket(plain, server_hostname='127.0.0.1') as tls:
-            # Handshake done, request never sent: the server gives up and
-            # closes, which the client sees as the end of the stream.
-            assert tls.recv(1) == b''
+    with conftest.tls_connection(pki, port) as tls:
+        # Handshake done, request never sent: the server gives up and
+        # closes, which the client sees as the end of the stream.
+        assert tls.recv(1) == b''
 
 
 def test_handshake_without_client_certificate_fails(serve, pki):
@@ -112,13 +108,6 @@ def test_handshake_without_client_certificate_fails(serve, pki):
 def body_length_app(environ, start_response):
     body = environ['wsgi.input'].read(int(environ['CONTENT_LENGTH']))
     return plain(start_response, str(len(body)).encode())
-
-
-def _tls_connection(pki, port):
-    context = ssl.create_default_context(cafile=pki.ca)
-    context.load_cert_chain(pki.client)
-    plain = socket.create_connection(('127.0.0.1', port), 30)
-    return context.wrap_socket(plain, server_hostname='127.0.0.1')
 
 
 def _expect_continue_head(length):
@@ -141,7 +130,7 @@ def serve_limited(pki):
 
 
 def test_expect_continue_invites_the_body(serve_limited, pki):
-    with _tls_connection(pki, serve_limited.server_port) as tls:
+    with conftest.tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(_expect_continue_head(100))
         replies = tls.makefile('rb')
         # Only now does a waiting client send its body.
@@ -154,7 +143,7 @@ def test_expect_continue_invites_the_body(serve_limited, pki):
 
 def test_expect_continue_with_oversized_body_is_413_at_once(serve_limited,
                                                             pki):
-    with _tls_connection(pki, serve_limited.server_port) as tls:
+    with conftest.tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(_expect_continue_head(10 ** 9))
         replies = tls.makefile('rb')
 
@@ -168,7 +157,7 @@ def test_expect_continue_with_oversized_body_is_413_at_once(serve_limited,
 def test_expect_continue_with_a_chunked_body(serve_limited, pki):
     head = (b'POST / HTTP/1.1\r\nHost: agent\r\nExpect: 100-continue\r\n'
             b'Transfer-Encoding: chunked\r\n\r\n')
-    with _tls_connection(pki, serve_limited.server_port) as tls:
+    with conftest.tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(head)
         replies = tls.makefile('rb')
         assert replies.readline() == b'HTTP/1.1 100 Continue\r\n'

@@ -132,6 +132,13 @@ def haproxy_config(agent, loadbalancer_id, servers=(MEMBER_1,), extra=''):
     return '\n'.join(lines) + '\n' + extra
 
 
+def upload_and_start(agent, api, loadbalancer):
+    """Store the listener's configuration and start haproxy with it."""
+    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
+                              haproxy_config(agent, loadbalancer))
+    api.loadbalancer_action(loadbalancer, 'start')
+
+
 def listener_url(port=LISTENER_PORT):
     return f'http://{VIP}:{port}/hello.txt'
 
@@ -348,9 +355,7 @@ def test_status_reports_servers_and_a_dead_one_goes_down(
 def test_delete_stops_haproxy_and_forgets_it(lab, agent, api,
                                              loadbalancer, http_servers):
     http_servers(MEMBER_1)
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     assert engine_lab.wait_until(lambda: serves(lab))
     pid = haproxy_pid(agent, loadbalancer)
 
@@ -370,9 +375,7 @@ def test_delete_stops_haproxy_and_forgets_it(lab, agent, api,
 
 def test_stop_and_start_again(lab, agent, api, loadbalancer, http_servers):
     http_servers(MEMBER_1)
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     assert engine_lab.wait_until(lambda: serves(lab))
 
     api.loadbalancer_action(loadbalancer, 'stop')
@@ -419,9 +422,7 @@ def test_non_utf8_config_is_refused(agent, loadbalancer):
 def test_check_script_fails_while_a_started_haproxy_is_dead(
         lab, agent, api, loadbalancer):
     script = agent.request('GET', '/1.0/info').json()['vrrp_check_script']
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     assert subprocess.run([script]).returncode == 0
 
     os.kill(haproxy_pid(agent, loadbalancer), signal.SIGKILL)
@@ -436,9 +437,7 @@ def test_check_script_fails_while_a_started_haproxy_is_dead(
 def test_haproxy_outlives_an_agent_restart(lab, agent, api, loadbalancer,
                                            http_servers):
     http_servers(MEMBER_1)
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     assert engine_lab.wait_until(lambda: serves(lab))
     pid = haproxy_pid(agent, loadbalancer)
 
@@ -458,9 +457,7 @@ def test_agent_start_brings_back_a_haproxy_that_died(lab, agent, api,
                                                      http_servers):
     # As after an amphora reboot: the agent is down, haproxy has gone.
     http_servers(MEMBER_1)
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     assert engine_lab.wait_until(lambda: serves(lab))
     agent.stop()
     engine_lab.end_processes(lab.amp, 'haproxy')
@@ -478,9 +475,7 @@ def test_agent_start_leaves_a_stopped_haproxy_stopped(lab, agent, api,
                                                       loadbalancer,
                                                       http_servers):
     http_servers(MEMBER_1)
-    api.upload_haproxy_config(AMPHORA_ID, loadbalancer,
-                              haproxy_config(agent, loadbalancer))
-    api.loadbalancer_action(loadbalancer, 'start')
+    upload_and_start(agent, api, loadbalancer)
     api.loadbalancer_action(loadbalancer, 'stop')
 
     agent.stop()

@@ -121,6 +121,20 @@ def start_both(pair, apis):
     assert engine_lab.wait_until(lambda: holders(pair) == ['a'])
 
 
+def kill_the_master(pair, apis):
+    """Start both, then stop a's agent and kill a's keepalived.
+
+    Killed, keepalived released nothing; the BACKUP takes over regardless.
+    Returns a's agent, stopped.
+    """
+    start_both(pair, apis)
+    agent = pair.agents['a']
+    agent.stop()
+    engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
+    assert engine_lab.wait_until(lambda: 'b' in holders(pair))
+    return agent
+
+
 def client_reaches_vip(pair):
     return netlab.run(pair.client, ['ping', '-c', '1', '-W', '1', VIP],
                       check=False).returncode == 0
@@ -187,12 +201,7 @@ def test_dead_haproxy_on_the_master_hands_the_vip_over(pair, apis):
 
 
 def test_agent_start_brings_back_a_keepalived_that_died(pair, apis):
-    start_both(pair, apis)
-    agent = pair.agents['a']
-    agent.stop()
-    engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
-    # Killed, it released nothing; the BACKUP takes over regardless.
-    assert engine_lab.wait_until(lambda: 'b' in holders(pair))
+    agent = kill_the_master(pair, apis)
 
     agent.start()
 
@@ -200,11 +209,7 @@ def test_agent_start_brings_back_a_keepalived_that_died(pair, apis):
 
 
 def test_pid_files_naming_live_processes_do_not_keep_it_stopped(pair, apis):
-    start_both(pair, apis)
-    agent = pair.agents['a']
-    agent.stop()
-    engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
-    assert engine_lab.wait_until(lambda: 'b' in holders(pair))
+    agent = kill_the_master(pair, apis)
     # As when the dead keepalived's processes are zombies nobody reaped
     # yet, or their pids went to other programs: keepalived itself would
     # take them for a keepalived already running and quietly exit.

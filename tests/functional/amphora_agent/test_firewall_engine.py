@@ -166,23 +166,19 @@ def test_large_udp_datagrams_are_fragmented_and_decided(lab, applied):
     assert applied.counters()['fragments']['accepted']['packets'] > 0
 
 
-def test_ipv6_with_neighbour_discovery(lab, applied):
+@pytest.mark.parametrize('family,allowed,refused,vip', [
+    ('-4', fl.ALLOWED4, fl.REFUSED4, fl.VIP4),
+    ('-6', fl.ALLOWED6, fl.REFUSED6, fl.VIP6),
+])
+def test_neighbours_resolve_through_the_firewall(lab, applied, family,
+                                                 allowed, refused, vip):
     amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
     # No neighbour entries: the first packets need neighbour discovery
-    # through the firewall.
+    # (IPv6) or ARP (IPv4) through the firewall.
     for namespace in (amp, client):
-        netlab.run(namespace, ['ip', '-6', 'neigh', 'flush', 'all'])
-    assert fl.tcp_request(client, fl.ALLOWED6, fl.VIP6, 80) == \
-        b'HTTP/1.0 200 OK'
-    assert fl.tcp_refused(client, fl.REFUSED6, fl.VIP6, 80)
-
-
-def test_ipv4_neighbours_resolve_through_the_firewall(lab, applied):
-    amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
-    for namespace in (amp, client):
-        netlab.run(namespace, ['ip', '-4', 'neigh', 'flush', 'all'])
-    assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
-        b'HTTP/1.0 200 OK'
+        netlab.run(namespace, ['ip', family, 'neigh', 'flush', 'all'])
+    assert fl.tcp_request(client, allowed, vip, 80) == b'HTTP/1.0 200 OK'
+    assert fl.tcp_refused(client, refused, vip, 80)
 
 
 # VRRP ------------------------------------------------------------------
@@ -220,14 +216,18 @@ def _member_checks(lab):
     }
 
 
+# What _member_checks sees when every reply gets through.
+MEMBER_CHECKS_PASSED = {
+    'member-side TCP': b'HTTP/1.0 200 OK',
+    'member-side IPv6 TCP': b'HTTP/1.0 200 OK',
+    'VIP-subnet member TCP': b'HTTP/1.0 200 OK',
+    'UDP': b'ping',
+    'ping': True,
+}
+
+
 def test_member_replies_with_a_member_list(lab, applied):
-    assert _member_checks(lab) == {
-        'member-side TCP': b'HTTP/1.0 200 OK',
-        'member-side IPv6 TCP': b'HTTP/1.0 200 OK',
-        'VIP-subnet member TCP': b'HTTP/1.0 200 OK',
-        'UDP': b'ping',
-        'ping': True,
-    }
+    assert _member_checks(lab) == MEMBER_CHECKS_PASSED
     # Port 8081 is not a member: its replies are dropped.
     assert fl.tcp_refused(ns(lab, fl.AMP), fl.AMP_MEMBER_SIDE4, fl.MEMBER4,
                           8081)
@@ -235,13 +235,7 @@ def test_member_replies_with_a_member_list(lab, applied):
 
 def test_member_replies_when_members_are_unknown(lab, firewall, servers):
     firewall.apply(request(members=None))
-    assert _member_checks(lab) == {
-        'member-side TCP': b'HTTP/1.0 200 OK',
-        'member-side IPv6 TCP': b'HTTP/1.0 200 OK',
-        'VIP-subnet member TCP': b'HTTP/1.0 200 OK',
-        'UDP': b'ping',
-        'ping': True,
-    }
+    assert _member_checks(lab) == MEMBER_CHECKS_PASSED
 
 
 def test_members_cannot_open_connections_to_the_amphora(lab, firewall,

@@ -15,7 +15,6 @@ agent's firewall deciding real packets that arrive on an emulated VF."""
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 import requests
@@ -25,7 +24,7 @@ from testbed import netlab
 from testbed import plumbing
 from testbed.plumbing import links
 from testbed.plumbing import processes
-from tests.functional.testbed import controller_files
+from tests.functional.testbed import fabric_lab
 
 pytestmark = pytest.mark.netns
 
@@ -59,36 +58,17 @@ except OSError:
 '''
 
 
-def _new_id():
-    return str(uuid.uuid4())
+_new_id = fabric_lab.new_id
+agent_call = fabric_lab.agent_call
 
 
-@pytest.fixture
-def fabric(tmp_path):
-    fab = plumbing.Fabric(str(tmp_path / 'state'), prefix=PREFIX,
-                          stop_grace=5)
-    fab.ensure_mgmt_network(MGMT_SUBNET)
-    yield fab
-    fab.cleanup()
+fabric = fabric_lab.fabric_fixture(PREFIX, MGMT_SUBNET, stop_grace=5)
 
 
 @pytest.fixture
 def amphora(fabric):
-    server_id = _new_id()
-    booted = fabric.boot_amphora(
-        server_id, {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e2:01',
-                    'fixed_ips': [{'ip_address': '203.0.113.242'}]},
-        user_data=controller_files.user_data(fabric, server_id,
-                                             '203.0.113.242'))
-    fabric.wait_for_agent(booted.server_id, timeout=60)
-    return booted
-
-
-def agent_call(fabric, amphora, method, path, **kwargs):
-    kwargs.setdefault('cert', fabric.agent_client_cert)
-    kwargs.setdefault('timeout', 10)
-    return requests.request(method, f'{amphora.agent_url}/1.0/{path}',
-                            verify=fabric.ca_cert, **kwargs)
+    return fabric_lab.boot_with_agent(fabric, '203.0.113.242',
+                                      'fa:16:3e:00:e2:01')
 
 
 def connects(namespace, address=VIP, port=LISTENER_PORT):

@@ -18,15 +18,12 @@ amphora's namespaces alive.
 
 import os
 import shutil
-import uuid
 
 import pytest
-import requests
 
 from testbed import netlab
-from testbed import plumbing
 from testbed.plumbing import processes
-from tests.functional.testbed import controller_files
+from tests.functional.testbed import fabric_lab
 
 pytestmark = pytest.mark.netns
 
@@ -35,23 +32,10 @@ MGMT_SUBNET = {'cidr': '203.0.113.208/28', 'gateway_ip': '203.0.113.209'}
 LOADBALANCER = 'lb-cleanup'
 
 
-def _new_id():
-    return str(uuid.uuid4())
+agent_call = fabric_lab.agent_call
 
 
-@pytest.fixture
-def fabric(tmp_path):
-    fab = plumbing.Fabric(str(tmp_path / 'state'), prefix=PREFIX,
-                          stop_grace=5)
-    fab.ensure_mgmt_network(MGMT_SUBNET)
-    yield fab
-    fab.cleanup()
-
-
-def agent_call(fabric, amphora, method, path, **kwargs):
-    return requests.request(method, f'{amphora.agent_url}/1.0/{path}',
-                            cert=fabric.agent_client_cert,
-                            verify=fabric.ca_cert, timeout=30, **kwargs)
+fabric = fabric_lab.fabric_fixture(PREFIX, MGMT_SUBNET, stop_grace=5)
 
 
 @pytest.fixture
@@ -60,13 +44,8 @@ def amphora_with_haproxy(fabric):
 
     (amphora, haproxy pid, the agent's engine directory on this host)
     """
-    server_id = _new_id()
-    amphora = fabric.boot_amphora(
-        server_id, {'id': _new_id(), 'mac_address': 'fa:16:3e:00:e3:01',
-                    'fixed_ips': [{'ip_address': '203.0.113.210'}]},
-        user_data=controller_files.user_data(fabric, server_id,
-                                             '203.0.113.210'))
-    fabric.wait_for_agent(amphora.server_id, timeout=60)
+    amphora = fabric_lab.boot_with_agent(fabric, '203.0.113.210',
+                                         'fa:16:3e:00:e3:01')
     base_path = agent_call(fabric, amphora, 'GET',
                            'info').json()['haproxy_base_path']
     config = ('global\n'

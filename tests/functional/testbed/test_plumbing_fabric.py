@@ -19,7 +19,6 @@ import concurrent.futures
 import ipaddress
 import shutil
 import subprocess
-import uuid
 
 from pyroute2 import netns as pyroute2_netns
 import pytest
@@ -28,6 +27,7 @@ from testbed import netlab
 from testbed import plumbing
 from testbed.plumbing import links
 from tests.functional.testbed import controller_files
+from tests.functional.testbed import fabric_lab
 
 pytestmark = pytest.mark.netns
 
@@ -40,13 +40,11 @@ VIP_SUBNET = {'cidr': '198.51.100.0/25', 'gateway_ip': '198.51.100.1'}
 CLIENT_SUBNET = {'cidr': '198.51.100.128/25', 'gateway_ip': '198.51.100.129'}
 
 
-def _new_id():
-    return str(uuid.uuid4())
+_new_id = fabric_lab.new_id
 
 
 def mgmt_port(ip, mac='fa:16:3e:00:e2:01'):
-    return {'id': _new_id(), 'mac_address': mac,
-            'fixed_ips': [{'ip_address': ip}]}
+    return fabric_lab.mgmt_port(ip, mac)
 
 
 def data_port(network_id, mac):
@@ -67,17 +65,22 @@ def ping(namespace, address):
                       check=False).returncode == 0
 
 
-@pytest.fixture
-def fabric(tmp_path):
-    fab = plumbing.Fabric(str(tmp_path / 'state'), prefix=PREFIX)
-    fab.ensure_mgmt_network(MGMT_SUBNET)
-    yield fab
-    fab.cleanup()
+fabric = fabric_lab.fabric_fixture(PREFIX, MGMT_SUBNET)
 
 
 def boot(fabric, ip='203.0.113.242', mac='fa:16:3e:00:e2:01'):
     server_id = _new_id()
     return fabric.boot_amphora(server_id, mgmt_port(ip, mac))
+
+
+def boot_with_vf(fabric, subnet=None):
+    """An amphora with a VF on a new network: (amphora, network, ifname)."""
+    amphora = boot(fabric)
+    network_id = _new_id()
+    ifname = fabric.attach_vf(amphora.server_id,
+                              data_port(network_id, 'fa:16:3e:00:e2:11'),
+                              subnet)
+    return amphora, network_id, ifname
 
 
 def test_boot_creates_both_namespaces_and_the_mgmt_link(fabric):
@@ -174,11 +177,7 @@ def test_waiting_for_an_agent_that_exits_reports_its_log(tmp_path):
 
 
 def test_attached_vf_is_in_the_data_namespace_with_the_port_mac(fabric):
-    amphora = boot(fabric)
-    network_id = _new_id()
-    ifname = fabric.attach_vf(amphora.server_id,
-                              data_port(network_id, 'fa:16:3e:00:e2:11'),
-                              VIP_SUBNET)
+    amphora, network_id, ifname = boot_with_vf(fabric, VIP_SUBNET)
 
     assert ifname == 'eth1'
     vf = links.find(amphora.data_namespace, ifname)
@@ -212,11 +211,7 @@ def test_vfs_on_two_networks_get_their_own_bridges(fabric):
 
 
 def test_a_host_on_the_network_reaches_an_address_on_the_vf(fabric):
-    amphora = boot(fabric)
-    network_id = _new_id()
-    ifname = fabric.attach_vf(amphora.server_id,
-                              data_port(network_id, 'fa:16:3e:00:e2:11'),
-                              VIP_SUBNET)
+    amphora, network_id, ifname = boot_with_vf(fabric, VIP_SUBNET)
     # What the amphora agent does when it plugs a VIP.
     netlab.add_address(amphora.data_namespace, ifname, '198.51.100.10/25')
     netlab.set_up(amphora.data_namespace, ifname)
@@ -335,10 +330,7 @@ def test_an_amphora_without_agent_cannot_reboot(fabric):
 
 
 def test_delete_removes_the_amphora_and_is_idempotent(fabric):
-    amphora = boot(fabric)
-    network_id = _new_id()
-    fabric.attach_vf(amphora.server_id,
-                     data_port(network_id, 'fa:16:3e:00:e2:11'))
+    amphora, network_id, _ifname = boot_with_vf(fabric)
 
     fabric.delete_amphora(amphora.server_id)
 
