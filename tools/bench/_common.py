@@ -24,6 +24,7 @@ Results are printed as lines the smoke test and the documentation rely on::
     ratio <name> = <number>  (<target>: met|MISSED)
 """
 
+import argparse
 import collections
 import ipaddress
 import json
@@ -69,6 +70,21 @@ OTHER_LISTENERS = (('TCP', 80), ('TCP', 443), ('UDP', 53), ('TCP', 8080),
                    ('UDP', 5060), ('TCP', 8443), ('UDP', 1812))
 
 UPSTREAM_TABLE = 'upstream_style'
+
+
+# --- command line -------------------------------------------------------
+
+def argument_parser(doc, quick_help):
+    """A parser with the options the firewall benchmarks share.
+
+    ``--quick`` (tiny sizes for the smoke test), ``--entries`` (the rule set's
+    size; each benchmark has its own default) and ``--seed``.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help=quick_help)
+    parser.add_argument('--entries', type=int)
+    parser.add_argument('--seed', type=int, default=1)
+    return parser
 
 
 # --- result lines ---------------------------------------------------------

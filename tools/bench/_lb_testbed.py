@@ -175,10 +175,12 @@ def delete_load_balancers(conn, lb_ids, timeout):
     _wait(lb_ids, deleted, timeout, 'not deleted')
 
 
-def add_testbed_arguments(parser, port_base, quick_help):
+def add_testbed_arguments(parser, port_base, quick_help, latency_ms=200.0,
+                          latency_help='added to every Compute/Image API '
+                                       'request'):
     """The options every load balancer benchmark takes for its testbed."""
-    parser.add_argument('--latency-ms', type=float, default=200.0,
-                        help='added to every Compute/Image API request')
+    parser.add_argument('--latency-ms', type=float, default=latency_ms,
+                        help=latency_help)
     parser.add_argument('--port-base', type=int, default=port_base)
     parser.add_argument('--state-dir',
                         help='testbed state directory (default: a new '

@@ -32,7 +32,6 @@ order of configurations rotates from round to round. Each round's ratio to
     tools/bench/datapath.py [--quick] [--entries 50000] [--rounds 7]
 """
 
-import argparse
 import json
 import os
 import sys
@@ -117,16 +116,13 @@ def tcp_rate(bench, config, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny sizes and durations, for the smoke test')
-    parser.add_argument('--entries', type=int)
+    parser = _common.argument_parser(
+        __doc__, 'tiny sizes and durations, for the smoke test')
     parser.add_argument('--rounds', type=int)
     parser.add_argument('--seconds', type=int,
                         help='length of each measurement')
     parser.add_argument('--no-probe', action='store_true',
                         help='leave out the linear-rules probe')
-    parser.add_argument('--seed', type=int, default=1)
     args = parser.parse_args(argv)
     entries = args.entries or (500 if args.quick else 50000)
     rounds = args.rounds or (1 if args.quick else 7)

@@ -36,7 +36,6 @@ round to round; medians of the per-round ratios to ``none`` are printed:
     tools/bench/engine_http.py [--quick] [--entries 10000] [--rounds 5]
 """
 
-import argparse
 import re
 import sys
 
@@ -149,13 +148,10 @@ def wrk(config, seconds, close):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true',
-                        help='few entries, short runs, for the smoke test')
-    parser.add_argument('--entries', type=int)
+    parser = _common.argument_parser(
+        __doc__, 'few entries, short runs, for the smoke test')
     parser.add_argument('--rounds', type=int)
     parser.add_argument('--seconds', type=int)
-    parser.add_argument('--seed', type=int, default=1)
     args = parser.parse_args(argv)
     entries = args.entries or (500 if args.quick else 10000)
     rounds = args.rounds or (1 if args.quick else 5)

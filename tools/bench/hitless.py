@@ -22,7 +22,6 @@ replace are measured in the same run.
     tools/bench/hitless.py [--quick] [--entries 10000] [--replacements 100]
 """
 
-import argparse
 import sys
 import time
 
@@ -71,14 +70,10 @@ def run_one(bench, kind, requests, replacements, rate):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny sizes, for the smoke test')
-    parser.add_argument('--entries', type=int)
+    parser = _common.argument_parser(__doc__, 'tiny sizes, for the smoke test')
     parser.add_argument('--replacements', type=int)
     parser.add_argument('--rate', type=int, default=20000,
                         help='datagrams per second (default 20000)')
-    parser.add_argument('--seed', type=int, default=1)
     args = parser.parse_args(argv)
     entries = args.entries or (300 if args.quick else 10000)
     replacements = args.replacements or (6 if args.quick else 100)

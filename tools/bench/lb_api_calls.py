@@ -152,20 +152,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=3,
                         help='creates per flavor and phase')
-    parser.add_argument('--latency-ms', type=float, default=100.0,
-                        help='added to every Compute/Image API request in '
-                             'the second phase')
     parser.add_argument('--listeners', type=int, default=2,
                         help='TCP listeners created with each load balancer '
                              '(in the same call)')
     parser.add_argument('--cidrs', type=int, default=2,
                         help='allowed CIDRs of each listener')
-    parser.add_argument('--port-base', type=int, default=18000)
-    parser.add_argument('--state-dir',
-                        help='testbed state directory (default: a new '
-                             'temporary one, removed at the end)')
-    parser.add_argument('--quick', action='store_true',
-                        help='one run per flavor: does the script work')
+    _lb_testbed.add_testbed_arguments(
+        parser, 18000, 'one run per flavor: does the script work',
+        latency_ms=100.0,
+        latency_help='added to every Compute/Image API request in the '
+                     'second phase')
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 1

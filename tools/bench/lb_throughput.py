@@ -101,8 +101,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--lbs', type=int, default=8,
                         help='load balancers created at once per run')
-    parser.add_argument('--latency-ms', type=float, default=200.0,
-                        help='added to every Compute/Image API request')
     parser.add_argument('--topology', default='SINGLE',
                         choices=('SINGLE', 'ACTIVE_STANDBY'))
     parser.add_argument('--normal-vip', action='store_true',
@@ -111,12 +109,8 @@ def main(argv=None):
                         help='[sriov_worker] max_simultaneous_jobs of both '
                              'workers '
                              '(default: as configured, 4)')
-    parser.add_argument('--port-base', type=int, default=17000)
-    parser.add_argument('--state-dir',
-                        help='testbed state directory (default: a new '
-                             'temporary one, removed at the end)')
-    parser.add_argument('--quick', action='store_true',
-                        help='two load balancers: does the script work')
+    _lb_testbed.add_testbed_arguments(
+        parser, 17000, 'two load balancers: does the script work')
     args = parser.parse_args(argv)
     if args.quick:
         args.lbs = 2

@@ -75,11 +75,7 @@ def measure(bench, kind, request_path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny sizes, for the smoke test')
-    parser.add_argument('--entries', type=int)
-    parser.add_argument('--seed', type=int, default=1)
+    parser = _common.argument_parser(__doc__, 'tiny sizes, for the smoke test')
     parser.add_argument('--child', choices=('ours', 'upstream'),
                         help=argparse.SUPPRESS)
     parser.add_argument('--request', help=argparse.SUPPRESS)

@@ -74,6 +74,13 @@ def make_flavor(tb, conn, **metadata):
                     profile['id'], '--enable')
 
 
+def create_load_balancer(tb, name, flavor_id):
+    """``loadbalancer create`` on the seeded VIP subnet, waiting for it."""
+    return cli_json(tb, 'loadbalancer', 'create', '--name', name,
+                    '--flavor', flavor_id, '--vip-subnet-id', 'vip-subnet',
+                    '--wait')
+
+
 def wait_for_status(tb, lb_id, wanted, timeout=TIMEOUT):
     """The load balancer once its provisioning status is in ``wanted``."""
     deadline = time.monotonic() + timeout

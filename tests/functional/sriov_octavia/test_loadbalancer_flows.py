@@ -34,6 +34,8 @@ from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
+from tests.functional.sriov_octavia.openstack_cli import \
+    create_load_balancer
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 from tests.functional.sriov_octavia.openstack_cli import wait_for_status
 from tests.functional.sriov_octavia.openstack_cli import worker_log
@@ -78,9 +80,7 @@ def client_host(tb, conn, subnet_id):
 
 
 def test_sriov_load_balancer_create_and_delete(tb, conn, sriov_flavor):
-    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                  '--flavor', sriov_flavor['id'], '--vip-subnet-id',
-                  'vip-subnet', '--wait')
+    lb = create_load_balancer(tb, unique('lb'), sriov_flavor['id'])
     lb = cli_json(tb, 'loadbalancer', 'show', lb['id'])
     assert lb['provisioning_status'] == 'ACTIVE'
     vip_address = lb['vip_address']
@@ -133,9 +133,7 @@ def test_sriov_load_balancer_create_and_delete(tb, conn, sriov_flavor):
 
 
 def test_active_standby_pair_on_two_hosts(tb, conn, active_standby_flavor):
-    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                  '--flavor', active_standby_flavor['id'],
-                  '--vip-subnet-id', 'vip-subnet', '--wait')
+    lb = create_load_balancer(tb, unique('lb'), active_standby_flavor['id'])
     lb = cli_json(tb, 'loadbalancer', 'show', lb['id'])
     assert lb['provisioning_status'] == 'ACTIVE'
     servers = amphorae.find_servers(conn, lb['id'])
@@ -167,9 +165,7 @@ def test_active_standby_pair_on_two_hosts(tb, conn, active_standby_flavor):
 def test_update_puts_the_vip_qos_policy_on_the_vrrp_port(
         tb, conn, sriov_flavor):
     policy = conn.network.create_qos_policy(name=unique('qos'))
-    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                  '--flavor', sriov_flavor['id'], '--vip-subnet-id',
-                  'vip-subnet', '--wait')
+    lb = create_load_balancer(tb, unique('lb'), sriov_flavor['id'])
     try:
         cli(tb, 'loadbalancer', 'set', '--vip-qos-policy-id', policy.id,
             '--name', unique('renamed'), '--wait', lb['id'])
@@ -223,9 +219,7 @@ def _firewall_listeners(tb, conn, server):
 
 def test_listener_allowed_cidrs_reach_the_amphora_firewall(tb, conn,
                                                            sriov_flavor):
-    lb = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                  '--flavor', sriov_flavor['id'], '--vip-subnet-id',
-                  'vip-subnet', '--wait')
+    lb = create_load_balancer(tb, unique('lb'), sriov_flavor['id'])
     try:
         assert cli_json(tb, 'loadbalancer', 'show', lb['id'])[
             'provisioning_status'] == 'ACTIVE'

@@ -34,6 +34,8 @@ from sriov_octavia import amphorae
 from sriov_octavia import naming
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
+from tests.functional.sriov_octavia.openstack_cli import \
+    create_load_balancer
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
 from tests.functional.sriov_octavia.openstack_cli import worker_log_path
 
@@ -85,9 +87,7 @@ def member_flavor(tb, conn):
 @pytest.fixture(scope='module')
 def lb(tb, conn, member_flavor):
     """An SR-IOV load balancer with a TCP pool, deleted at the end."""
-    created = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                       '--flavor', member_flavor['id'], '--vip-subnet-id',
-                       'vip-subnet', '--wait')
+    created = create_load_balancer(tb, unique('lb'), member_flavor['id'])
     try:
         assert cli_json(tb, 'loadbalancer', 'show', created['id'])[
             'provisioning_status'] == 'ACTIVE'
@@ -379,9 +379,7 @@ def test_sriov_and_vip_subnet_members_serve_through_the_vip(
 def test_active_standby_amphorae_each_get_a_vf(tb, conn, fabric):
     flavor = make_member_flavor(tb, conn,
                                 loadbalancer_topology='ACTIVE_STANDBY')
-    created = cli_json(tb, 'loadbalancer', 'create', '--name', unique('lb'),
-                       '--flavor', flavor['id'], '--vip-subnet-id',
-                       'vip-subnet', '--wait')
+    created = create_load_balancer(tb, unique('lb'), flavor['id'])
     try:
         pool = cli_json(tb, 'loadbalancer', 'pool', 'create', '--name',
                         unique('pool'), '--loadbalancer', created['id'],

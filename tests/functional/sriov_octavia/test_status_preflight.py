@@ -60,6 +60,14 @@ def status(testbed, *args, extra_conf=None):
                              for check in output['checks']}
 
 
+def failure_details(code, checks, name):
+    """The details of check ``name``, which made the command fail."""
+    assert code == 2, checks
+    result, details = checks[name]
+    assert result == 2, details
+    return details
+
+
 @pytest.fixture(scope='module')
 def sriov_profile(conn):
     flavor = conn.compute.find_flavor(seed.SRIOV_FLAVOR,
@@ -118,9 +126,7 @@ def test_flavor_extra_spec_matching_no_aggregate(testbed, conn):
                               flavor.id, '--vip-network', 'vip-net')
     finally:
         conn.compute.delete_flavor(flavor)
-    assert code == 2
-    result, details = checks['Compute flavor placement']
-    assert result == 2
+    details = failure_details(code, checks, 'Compute flavor placement')
     assert 'public-sriov' in details
     assert 'openstack aggregate set --property public-sriov=true' in details
     # The other checks still pass: the finding points at the one problem.
@@ -133,9 +139,7 @@ def test_missing_image_tag(testbed, sriov_profile):
                           '--flavor-profile', sriov_profile.name,
                           '--vip-network', 'vip-net',
                           '--image-tag', 'tst-no-such-tag')
-    assert code == 2
-    result, details = checks['Amphora image']
-    assert result == 2
+    details = failure_details(code, checks, 'Amphora image')
     assert 'tst-no-such-tag' in details
     assert 'openstack image set --tag tst-no-such-tag' in details
     assert checks['Compute flavor placement'][0] == 0
@@ -149,9 +153,7 @@ def test_missing_certificate_file(testbed, sriov_profile, tmp_path):
                  ('preflight', '--flavor-profile', sriov_profile.name,
                   '--vip-network', 'vip-net')):
         code, checks = status(testbed, *args, extra_conf=str(extra))
-        assert code == 2, args
-        result, details = checks['Amphora agent certificates']
-        assert result == 2
+        details = failure_details(code, checks, 'Amphora agent certificates')
         assert f'[haproxy_amphora] client_cert = {missing}: no such file' \
             in details
 
@@ -162,9 +164,7 @@ def test_physnet_without_sriov_agent(testbed, conn, sriov_profile):
                           '--flavor-profile', sriov_profile.name,
                           '--vip-network', 'vip-net',
                           '--member-network', seed.MGMT_NETWORK)
-    assert code == 2
-    result, details = checks['SR-IOV capacity']
-    assert result == 2
+    details = failure_details(code, checks, 'SR-IOV capacity')
     assert f'member network {seed.MGMT_NETWORK}' in details
     assert 'physnet1' in details
     assert 'physical_device_mappings' in details
@@ -176,7 +176,5 @@ def test_jobboard_down(testbed, sriov_profile, tmp_path):
     # A loopback port of this test's range where nothing listens.
     extra.write_text('[task_flow]\njobboard_backend_port = 44999\n')
     code, checks = status(testbed, 'upgrade', 'check', extra_conf=str(extra))
-    assert code == 2
-    result, details = checks['Jobboard']
-    assert result == 2
+    details = failure_details(code, checks, 'Jobboard')
     assert '127.0.0.1 port 44999 does not answer' in details

@@ -63,12 +63,7 @@ class _Server(object):
         assert self.process.poll() is None, open(log_path).read()
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
+        worker_fixtures.stop_process(self.process, 30)
         self._log.close()
 
 
@@ -182,21 +177,18 @@ def test_killed_worker_job_resumes_on_another(board_env):
 
     try:
         doomed = start('worker-doomed')
-        store = redis_tests._listener_store(board_env)
+        store = redis_tests._post_blocking_job(board_env)
         job_key = store['job_key']
-        jobboard.post_factory_job(worker_flows.blocking_flow,
-                                  'test.blocking ' + job_key, store)
-        wait_until(lambda: ('block-started', doomed.pid) in
-                   worker_flows.records(record_dir, job_key),
-                   'the doomed worker to start the job')
+        redis_tests._wait_for_block(board_env, doomed, job_key,
+                                    'the doomed worker to start the job')
         doomed.kill()
         survivor = start('worker-survivor')
         # ZooKeeper drops the dead worker's claim with its session, etcd
         # with its lease; either way the survivor takes the job over.
-        wait_until(lambda: ('block-started', survivor.pid) in
-                   worker_flows.records(record_dir, job_key),
-                   'the survivor to resume the job', timeout=120)
-        open(os.path.join(record_dir, job_key + '.release'), 'w').close()
+        redis_tests._wait_for_block(board_env, survivor, job_key,
+                                    'the survivor to resume the job',
+                                    timeout=120)
+        redis_tests._release(board_env, job_key)
         wait_until(lambda: ('last', survivor.pid) in worker_flows.records(
             record_dir, job_key), 'the job to finish')
         wait_until(lambda: _board_jobs(board_env) == 0,

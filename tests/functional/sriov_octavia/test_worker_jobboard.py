@@ -104,15 +104,9 @@ class WorkerProcess(object):
         self.process.wait(timeout=30)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        returncode = worker_fixtures.stop_process(self.process, 60)
         self._log.close()
-        return self.process.returncode
+        return returncode
 
 
 @pytest.fixture
@@ -151,6 +145,23 @@ def _listener_store(env, lb_id=None, listener_id=None, job_key=None):
             'loadbalancer_id': lb_id, **LB_CONTEXT,
             'record_dir': env['record_dir'],
             'job_key': job_key or listener_id}
+
+
+def _post_blocking_job(env):
+    """Post a job whose middle task waits for the job's release file."""
+    store = _listener_store(env)
+    jobboard.post_factory_job(worker_flows.blocking_flow,
+                              'test.blocking ' + store['job_key'], store)
+    return store
+
+
+def _wait_for_block(env, worker, job_key, what, timeout=60.0):
+    wait_until(lambda: ('block-started', worker.pid) in worker_flows.records(
+        env['record_dir'], job_key), what, timeout=timeout)
+
+
+def _release(env, job_key):
+    open(os.path.join(env['record_dir'], job_key + '.release'), 'w').close()
 
 
 def _board_jobs(env):
@@ -291,10 +302,7 @@ def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
     record_dir = worker_env['record_dir']
     # Each worker runs one job at a time (max_simultaneous_jobs = 1): two
     # blocked jobs must be held by the two workers.
-    blocked = [_listener_store(worker_env) for _ in range(2)]
-    for store in blocked:
-        jobboard.post_factory_job(worker_flows.blocking_flow,
-                                  'test.blocking ' + store['job_key'], store)
+    blocked = [_post_blocking_job(worker_env) for _ in range(2)]
     quick = [_listener_store(worker_env) for _ in range(10)]
     for store in quick:
         jobboard.post_factory_job(worker_flows.recording_flow,
@@ -309,8 +317,7 @@ def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
     assert {started(store)[0] for store in blocked} == {first.pid,
                                                         second.pid}
     for store in blocked:
-        open(os.path.join(record_dir, store['job_key'] + '.release'),
-             'w').close()
+        _release(worker_env, store['job_key'])
     wait_until(lambda: _board_jobs(worker_env) == 0, 'all jobs to run')
 
     for store in quick:
@@ -332,22 +339,19 @@ def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
 def test_killed_worker_job_resumes_on_another(worker_env, workers):
     record_dir = worker_env['record_dir']
     doomed = workers(worker_env, 'worker-doomed')
-    store = _listener_store(worker_env)
+    store = _post_blocking_job(worker_env)
     job_key = store['job_key']
-    jobboard.post_factory_job(worker_flows.blocking_flow,
-                              'test.blocking ' + job_key, store)
-    wait_until(lambda: ('block-started', doomed.pid) in worker_flows.records(
-        record_dir, job_key), 'the doomed worker to start the job')
+    _wait_for_block(worker_env, doomed, job_key,
+                    'the doomed worker to start the job')
     doomed.kill()
 
     survivor = workers(worker_env, 'worker-survivor')
     # The job stays on the board, claimed by a dead worker until the claim
     # expires; then the survivor takes it and reruns only the task that
     # was running when the first worker died.
-    wait_until(lambda: ('block-started', survivor.pid) in
-               worker_flows.records(record_dir, job_key),
-               'the survivor to resume the job')
-    open(os.path.join(record_dir, job_key + '.release'), 'w').close()
+    _wait_for_block(worker_env, survivor, job_key,
+                    'the survivor to resume the job')
+    _release(worker_env, job_key)
     wait_until(lambda: _board_jobs(worker_env) == 0, 'the job to finish')
 
     assert worker_flows.records(record_dir, job_key) == [
@@ -387,17 +391,15 @@ def test_sigterm_hands_the_job_over_after_the_current_task(worker_env,
                                                            workers):
     record_dir = worker_env['record_dir']
     leaving = workers(worker_env, 'worker-leaving')
-    store = _listener_store(worker_env)
+    store = _post_blocking_job(worker_env)
     job_key = store['job_key']
-    jobboard.post_factory_job(worker_flows.blocking_flow,
-                              'test.blocking ' + job_key, store)
-    wait_until(lambda: ('block-started', leaving.pid) in worker_flows.records(
-        record_dir, job_key), 'the first worker to start the job')
+    _wait_for_block(worker_env, leaving, job_key,
+                    'the first worker to start the job')
     staying = workers(worker_env, 'worker-staying')
     os.kill(leaving.pid, signal.SIGTERM)
     # The running task completes; the flow suspends and its job goes back
     # to the board for the other worker, which runs only what is left.
-    open(os.path.join(record_dir, job_key + '.release'), 'w').close()
+    _release(worker_env, job_key)
     assert leaving.process.wait(timeout=120) == 0
     wait_until(lambda: _board_jobs(worker_env) == 0, 'the job to finish')
     assert worker_flows.records(record_dir, job_key) == [

@@ -49,6 +49,21 @@ def _wait_until(predicate, what, timeout=60.0):
 wait_until = _wait_until
 
 
+def stop_process(process, timeout):
+    """Stop ``process`` and return its exit code.
+
+    SIGTERM first; SIGKILL if it is still there after ``timeout`` seconds.
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+    return process.returncode
+
+
 class RedisServer(object):
     def __init__(self, directory, port=REDIS_PORT):
         self.port = port

@@ -21,7 +21,6 @@ import contextlib
 import http.server
 import json
 import ssl
-import threading
 import time
 import types
 
@@ -36,6 +35,7 @@ from taskflow.types import failure
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import conf as sriov_conf
 from testbed import certs
+from tests.unit.sriov_octavia import http_stub
 from tests.unreachable import backlog_full
 from tests.unreachable import closed_port
 
@@ -124,29 +124,16 @@ def _decoded(body):
         return body.decode()
 
 
-def _serve(pki, server_cert):
-    stub = StubAgent(pki, server_cert)
-    thread = threading.Thread(target=stub.serve_forever, daemon=True)
-    thread.start()
-    return stub, thread
-
-
 @pytest.fixture
 def stub(pki):
-    server, thread = _serve(pki, pki.server)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with http_stub.serving(StubAgent(pki, pki.server)) as server:
+        yield server
 
 
 @pytest.fixture
 def named_stub(pki):
-    server, thread = _serve(pki, pki.named_server)
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with http_stub.serving(StubAgent(pki, pki.named_server)) as server:
+        yield server
 
 
 def make_client(stub, pki, **kwargs):

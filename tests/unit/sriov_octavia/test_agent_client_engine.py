@@ -19,13 +19,13 @@ tests/functional/amphora_agent/test_engine_haproxy.py.
 import http.server
 import json
 import ssl
-import threading
 import types
 
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
 from testbed import certs
+from tests.unit.sriov_octavia import http_stub
 
 CONFIG = 'global\n    maxconn 100\n# \u00e9t\u00e9\n'
 
@@ -74,12 +74,8 @@ def stub(pki):
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.answers = {}
     server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with http_stub.serving(server):
+        yield server
 
 
 @pytest.fixture

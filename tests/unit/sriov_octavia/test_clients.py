@@ -14,7 +14,6 @@
 import http.server
 import json
 import os
-import threading
 
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1.identity.generic import password
@@ -27,6 +26,7 @@ import pytest
 
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
+from tests.unit.sriov_octavia import http_stub
 
 NEUTRON = 'http://127.0.0.1:49696/'
 NOVA = 'http://127.0.0.1:49774/compute/v2.1'
@@ -129,11 +129,8 @@ class _Neutron(http.server.BaseHTTPRequestHandler):
 def neutron():
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Neutron)
     server.paths = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with http_stub.serving(server):
+        yield server
 
 
 def test_the_network_proxy_talks_to_the_override(conf, neutron):

@@ -69,6 +69,12 @@ def job_dict(obj):
     return obj.to_dict(recurse=True, render_unsets=False)
 
 
+def single_amphora_members(lb):
+    """The member entries of a SINGLE load balancer's security group."""
+    return firewall_rules.security_group_body(lb, [VRRP_A], VRRP_A)[
+        'members']
+
+
 def test_the_whole_load_balancer():
     web = pool('p-web', 'HTTP', [member(1, '203.0.113.21'),
                                  member(2, '203.0.113.22',
@@ -167,8 +173,7 @@ def test_monitor_types_open_the_monitor_target(monitor_type, entry):
     lb = loadbalancer(pools=[pool('p', 'TCP', [target],
                                   monitor(monitor_type))])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert entry in members
     assert {'address': '203.0.113.21', 'protocol': 'TCP',
@@ -181,8 +186,7 @@ def test_monitor_without_monitor_address_checks_the_member():
                                                       port=53)],
                                   monitor('PING'))])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert members == [
         {'address': '203.0.113.21', 'protocol': 'ICMP'},
@@ -192,8 +196,7 @@ def test_monitor_without_monitor_address_checks_the_member():
 def test_members_on_the_vip_subnet_are_members_too():
     lb = loadbalancer(pools=[pool('p', 'TCP', [member(1, '192.0.2.50')])])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert members == [{'address': '192.0.2.50', 'protocol': 'TCP',
                         'port': 8080}]
@@ -207,8 +210,7 @@ def test_disabled_things_open_nothing():
         pool('p2', 'TCP', [member(3, '203.0.113.23')],
              admin_state_up=False)])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert members == [{'address': '203.0.113.21', 'protocol': 'TCP',
                         'port': 8080}]
@@ -218,8 +220,7 @@ def test_pools_only_known_through_listeners_count():
     web = pool('p-web', 'PROXY', [member(1, '203.0.113.21')])
     lb = loadbalancer(listeners=[listener('l', 'TCP', 80, None, web)])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert members == [{'address': '203.0.113.21', 'protocol': 'TCP',
                         'port': 8080}]
@@ -248,8 +249,7 @@ def test_a_pool_reached_twice_counts_once():
                                  listener('b', 'HTTP', 81, None, web)],
                       pools=[web])
 
-    members = firewall_rules.security_group_body(
-        lb, [VRRP_A], VRRP_A)['members']
+    members = single_amphora_members(lb)
 
     assert len(members) == 1
 

@@ -332,22 +332,30 @@ def test_flavor_profile(profile, code, text):
 
 # The command line -----------------------------------------------------------
 
-def test_upgrade_check_command_line(tmp_path):
+def _failing_command(tmp_path, conf_text, *args):
+    """The status command's checks, by name, on a configuration it fails."""
     conf = tmp_path / 'octavia.conf'
-    conf.write_text(
+    conf.write_text(conf_text)
+    done = subprocess.run(
+        [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
+         str(conf), *args, '--json'],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == Code.FAILURE, done.stderr
+    return {check['check']: check for check in
+            json.loads(done.stdout.strip().splitlines()[-1])['checks']}
+
+
+def test_upgrade_check_command_line(tmp_path):
+    checks = _failing_command(
+        tmp_path,
         '[api_settings]\nenabled_provider_drivers = amphora:Amphora\n'
         '[driver_agent]\nenabled_provider_agents = amphora-sriov\n'
         f'[haproxy_amphora]\nclient_cert = {tmp_path}/c.pem\n'
         f'server_ca = {tmp_path}/ca.pem\n'
         f'[task_flow]\njobboard_backend_port = {closed_port()}\n'
-        f'persistence_connection = sqlite:///{tmp_path}/p.sqlite\n')
-    done = subprocess.run(
-        [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
-         str(conf), 'upgrade', 'check', '--json'],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == Code.FAILURE, done.stderr
-    results = {check['check']: check['result'] for check in
-               json.loads(done.stdout.strip().splitlines()[-1])['checks']}
+        f'persistence_connection = sqlite:///{tmp_path}/p.sqlite\n',
+        'upgrade', 'check')
+    results = {name: check['result'] for name, check in checks.items()}
     assert results == {'Provider driver enabled': Code.FAILURE,
                        'Provider agent enabled': Code.SUCCESS,
                        'Amphora agent certificates': Code.FAILURE,
@@ -356,22 +364,17 @@ def test_upgrade_check_command_line(tmp_path):
 
 
 def test_preflight_with_unreachable_cloud(tmp_path):
-    conf = tmp_path / 'octavia.conf'
     unreachable = f'http://127.0.0.1:{closed_port()}'
-    conf.write_text(
+    checks = _failing_command(
+        tmp_path,
         '[service_auth]\nauth_type = none\n'
         f'[api_settings]\napi_base_uri = {unreachable}\n'
         f'[neutron]\nendpoint_override = {unreachable}/\n'
         f'[nova]\nendpoint_override = {unreachable}/compute/v2.1\n'
-        f'[glance]\nendpoint_override = {unreachable}/image\n')
-    done = subprocess.run(
-        [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
-         str(conf), 'preflight', '--flavor', 'sriov', '--image-tag', 't',
-         '--vip-network', 'n', '--json'],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == Code.FAILURE, done.stderr
-    details = {check['check']: check['details'] for check in
-               json.loads(done.stdout.strip().splitlines()[-1])['checks']}
+        f'[glance]\nendpoint_override = {unreachable}/image\n',
+        'preflight', '--flavor', 'sriov', '--image-tag', 't',
+        '--vip-network', 'n')
+    details = {name: check['details'] for name, check in checks.items()}
     # No traceback: every check reports, those asking the cloud say which
     # part of octavia.conf to look at.
     for check, where in (('Flavor profile', '[api_settings] api_base_uri'),
@@ -382,16 +385,10 @@ def test_preflight_with_unreachable_cloud(tmp_path):
 
 
 def test_preflight_without_credentials(tmp_path):
-    conf = tmp_path / 'octavia.conf'
-    conf.write_text('[DEFAULT]\n')
-    done = subprocess.run(
-        [sys.executable, '-m', 'sriov_octavia.cmd.status', '--config-file',
-         str(conf), 'preflight', '--compute-flavor', 'f', '--image-tag', 't',
-         '--vip-network', 'n', '--json'],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == Code.FAILURE, done.stderr
-    details = {check['check']: check['details'] for check in
-               json.loads(done.stdout.strip().splitlines()[-1])['checks']}
+    checks = _failing_command(
+        tmp_path, '[DEFAULT]\n', 'preflight', '--compute-flavor', 'f',
+        '--image-tag', 't', '--vip-network', 'n')
+    details = {name: check['details'] for name, check in checks.items()}
     for check in ('Compute flavor placement', 'SR-IOV capacity',
                   'Amphora image'):
         assert '[service_auth] auth_type is not set' in details[check]

@@ -22,6 +22,7 @@ from openstack.network.v2 import subnet as subnet_resource
 import pytest
 
 from sriov_octavia import vip
+from tests.unit.flows import fake_cloud
 
 NET = str(uuid.uuid4())
 SUBNET4 = str(uuid.uuid4())
@@ -44,11 +45,7 @@ class FakeNeutron:
         self.created = []
 
     def get_subnet(self, subnet_id):
-        try:
-            return self.subnets[subnet_id]
-        except KeyError:
-            raise os_exceptions.NotFoundException(
-                f'Subnet {subnet_id} could not be found.')
+        return fake_cloud.found(self.subnets, subnet_id, 'Subnet')
 
     def _used(self, pending=()):
         return {ip['ip_address'] for port in self.ports.values()
@@ -92,11 +89,7 @@ class FakeNeutron:
         return port
 
     def get_port(self, port_id):
-        try:
-            return self.ports[port_id]
-        except KeyError:
-            raise os_exceptions.NotFoundException(
-                f'Port {port_id} could not be found.')
+        return fake_cloud.found(self.ports, port_id, 'Port')
 
     def delete_port(self, port, ignore_missing=True):
         self.ports.pop(port.id, None)
@@ -199,30 +192,18 @@ def test_user_port_without_the_subnet_is_refused(conn):
     assert user_port.id in conn.network.ports
 
 
-def test_missing_user_port_is_named(conn):
+@pytest.mark.parametrize('key, message', [
+    ('vip_port_id', 'vip_port_id {}: no such port in Neutron'),
+    ('vip_subnet_id', 'vip_subnet_id {}: no such subnet in Neutron'),
+    ('vip_network_id',
+     'Neutron refused the VIP port: Network {} could not be found.'),
+])
+def test_missing_resource_is_named(conn, key, message):
     missing = str(uuid.uuid4())
     with pytest.raises(lib_exceptions.DriverError) as info:
-        create(conn, {'vip_port_id': missing})
-    assert (f'vip_port_id {missing}: no such port in Neutron' ==
-            info.value.user_fault_string)
-
-
-def test_missing_subnet_is_named(conn):
-    missing = str(uuid.uuid4())
-    with pytest.raises(lib_exceptions.DriverError) as info:
-        create(conn, {'vip_subnet_id': missing})
-    assert (f'vip_subnet_id {missing}: no such subnet in Neutron' ==
-            info.value.user_fault_string)
+        create(conn, {key: missing})
+    assert info.value.user_fault_string == message.format(missing)
     assert conn.network.ports == {}
-
-
-def test_missing_network_is_named(conn):
-    missing = str(uuid.uuid4())
-    with pytest.raises(lib_exceptions.DriverError) as info:
-        create(conn, {'vip_network_id': missing})
-    assert info.value.user_fault_string == (
-        f'Neutron refused the VIP port: Network {missing} could not be '
-        f'found.')
 
 
 def test_address_in_use_is_a_conflict(conn):
