@@ -40,30 +40,30 @@ def _one(query, kind, obj_id):
     return row
 
 
-def pool_load_balancer_id(pool_id):
+def _row(what, object_id, columns, *criteria):
+    """The one row of ``columns`` matching ``criteria``."""
     session = db_api.get_session()
     with session.begin():
-        query = session.query(models.Pool.load_balancer_id).filter(
-            models.Pool.id == pool_id)
-        return _one(query, 'pool', pool_id)[0]
+        return tuple(_one(session.query(*columns).filter(*criteria), what,
+                          object_id))
+
+
+def pool_load_balancer_id(pool_id):
+    return _row('pool', pool_id, (models.Pool.load_balancer_id,),
+                models.Pool.id == pool_id)[0]
 
 
 def listener_load_balancer_id_and_protocol(listener_id):
-    session = db_api.get_session()
-    with session.begin():
-        query = session.query(models.Listener.load_balancer_id,
-                              models.Listener.protocol).filter(
-            models.Listener.id == listener_id)
-        return tuple(_one(query, 'listener', listener_id))
+    return _row('listener', listener_id,
+                (models.Listener.load_balancer_id, models.Listener.protocol),
+                models.Listener.id == listener_id)
 
 
 def l7policy_load_balancer_id(l7policy_id):
-    session = db_api.get_session()
-    with session.begin():
-        query = session.query(models.Listener.load_balancer_id).filter(
-            models.L7Policy.id == l7policy_id,
-            models.L7Policy.listener_id == models.Listener.id)
-        return _one(query, 'L7 policy', l7policy_id)[0]
+    return _row('L7 policy', l7policy_id,
+                (models.Listener.load_balancer_id,),
+                models.L7Policy.id == l7policy_id,
+                models.L7Policy.listener_id == models.Listener.id)[0]
 
 
 def load_balancer_flavor_and_zone(loadbalancer_id):
