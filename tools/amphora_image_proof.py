@@ -41,7 +41,7 @@ from oslo_config import cfg
 
 from sriov_octavia.amphora import bootstrap
 from sriov_octavia.amphora import client as agent_client
-from testbed import certs
+from sriov_octavia_testbed import certs
 
 CONF = cfg.CONF
 

@@ -3,7 +3,7 @@
 #
 # Builds, in network namespaces, an amphora whose "SR-IOV VF" (a veth end)
 # holds a VIP, and two clients on the same L2 segment. The real
-# amphora-sriov-agent runs with certificates from testbed/certs.py; the
+# amphora-sriov-agent runs with certificates from sriov_octavia_testbed.certs; the
 # "controller" (this script) posts a rule set over mutual TLS; one client
 # then reaches the VIP's listener and the other does not. Everything it
 # creates is removed on exit. Needs root and `bash tools/install.sh`.
@@ -86,7 +86,7 @@ http_pid=$!
 step "Certificates: a CA, the agent's server certificate, a client one"
 "$py" - "$work" <<'PYTHON'
 import sys
-from testbed import certs
+from sriov_octavia_testbed import certs
 work = sys.argv[1]
 ca = certs.CertificateAuthority.create(f'{work}/ca.pem', 'sodemo CA')
 ca.issue_server(f'{work}/server.pem', hostnames=['localhost'],

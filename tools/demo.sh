@@ -110,10 +110,10 @@ import sys
 import time
 
 from sriov_octavia.amphora import client as agent_client
-from testbed import clouds
-from testbed import config
-from testbed import netlab
-from testbed import plumbing
+from sriov_octavia_testbed import clouds
+from sriov_octavia_testbed import config
+from sriov_octavia_testbed import netlab
+from sriov_octavia_testbed import plumbing
 
 state_dir, lb_id = sys.argv[1:]
 testbed = config.Testbed.load(state_dir)

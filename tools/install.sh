@@ -31,6 +31,9 @@ fi
 "$venv/bin/python" -m pip install -q -r "$top/requirements.txt" \
     -r "$top/test-requirements.txt" -r "$top/doc/requirements.txt"
 "$venv/bin/python" -m pip install -q -e "$top"
+# The testbed is a distribution of its own: an operator's site-packages
+# never gets it with the product.
+"$venv/bin/python" -m pip install -q -e "$top/testbed"
 
 # Link only the nftables package: the venv keeps its isolation from the rest
 # of the system site-packages.

@@ -27,7 +27,7 @@ import os
 
 import pytest
 
-from testbed import fixture
+from sriov_octavia_testbed import fixture
 
 
 @pytest.fixture(scope='session')

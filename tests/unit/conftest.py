@@ -14,7 +14,7 @@
 import pytest
 
 from sriov_octavia import conf as sriov_conf
-from testbed import certs
+from sriov_octavia_testbed import certs
 
 
 @pytest.fixture(scope='session')

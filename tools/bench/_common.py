@@ -46,7 +46,7 @@ if _TOP not in sys.path:
 
 from pyroute2 import netns as pyroute2_netns  # noqa: E402
 
-from testbed import netlab  # noqa: E402
+from sriov_octavia_testbed import netlab  # noqa: E402
 
 TRAFFIC_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               '_traffic.py')

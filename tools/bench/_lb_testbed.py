@@ -29,9 +29,9 @@ import time
 from openstack import exceptions as os_exceptions
 import requests
 
-from testbed import fixture
-from testbed import lifecycle
-from testbed import seed
+from sriov_octavia_testbed import fixture
+from sriov_octavia_testbed import lifecycle
+from sriov_octavia_testbed import seed
 
 PROVIDER = 'amphora-sriov'
 # Seconds between two looks at Octavia while waiting for a status.

@@ -60,7 +60,7 @@ from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import vip as vip_port
-from testbed import seed
+from sriov_octavia_testbed import seed
 
 PREFIX = 'tct'
 TOPOLOGY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY

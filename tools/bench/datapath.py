@@ -38,7 +38,7 @@ import sys
 
 import _common
 
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 
 TARGET_RATIO = 0.95
 LINEAR_RULES = 1000

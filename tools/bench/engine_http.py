@@ -42,7 +42,7 @@ import sys
 import _common
 
 from sriov_octavia.engine import haproxy_config
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 
 LISTENER_PORT = 80
 MEMBER_PORT = 8080

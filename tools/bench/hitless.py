@@ -27,7 +27,7 @@ import time
 
 import _common
 
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 
 
 def run_one(bench, kind, requests, replacements, rate):

@@ -31,8 +31,8 @@ import pytest
 import requests
 
 from amphora_agent.engine import layout
-from testbed import certs
-from testbed import netlab
+from sriov_octavia_testbed import certs
+from sriov_octavia_testbed import netlab
 
 AGENT = os.path.join(sys.prefix, 'bin', 'amphora-sriov-agent')
 # Ports 19440-19459 belong to the agent API tests: the in-process servers

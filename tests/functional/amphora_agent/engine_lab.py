@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import conftest
 
 PREFIX = f'teng-{os.getpid()}'

@@ -23,7 +23,7 @@ import threading
 
 from pyroute2 import netns as pyroute2_netns
 
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 
 # How long a "must not arrive" check waits. What must arrive may take up to
 # PATIENCE on a busy machine (and returns as soon as it did).

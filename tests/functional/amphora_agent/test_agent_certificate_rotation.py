@@ -29,7 +29,7 @@ from cryptography import x509
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
-from testbed import certs
+from sriov_octavia_testbed import certs
 from tests.functional.amphora_agent import test_agent_process
 from tests.unit.amphora_agent import test_api_certificate
 

@@ -25,7 +25,7 @@ import ssl
 import pytest
 import requests
 
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import conftest
 
 LISTENER_PORT = 8080

@@ -27,7 +27,7 @@ import types
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import engine_lab
 from tests.functional.amphora_agent import firewall_lab
 

@@ -23,7 +23,7 @@ import pytest
 
 from amphora_agent.engine import layout
 from sriov_octavia.amphora import client as agent_client
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import engine_lab
 
 VIP = '203.0.113.100'

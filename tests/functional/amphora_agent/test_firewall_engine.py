@@ -28,7 +28,7 @@ from amphora_agent.firewall import engine
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
 from amphora_agent.firewall import state
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import firewall_lab as fl
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,

@@ -30,7 +30,7 @@ from amphora_agent.network import interfaces
 from amphora_agent.network import model
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia.amphora import firewall_rules
-from testbed import netlab
+from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import conftest
 
 PORTS = range(19460, 19480)

@@ -15,8 +15,8 @@ from flows.tasks import network
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import amphorae
 from sriov_octavia import naming
-from testbed import plumbing
-from testbed import seed
+from sriov_octavia_testbed import plumbing
+from sriov_octavia_testbed import seed
 
 
 def leftovers(conn, lb_id):

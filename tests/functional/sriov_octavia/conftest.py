@@ -19,7 +19,7 @@ subnet) and uses ``tb``, ``conn``, ``fabric`` and ``faults``.
 import pytest
 import requests
 
-from testbed import plumbing
+from sriov_octavia_testbed import plumbing
 
 
 @pytest.fixture(scope='module')

@@ -28,7 +28,7 @@ from octavia_lib.api.drivers import exceptions as lib_exceptions
 from oslo_config import cfg
 
 from sriov_octavia import octavia_db
-from testbed.services import octavia_db as testbed_octavia_db
+from sriov_octavia_testbed.services import octavia_db as testbed_octavia_db
 
 LB = '11111111-1111-4111-8111-111111111111'
 LISTENER = '22222222-2222-4222-8222-222222222222'

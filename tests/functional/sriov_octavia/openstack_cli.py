@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 
-from testbed import seed
+from sriov_octavia_testbed import seed
 
 PROVIDER = 'amphora-sriov'
 # Seconds one command may take, --wait included (a boot, an agent start,

@@ -37,8 +37,8 @@ import yaml
 
 from sriov_octavia import amphorae
 from sriov_octavia import naming
-from testbed import lifecycle
-from testbed import seed
+from sriov_octavia_testbed import lifecycle
+from sriov_octavia_testbed import seed
 from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
 from tests.functional.sriov_octavia.openstack_cli import cli

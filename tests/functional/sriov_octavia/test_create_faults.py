@@ -52,8 +52,8 @@ from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import vip as vip_port
-from testbed import lifecycle
-from testbed import seed
+from sriov_octavia_testbed import lifecycle
+from sriov_octavia_testbed import seed
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor

@@ -29,7 +29,7 @@ from sriov_octavia import driver as sriov_driver
 from sriov_octavia import vip
 from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
-from testbed import seed
+from sriov_octavia_testbed import seed
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 

@@ -34,7 +34,7 @@ from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor_lib
 from sriov_octavia import naming
 from sriov_octavia.worker import jobboard
-from testbed import seed
+from sriov_octavia_testbed import seed
 from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
 from tests.functional.sriov_octavia import openstack_cli as osc

@@ -29,7 +29,7 @@ import pytest
 from flows.tasks import compute
 from flows.tasks import network
 from sriov_octavia import amphorae
-from testbed import plumbing
+from sriov_octavia_testbed import plumbing
 from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
 from tests.functional.sriov_octavia.openstack_cli import cli

@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from testbed import seed
+from sriov_octavia_testbed import seed
 
 pytestmark = pytest.mark.timeout(600)
 

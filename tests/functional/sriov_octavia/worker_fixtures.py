@@ -29,7 +29,7 @@ import time
 import pytest
 import redis
 
-from testbed import ports
+from sriov_octavia_testbed import ports
 
 REDIS_PORT = 62380
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'

@@ -20,7 +20,7 @@ clients verify it.
 import os
 
 from sriov_octavia.amphora import bootstrap
-from testbed import certs
+from sriov_octavia_testbed import certs
 
 
 def user_data(fabric, amphora_id, mgmt_ip=None):

@@ -20,7 +20,7 @@ import uuid
 import pytest
 import requests
 
-from testbed import plumbing
+from sriov_octavia_testbed import plumbing
 from tests.functional.testbed import controller_files
 
 

@@ -25,7 +25,7 @@ import time
 
 import requests
 
-from testbed import fixture
+from sriov_octavia_testbed import fixture
 
 PORT_BASE = 24000
 PREFIX = 'tnv'
@@ -61,7 +61,7 @@ def neutron_testbed(state_dir, start_nova):
 
 
 class Emulator:
-    """``python -m testbed.nova`` run by a test, API state only."""
+    """``python -m sriov_octavia_testbed.nova`` run by a test: API only."""
 
     def __init__(self, testbed):
         self.testbed = testbed
@@ -71,7 +71,7 @@ class Emulator:
         self.process = None
 
     def argv(self):
-        return [sys.executable, '-m', 'testbed.nova',
+        return [sys.executable, '-m', 'sriov_octavia_testbed.nova',
                 '--state-dir', self.state_dir,
                 '--port', str(self.testbed.port('nova')),
                 '--neutron-url', self.testbed.url('neutron'),

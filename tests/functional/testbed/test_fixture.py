@@ -17,11 +17,11 @@ import socket
 from pyroute2 import netns
 import pytest
 
-from testbed import config
-from testbed import fixture
-from testbed import lifecycle
-from testbed import ports
-from testbed.services import process
+from sriov_octavia_testbed import config
+from sriov_octavia_testbed import fixture
+from sriov_octavia_testbed import lifecycle
+from sriov_octavia_testbed import ports
+from sriov_octavia_testbed.services import process
 
 pytestmark = [pytest.mark.services, pytest.mark.netns,
               pytest.mark.timeout(300)]

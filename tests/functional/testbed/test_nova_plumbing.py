@@ -24,7 +24,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 import pytest
 
-from testbed import plumbing
+from sriov_octavia_testbed import plumbing
 from tests.functional.testbed import controller_files
 from tests.functional.testbed import nova_env
 from tests.functional.testbed.nova_env import PROJECT

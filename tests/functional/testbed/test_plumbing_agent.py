@@ -19,11 +19,11 @@ import time
 import pytest
 import requests
 
-from testbed import certs
-from testbed import netlab
-from testbed import plumbing
-from testbed.plumbing import links
-from testbed.plumbing import processes
+from sriov_octavia_testbed import certs
+from sriov_octavia_testbed import netlab
+from sriov_octavia_testbed import plumbing
+from sriov_octavia_testbed.plumbing import links
+from sriov_octavia_testbed.plumbing import processes
 from tests.functional.testbed import fabric_lab
 
 pytestmark = pytest.mark.netns

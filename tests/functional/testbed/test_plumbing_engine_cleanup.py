@@ -21,8 +21,8 @@ import shutil
 
 import pytest
 
-from testbed import netlab
-from testbed.plumbing import processes
+from sriov_octavia_testbed import netlab
+from sriov_octavia_testbed.plumbing import processes
 from tests.functional.testbed import fabric_lab
 
 pytestmark = pytest.mark.netns

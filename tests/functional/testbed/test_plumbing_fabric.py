@@ -23,9 +23,9 @@ import subprocess
 from pyroute2 import netns as pyroute2_netns
 import pytest
 
-from testbed import netlab
-from testbed import plumbing
-from testbed.plumbing import links
+from sriov_octavia_testbed import netlab
+from sriov_octavia_testbed import plumbing
+from sriov_octavia_testbed.plumbing import links
 from tests.functional.testbed import controller_files
 from tests.functional.testbed import fabric_lab
 

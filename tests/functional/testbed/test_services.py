@@ -29,11 +29,11 @@ from pyroute2 import IPRoute
 from pyroute2 import netns
 import pytest
 
-from testbed import clouds
-from testbed import config
-from testbed import lifecycle
-from testbed.services import base
-from testbed.services import octavia
+from sriov_octavia_testbed import clouds
+from sriov_octavia_testbed import config
+from sriov_octavia_testbed import lifecycle
+from sriov_octavia_testbed.services import base
+from sriov_octavia_testbed.services import octavia
 
 PORT_BASE = 29000
 PREFIX = 'ttb'

@@ -9,8 +9,10 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""testbed.sqlite_locking on real SQLite files through oslo.db's engines,
-which Octavia's API and driver-agent use."""
+"""sriov_octavia_testbed.sqlite_locking on real SQLite files.
+
+Through oslo.db's engines, which Octavia's API and driver-agent use.
+"""
 
 import contextlib
 import multiprocessing
@@ -21,7 +23,7 @@ from oslo_db.sqlalchemy import engines
 import pytest
 import sqlalchemy
 
-from testbed import sqlite_locking
+from sriov_octavia_testbed import sqlite_locking
 
 WRITERS = 4
 INCREMENTS = 150

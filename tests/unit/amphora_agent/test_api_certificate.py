@@ -32,7 +32,7 @@ import pytest
 
 from amphora_agent import server
 from amphora_agent import tls
-from testbed import certs
+from sriov_octavia_testbed import certs
 from tests.unit.amphora_agent import fakes
 
 DAY = datetime.timedelta(days=1)

@@ -23,7 +23,7 @@ from flows.tasks import identity
 from sriov_octavia.amphora import bootstrap
 from sriov_octavia import amphorae
 from sriov_octavia import flavor as sriov_flavor
-from testbed.plumbing import cloud_init
+from sriov_octavia_testbed.plumbing import cloud_init
 from tests.unit.flows import conftest
 from tests.unit.flows import fake_cloud
 

@@ -34,7 +34,7 @@ from taskflow.types import failure
 
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import conf as sriov_conf
-from testbed import certs
+from sriov_octavia_testbed import certs
 from tests.unit.sriov_octavia import http_stub
 from tests.unreachable import backlog_full
 from tests.unreachable import closed_port

@@ -24,7 +24,7 @@ import types
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
-from testbed import certs
+from sriov_octavia_testbed import certs
 from tests.unit.sriov_octavia import http_stub
 
 CONFIG = 'global\n    maxconn 100\n# \u00e9t\u00e9\n'

@@ -26,7 +26,7 @@ import pytest
 
 from sriov_octavia.preflight import checks
 from sriov_octavia.preflight import placement
-from testbed import certs
+from sriov_octavia_testbed import certs
 from tests.unreachable import closed_port
 
 Code = upgradecheck.Code

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509 import verification
 import pytest
 
-from testbed import certs
+from sriov_octavia_testbed import certs
 
 
 def _load(path):

@@ -19,7 +19,7 @@ import stat
 import pytest
 
 from sriov_octavia.amphora import bootstrap
-from testbed.plumbing import cloud_init
+from sriov_octavia_testbed.plumbing import cloud_init
 
 
 def _files():

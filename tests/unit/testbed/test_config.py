@@ -11,8 +11,8 @@
 # under the License.
 import pytest
 
-from testbed import clouds
-from testbed import config
+from sriov_octavia_testbed import clouds
+from sriov_octavia_testbed import config
 
 
 def test_ports_follow_the_port_base():

@@ -13,7 +13,7 @@ import io
 import json
 import wsgiref.util
 
-from testbed import identity
+from sriov_octavia_testbed import identity
 
 
 def call(path, query='', method='GET'):

@@ -18,12 +18,12 @@ import uuid
 
 import pytest
 
-from testbed.nova import compute
-from testbed.nova import errors
-from testbed.nova import faults as faults_mod
-from testbed.nova import inventory
-from testbed.nova import neutron as neutron_ports
-from testbed.nova import state as state_mod
+from sriov_octavia_testbed.nova import compute
+from sriov_octavia_testbed.nova import errors
+from sriov_octavia_testbed.nova import faults as faults_mod
+from sriov_octavia_testbed.nova import inventory
+from sriov_octavia_testbed.nova import neutron as neutron_ports
+from sriov_octavia_testbed.nova import state as state_mod
 
 INVENTORY = {
     'h1': {'pci_devices': [{'pf': 'p0', 'physical_network': 'sriovnet',

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from testbed.nova import inventory
+from sriov_octavia_testbed.nova import inventory
 
 HOSTS = {
     'c1': {'pci_devices': [

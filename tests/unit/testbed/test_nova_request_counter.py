@@ -15,7 +15,7 @@ import json
 
 import webob
 
-from testbed.nova import service
+from sriov_octavia_testbed.nova import service
 
 
 def _app(tmp_path):

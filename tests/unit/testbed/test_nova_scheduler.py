@@ -13,7 +13,7 @@
 
 import pytest
 
-from testbed.nova import scheduler
+from sriov_octavia_testbed.nova import scheduler
 
 
 def _host(name, zone='nova', metadata=None, free_vfs=None, instances=0):

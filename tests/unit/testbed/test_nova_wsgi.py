@@ -17,16 +17,16 @@ import json
 import pytest
 import webob
 
-from testbed.nova.api import admin
-from testbed.nova.api import compute as compute_api
-from testbed.nova.api import images
-from testbed.nova.api import microversion
-from testbed.nova import compute
-from testbed.nova import errors
-from testbed.nova import faults as faults_mod
-from testbed.nova import inventory
-from testbed.nova import state as state_mod
-from testbed.nova import wsgi
+from sriov_octavia_testbed.nova.api import admin
+from sriov_octavia_testbed.nova.api import compute as compute_api
+from sriov_octavia_testbed.nova.api import images
+from sriov_octavia_testbed.nova.api import microversion
+from sriov_octavia_testbed.nova import compute
+from sriov_octavia_testbed.nova import errors
+from sriov_octavia_testbed.nova import faults as faults_mod
+from sriov_octavia_testbed.nova import inventory
+from sriov_octavia_testbed.nova import state as state_mod
+from sriov_octavia_testbed.nova import wsgi
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@
 import sqlalchemy
 
 from octavia.db import base_models
-from testbed.services import octavia_db
+from sriov_octavia_testbed.services import octavia_db
 
 
 def _referred_lookup_tables():

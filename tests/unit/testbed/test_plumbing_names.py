@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from testbed.plumbing import names
+from sriov_octavia_testbed.plumbing import names
 
 
 SERVER_ID = '38d8955e-f724-45ec-b4e4-f81907ccc6d5'

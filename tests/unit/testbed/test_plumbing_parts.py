@@ -16,9 +16,9 @@ import subprocess
 
 import pytest
 
-from testbed.plumbing import errors
-from testbed.plumbing import networks
-from testbed.plumbing import processes
+from sriov_octavia_testbed.plumbing import errors
+from sriov_octavia_testbed.plumbing import networks
+from sriov_octavia_testbed.plumbing import processes
 
 
 def _gateways(*interfaces):

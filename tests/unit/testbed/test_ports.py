@@ -17,7 +17,7 @@ The real sysctl is exercised by every testbed the functional tests start
 
 import pytest
 
-from testbed import ports
+from sriov_octavia_testbed import ports
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from testbed.services import process
+from sriov_octavia_testbed.services import process
 
 SLEEPER = [sys.executable, '-c', 'import time; time.sleep(60)']
 IGNORES_TERM = [sys.executable, '-c',

@@ -9,9 +9,9 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-from testbed import schema_cache
+from sriov_octavia_testbed import schema_cache
 
-BUILDER = 'testbed.services.octavia_db'
+BUILDER = 'sriov_octavia_testbed.services.octavia_db'
 
 
 def test_a_stored_schema_is_restored(tmp_path, monkeypatch):
@@ -30,7 +30,7 @@ def test_a_stored_schema_is_restored(tmp_path, monkeypatch):
 def test_the_key_follows_package_version_and_builder(monkeypatch):
     key = schema_cache.cache_file('octavia', BUILDER)
     assert schema_cache.cache_file(
-        'octavia', 'testbed.services.neutron_db') != key
+        'octavia', 'sriov_octavia_testbed.services.neutron_db') != key
     monkeypatch.setattr(schema_cache.importlib.metadata, 'version',
                         lambda package: '0.0.1')
     assert schema_cache.cache_file('octavia', BUILDER) != key

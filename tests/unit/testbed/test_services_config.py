@@ -9,12 +9,12 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-from testbed import clouds
-from testbed import config
-from testbed import inventory
-from testbed.services import inifile
-from testbed.services import neutron
-from testbed.services import octavia
+from sriov_octavia_testbed import clouds
+from sriov_octavia_testbed import config
+from sriov_octavia_testbed import inventory
+from sriov_octavia_testbed.services import inifile
+from sriov_octavia_testbed.services import neutron
+from sriov_octavia_testbed.services import octavia
 
 
 def test_ini_rendering_keeps_empty_values():
