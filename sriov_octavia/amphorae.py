@@ -129,3 +129,31 @@ def agent_for(amphora, conf=CONF, retries=None):
     return agent_client.AgentClient.from_conf(
         amphora['mgmt_ip'], conf, amphora_id=amphora.get('amphora_id'),
         retries=retries)
+
+
+def server_mgmt_ip(conn, server, conf=CONF):
+    """The address of a running server's agent, None when it has none.
+
+    For the worker's loops, which do not know the load balancer's
+    availability zone: on one of [controller_worker]
+    amp_boot_network_list, else on the network the amphora booted with (an
+    availability zone's management network).
+    """
+    try:
+        return mgmt_ip(conn, server.id,
+                       conf.controller_worker.amp_boot_network_list,
+                       any_network=True)
+    except AmphoraLookupError:
+        return None
+
+
+def server_agent(conn, server, conf=CONF):
+    """A client of a running server's agent, None without an address.
+
+    One attempt per request: a dead amphora must not hold up a loop over
+    all of them, whose next round asks again.
+    """
+    address = server_mgmt_ip(conn, server, conf)
+    if address is None:
+        return None
+    return agent_for(amphora_of(server, mgmt_ip=address), conf, retries=0)

@@ -26,10 +26,10 @@ import threading
 from oslo_log import log as logging
 
 from sriov_octavia.amphora import bootstrap
+from sriov_octavia import amphorae
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import naming
-from sriov_octavia.worker import health
 
 # Its import registers every option this module reads.
 CONF = sriov_conf.CONF
@@ -63,17 +63,17 @@ def rotate_once(conf):
     """One round over every amphora of this provider; how many renewed."""
     conn = clients.connection()
     renewed = 0
-    for servers in health.amphorae_by_loadbalancer(conn).values():
+    for servers in amphorae.servers_by_loadbalancer(conn).values():
         for server in servers:
             amphora_id = (server.metadata or {}).get(
                 naming.META_AMPHORA_ID)
             if not amphora_id:
                 continue
             try:
-                address = health.mgmt_ip(conn, server, conf)
-                if address is None:
+                agent = amphorae.server_agent(conn, server, conf)
+                if agent is None:
                     continue
-                with health.agent_for_server(server, address, conf) as agent:
+                with agent:
                     if rotate_if_expiring(agent, amphora_id, conf):
                         renewed += 1
             except Exception as error:

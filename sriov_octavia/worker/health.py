@@ -158,41 +158,14 @@ def listener_statistics(views):
                                    in sorted(totals.items())]}
 
 
-def agent_for_server(server, mgmt_ip, conf):
-    # One attempt per round: a dead amphora must not hold up the others,
-    # the next round asks again.
-    return amphorae.agent_for(amphorae.amphora_of(server, mgmt_ip=mgmt_ip),
-                              conf, retries=0)
-
-
-def mgmt_ip(conn, server, conf):
-    """The address of the amphora's agent, None when it has none.
-
-    The load balancer's availability zone is not known here: on one of
-    [controller_worker] amp_boot_network_list, else on the network the
-    amphora booted with (an availability zone's management network).
-    """
-    try:
-        return amphorae.mgmt_ip(
-            conn, server.id, conf.controller_worker.amp_boot_network_list,
-            any_network=True)
-    except amphorae.AmphoraLookupError:
-        return None
-
-
-def amphorae_by_loadbalancer(conn):
-    """``{loadbalancer id: [servers]}`` of this provider's amphorae."""
-    return amphorae.servers_by_loadbalancer(conn)
-
-
 def _views(conn, loadbalancer_id, servers, conf):
     views = []
     for server in servers:
         try:
-            address = mgmt_ip(conn, server, conf)
-            if address is None:
+            agent = amphorae.server_agent(conn, server, conf)
+            if agent is None:
                 continue
-            with agent_for_server(server, address, conf) as agent:
+            with agent:
                 view = agent.get_loadbalancer_status(loadbalancer_id)
         except Exception as error:
             LOG.warning('Health of load balancer %s: amphora %s did not '
@@ -207,7 +180,8 @@ def poll_once(conf, reporter=None):
     """One round over every amphora of this provider."""
     reporter = reporter or status.StatusReporter(conf)
     conn = clients.connection()
-    for lb_id, servers in sorted(amphorae_by_loadbalancer(conn).items()):
+    servers_by_lb = amphorae.servers_by_loadbalancer(conn)
+    for lb_id, servers in sorted(servers_by_lb.items()):
         views = _views(conn, lb_id, servers, conf)
         if not views:
             continue

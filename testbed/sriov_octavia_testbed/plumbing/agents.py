@@ -24,6 +24,7 @@ import ssl
 import sys
 import time
 
+from sriov_octavia.amphora import bootstrap
 from sriov_octavia_testbed.plumbing import cloud_init
 from sriov_octavia_testbed.plumbing import errors
 from sriov_octavia_testbed.plumbing import processes
@@ -31,10 +32,10 @@ from sriov_octavia_testbed.plumbing import processes
 AGENT_EXECUTABLE = 'amphora-sriov-agent'
 # The image's contract (elements/amphora-sriov-agent): where the agent's
 # configuration is, and the directory of the image's own settings.
-AGENT_CONF = '/etc/octavia/amphora-sriov-agent.conf'
-AGENT_CONF_DIR = '/etc/octavia/amphora-sriov-agent.d'
+AGENT_CONF = bootstrap.AGENT_CONF
+AGENT_CONF_DIR = bootstrap.AGENT_CONF_DIR
 AGENT_PORT = 9443
-DATA_NAMESPACE = 'amphora-haproxy'
+DATA_NAMESPACE = bootstrap.DATA_NAMESPACE
 # What this platform's amphora image knows of its hardware: its "VFs" are
 # veth ends (a real image finds real VFs through their physical function).
 IMAGE_SETTINGS = {'emulated-vfs.conf': {'amphora_agent': {

@@ -75,12 +75,10 @@ def test_a_round_goes_on_past_an_unreachable_amphora(conf, caplog):
         'https://198.18.0.5:9443', 'no route')
     expiring, _pem = _agent(conf, expires_in=DAY)
     with mock.patch('sriov_octavia.clients.connection'), \
-            mock.patch.object(certificates.health,
-                              'amphorae_by_loadbalancer',
+            mock.patch.object(certificates.amphorae,
+                              'servers_by_loadbalancer',
                               return_value={'lb': servers}), \
-            mock.patch.object(certificates.health, 'mgmt_ip',
-                              return_value='198.18.0.5'), \
-            mock.patch.object(certificates.health, 'agent_for_server',
+            mock.patch.object(certificates.amphorae, 'server_agent',
                               side_effect=[gone, expiring]) as agents:
         assert certificates.rotate_once(conf) == 1
     # The amphora without an id (booted before ids) is not asked.

@@ -221,9 +221,9 @@ def test_the_loops_and_the_flows_find_the_agent_the_same_way(conf, cloud):
     zone = amphorae.management_networks({'management_network': 'az-mgmt'},
                                         conf)
     assert amphorae.mgmt_ip(cloud, 'amp-2', zone) == '198.18.36.12'
-    assert health.mgmt_ip(cloud, server('amp-2', LB), conf) == (
+    assert amphorae.server_mgmt_ip(cloud, server('amp-2', LB), conf) == (
         '198.18.36.12')
-    assert health.mgmt_ip(cloud, server('amp-1', LB), conf) == (
+    assert amphorae.server_mgmt_ip(cloud, server('amp-1', LB), conf) == (
         '198.18.35.11')
     with pytest.raises(amphorae.AmphoraLookupError, match='az-mgmt'):
         amphorae.mgmt_ip(cloud, 'amp-1', zone)
