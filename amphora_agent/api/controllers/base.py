@@ -11,9 +11,12 @@
 # under the License.
 """What every agent controller says the same way, said once.
 
-- ``index = base.generic_index()``: a pecan generic ``index`` answering
-  405 to every method its class does not add with ``@index.when(...)``
-  (each class needs a function of its own: pecan keeps the methods on it);
+- ``base.Endpoint(get=show, put=store)``: a leaf of the URL tree answering
+  the methods it is given and 405, with ``Allow``, to the others. Each
+  handler is called without arguments (bind what it needs with
+  functools.partial) and reads the request itself: whatever pecan makes of
+  a query string or a form body is ignored. Child paths are attributes set
+  on the endpoint.
 - ``@base.engine_errors('haproxy')``: an engine error raised by the
   decorated handler becomes the engine's error answer
   (amphora_agent.api.controllers.engine_answers.failure).
@@ -27,11 +30,18 @@ from amphora_agent.api.controllers import engine_answers
 from amphora_agent.engine import errors
 
 
-def generic_index():
-    @pecan.expose(generic=True)
-    def index(self):
-        pecan.abort(405)
-    return index
+class Endpoint:
+    def __init__(self, **handlers):
+        self._handlers = {method.upper(): handler
+                          for method, handler in handlers.items()}
+
+    @pecan.expose(template='json')
+    def index(self, **kwargs):
+        handler = self._handlers.get(pecan.request.method)
+        if handler is None:
+            pecan.abort(405, headers={'Allow': ', '.join(sorted(
+                self._handlers))})
+        return handler()
 
 
 def engine_errors(program):

@@ -19,6 +19,8 @@ upstream's agent answers. A refused one (400) or one that cannot be stored
 (500) changes nothing. Neither the body nor the key is ever logged.
 """
 
+import functools
+
 from oslo_log import log as logging
 import pecan
 
@@ -29,36 +31,33 @@ from amphora_agent import tls
 LOG = logging.getLogger(__name__)
 
 
-class CertificateController:
-    def __init__(self, credentials):
-        self._credentials = credentials
+def certificate_endpoint(credentials):
+    return base.Endpoint(put=functools.partial(_replace, credentials))
 
-    index = base.generic_index()
 
-    @index.when(method='PUT', template='json')
-    def index_put(self, *args, **kwargs):
-        # **kwargs: curl's default form content type makes pecan offer the
-        # PEM as form fields; the raw body is what counts.
-        request = pecan.request
-        client = (f'{request.remote_addr} '
-                  f'({request.environ.get("SSL_CLIENT_S_DN_CN")})')
-        length = request.content_length
-        if length is not None and length > tls.MAX_PEM_SIZE:
-            raise errors.ApiError(
-                413, 'body', f'{length} bytes is larger than the '
-                f'{tls.MAX_PEM_SIZE} bytes a certificate file may have')
-        try:
-            # It logs the replacement.
-            self._credentials.replace(request.body, requested_by=client)
-        except tls.InvalidCertificate as error:
-            LOG.warning('New server certificate from %s refused: %s',
-                        client, error)
-            raise errors.ApiError(400, error.field, error.reason) from None
-        except tls.CertificateFileError as error:
-            LOG.error('New server certificate from %s not stored, the '
-                      'previous one stays: %s', client, error)
-            raise errors.ApiError(500, 'agent_server_cert',
-                                  f'{error}; the previous certificate '
-                                  'stays in use') from None
-        pecan.response.status = 202
-        return {'message': 'OK'}
+def _replace(credentials):
+    # The raw body counts, whatever pecan made of it (curl's default form
+    # content type makes it offer the PEM as form fields).
+    request = pecan.request
+    client = (f'{request.remote_addr} '
+              f'({request.environ.get("SSL_CLIENT_S_DN_CN")})')
+    length = request.content_length
+    if length is not None and length > tls.MAX_PEM_SIZE:
+        raise errors.ApiError(
+            413, 'body', f'{length} bytes is larger than the '
+            f'{tls.MAX_PEM_SIZE} bytes a certificate file may have')
+    try:
+        # It logs the replacement.
+        credentials.replace(request.body, requested_by=client)
+    except tls.InvalidCertificate as error:
+        LOG.warning('New server certificate from %s refused: %s',
+                    client, error)
+        raise errors.ApiError(400, error.field, error.reason) from None
+    except tls.CertificateFileError as error:
+        LOG.error('New server certificate from %s not stored, the '
+                  'previous one stays: %s', client, error)
+        raise errors.ApiError(500, 'agent_server_cert',
+                              f'{error}; the previous certificate '
+                              'stays in use') from None
+    pecan.response.status = 202
+    return {'message': 'OK'}

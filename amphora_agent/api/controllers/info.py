@@ -24,6 +24,7 @@ from oslo_config import cfg
 import pbr.version
 
 from amphora_agent.api.controllers import base
+
 API_VERSION = '1.0'
 
 # What this agent's firewall offers callers; it changes only with the code.
@@ -45,20 +46,14 @@ def _amphora_id():
     return getattr(group, 'amphora_id', None) if group else None
 
 
-class InfoController:
-    def __init__(self, network_namespace, engine):
-        self._network_namespace = network_namespace
-        self._engine = engine
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    def index_get(self):
+def info_endpoint(network_namespace, engine):
+    def show():
         return dict({
             'hostname': socket.gethostname(),
             'amphora_id': _amphora_id(),
             'api_version': API_VERSION,
             'agent_version': agent_version(),
-            'network_namespace': self._network_namespace,
+            'network_namespace': network_namespace,
             'firewall': FIREWALL_CAPABILITY,
-        }, **self._engine.info())
+        }, **engine.info())
+    return base.Endpoint(get=show)

@@ -18,6 +18,7 @@ agent. The answers follow upstream's: 400 for an address that is not one,
 404 when no interface holds it, 200 ``{"message": "OK"}`` on success.
 """
 
+import functools
 import ipaddress
 
 from oslo_log import log as logging
@@ -31,44 +32,37 @@ from amphora_agent.firewall import model
 LOG = logging.getLogger(__name__)
 
 
-class InterfaceRulesController:
-    def __init__(self, firewall, address):
-        self._firewall = firewall
-        self._address = address
-
-    index = base.generic_index()
-
-    @index.when(method='PUT', template='json')
-    def index_put(self):
-        try:
-            ipaddress.ip_address(self._address)
-        except ValueError as error:
-            raise errors.ApiError(400, 'ip', str(error)) from error
-        rules = request_body.read_json(pecan.request)
-        if not isinstance(rules, list):
-            raise errors.ApiError(
-                400, 'body', 'must be a JSON list of rules, not '
-                f'{type(rules).__name__}')
-        security_group = model.from_upstream_rules(self._address, rules)
-        try:
-            applied = self._firewall.apply(security_group)
-        except model.InvalidRequest as error:
-            # The one address of an upstream request is the VIP interface:
-            # the engine refusing it means no interface holds it.
-            if error.field != 'vip_interfaces[0]':
-                raise
-            raise errors.ApiError(404, 'ip', error.reason) from error
-        LOG.info('Rules for interface %s applied for %s (%s)',
-                 self._address, pecan.request.remote_addr,
-                 pecan.request.environ.get('SSL_CLIENT_S_DN_CN'))
-        return {'message': 'OK', 'rules': applied}
+def _apply_rules(firewall, address):
+    try:
+        ipaddress.ip_address(address)
+    except ValueError as error:
+        raise errors.ApiError(400, 'ip', str(error)) from error
+    rules = request_body.read_json(pecan.request)
+    if not isinstance(rules, list):
+        raise errors.ApiError(
+            400, 'body', 'must be a JSON list of rules, not '
+            f'{type(rules).__name__}')
+    security_group = model.from_upstream_rules(address, rules)
+    try:
+        applied = firewall.apply(security_group)
+    except model.InvalidRequest as error:
+        # The one address of an upstream request is the VIP interface:
+        # the engine refusing it means no interface holds it.
+        if error.field != 'vip_interfaces[0]':
+            raise
+        raise errors.ApiError(404, 'ip', error.reason) from error
+    LOG.info('Rules for interface %s applied for %s (%s)',
+             address, pecan.request.remote_addr,
+             pecan.request.environ.get('SSL_CLIENT_S_DN_CN'))
+    return {'message': 'OK', 'rules': applied}
 
 
 class AddressController:
     """``/1.0/interface/<ip>``: only its ``rules`` are served."""
 
     def __init__(self, firewall, address):
-        self.rules = InterfaceRulesController(firewall, address)
+        self.rules = base.Endpoint(put=functools.partial(
+            _apply_rules, firewall, address))
 
 
 class InterfaceController:

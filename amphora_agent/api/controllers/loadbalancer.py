@@ -23,6 +23,8 @@
   frontends, backends and servers; 404 when no haproxy runs for it.
 """
 
+import functools
+
 from oslo_log import log as logging
 import pecan
 
@@ -33,70 +35,33 @@ from amphora_agent.engine import haproxy
 LOG = logging.getLogger(__name__)
 
 
-class HaproxyConfigController:
-    def __init__(self, engine, amphora_id, loadbalancer_id):
-        self._engine = engine
-        self._amphora_id = amphora_id
-        self._loadbalancer_id = loadbalancer_id
-
-    index = base.generic_index()
-
-    @index.when(method='PUT', template='json')
-    @base.engine_errors('haproxy')
-    def index_put(self, *args, **kwargs):
-        # Whatever pecan made of the body (form fields, for a client that
-        # labels the file as a form) is ignored: the body is the file.
-        text = engine_answers.read_text(pecan.request)
-        output = self._engine.haproxy.store(self._loadbalancer_id, text)
-        LOG.info('haproxy configuration of load balancer %s (amphora %s) '
-                 'stored for %s', self._loadbalancer_id, self._amphora_id,
-                 pecan.request.remote_addr)
-        return engine_answers.ok(output or 'Configuration file is valid')
+@base.engine_errors('haproxy')
+def _store(engine, amphora_id, loadbalancer_id):
+    # The body is the file, whatever content type the client labelled it.
+    text = engine_answers.read_text(pecan.request)
+    output = engine.haproxy.store(loadbalancer_id, text)
+    LOG.info('haproxy configuration of load balancer %s (amphora %s) '
+             'stored for %s', loadbalancer_id, amphora_id,
+             pecan.request.remote_addr)
+    return engine_answers.ok(output or 'Configuration file is valid')
 
 
-class ActionController:
-    def __init__(self, engine, loadbalancer_id, action):
-        self._engine = engine
-        self._loadbalancer_id = loadbalancer_id
-        self._action = action
-
-    index = base.generic_index()
-
-    @index.when(method='PUT', template='json')
-    @base.engine_errors('haproxy')
-    def index_put(self, *args, **kwargs):
-        if self._action not in haproxy.ACTIONS:
-            engine_answers.bad_action(self._action, haproxy.ACTIONS)
-        details = self._engine.haproxy.act(self._loadbalancer_id,
-                                           self._action)
-        return engine_answers.ok(details)
+@base.engine_errors('haproxy')
+def _act(engine, loadbalancer_id, action):
+    if action not in haproxy.ACTIONS:
+        engine_answers.bad_action(action, haproxy.ACTIONS)
+    return engine_answers.ok(engine.haproxy.act(loadbalancer_id, action))
 
 
-class StatusController:
-    def __init__(self, engine, loadbalancer_id):
-        self._engine = engine
-        self._loadbalancer_id = loadbalancer_id
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    @base.engine_errors('haproxy')
-    def index_get(self):
-        return self._engine.haproxy.status(self._loadbalancer_id)
+@base.engine_errors('haproxy')
+def _status(engine, loadbalancer_id):
+    return engine.haproxy.status(loadbalancer_id)
 
 
-class LoadBalancerResource:
-    def __init__(self, engine, loadbalancer_id):
-        self._engine = engine
-        self._loadbalancer_id = loadbalancer_id
-
-    index = base.generic_index()
-
-    @index.when(method='DELETE', template='json')
-    @base.engine_errors('haproxy')
-    def index_delete(self):
-        details = self._engine.haproxy.delete(self._loadbalancer_id)
-        return engine_answers.ok(details, status=200)
+@base.engine_errors('haproxy')
+def _delete(engine, loadbalancer_id):
+    return engine_answers.ok(engine.haproxy.delete(loadbalancer_id),
+                             status=200)
 
 
 class LoadBalancerController:
@@ -107,13 +72,18 @@ class LoadBalancerController:
 
     @pecan.expose()
     def _lookup(self, first, *remainder):
+        bind = functools.partial
         if not remainder:
-            return LoadBalancerResource(self._engine, first), ()
-        if len(remainder) == 1 and remainder[0] == 'status':
-            return StatusController(self._engine, first), ()
-        if len(remainder) == 1:
-            return ActionController(self._engine, first, remainder[0]), ()
-        if len(remainder) == 2 and remainder[1] == 'haproxy':
-            return (HaproxyConfigController(self._engine, first,
-                                            remainder[0]), ())
-        pecan.abort(404)
+            endpoint = base.Endpoint(delete=bind(_delete, self._engine,
+                                                 first))
+        elif len(remainder) == 1 and remainder[0] == 'status':
+            endpoint = base.Endpoint(get=bind(_status, self._engine, first))
+        elif len(remainder) == 1:
+            endpoint = base.Endpoint(put=bind(_act, self._engine, first,
+                                              remainder[0]))
+        elif len(remainder) == 2 and remainder[1] == 'haproxy':
+            endpoint = base.Endpoint(put=bind(_store, self._engine, first,
+                                              remainder[0]))
+        else:
+            pecan.abort(404)
+        return endpoint, ()

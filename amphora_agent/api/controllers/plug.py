@@ -25,6 +25,8 @@ The firewall engine watches the links itself, so a security-group request
 naming the new address works as soon as the plug has answered.
 """
 
+import functools
+
 from oslo_log import log as logging
 import pecan
 
@@ -73,27 +75,38 @@ def _with_roles(views, firewall):
     return views
 
 
-def _with_role(view, firewall):
-    return _with_roles([view], firewall)[0]
+def _plugged(view, firewall):
+    return {'message': 'OK', 'interface': _with_roles([view], firewall)[0]}
 
 
-class VipController:
-    def __init__(self, network, firewall, vip):
-        self._network = network
-        self._firewall = firewall
-        self._vip = vip
+def _plug_vip(network, firewall, vip):
+    plan = _parse(model.parse_plug_vip, vip,
+                  request_body.read_json(pecan.request))
+    view = _run(network.plug, plan)
+    LOG.info('VIP %s plugged on %s for %s', vip, view['name'],
+             pecan.request.remote_addr)
+    return _plugged(view, firewall)
 
-    index = base.generic_index()
 
-    @index.when(method='POST', template='json')
-    def index_post(self):
-        plan = _parse(model.parse_plug_vip, self._vip,
-                      request_body.read_json(pecan.request))
-        view = _run(self._network.plug, plan)
-        LOG.info('VIP %s plugged on %s for %s', self._vip, view['name'],
-                 pecan.request.remote_addr)
-        return {'message': 'OK', 'interface': _with_role(view,
-                                                         self._firewall)}
+def _plug_network(network, firewall):
+    plan = _parse(model.parse_plug_network,
+                  request_body.read_json(pecan.request))
+    view = _run(network.plug, plan)
+    LOG.info('Network port %s plugged on %s for %s', plan.mac_address,
+             view['name'], pecan.request.remote_addr)
+    return _plugged(view, firewall)
+
+
+def _unplug(network, firewall, mac_address):
+    mac_address = _parse(model.parse_mac, mac_address)
+    view = _run(network.unplug, mac_address)
+    LOG.info('Port %s unplugged from %s for %s', mac_address,
+             view['name'], pecan.request.remote_addr)
+    return _plugged(view, firewall)
+
+
+def _interfaces(network, firewall):
+    return {'interfaces': _with_roles(_run(network.interfaces), firewall)}
 
 
 class VipsController:
@@ -105,50 +118,23 @@ class VipsController:
     def _lookup(self, vip, *remainder):
         if remainder:
             pecan.abort(404)
-        return VipController(self._network, self._firewall, vip), remainder
+        return base.Endpoint(post=functools.partial(
+            _plug_vip, self._network, self._firewall, vip)), remainder
 
 
-class NetworkPortController:
-    def __init__(self, network, firewall, mac_address):
-        self._network = network
-        self._firewall = firewall
-        self._mac_address = mac_address
-
-    index = base.generic_index()
-
-    @index.when(method='DELETE', template='json')
-    def index_delete(self):
-        mac_address = _parse(model.parse_mac, self._mac_address)
-        view = _run(self._network.unplug, mac_address)
-        LOG.info('Port %s unplugged from %s for %s', mac_address,
-                 view['name'], pecan.request.remote_addr)
-        return {'message': 'OK', 'interface': _with_role(view,
-                                                         self._firewall)}
-
-
-class NetworkController:
+class NetworkController(base.Endpoint):
     def __init__(self, network, firewall):
+        super().__init__(post=functools.partial(_plug_network, network,
+                                                firewall))
         self._network = network
         self._firewall = firewall
-
-    index = base.generic_index()
-
-    @index.when(method='POST', template='json')
-    def index_post(self):
-        plan = _parse(model.parse_plug_network,
-                      request_body.read_json(pecan.request))
-        view = _run(self._network.plug, plan)
-        LOG.info('Network port %s plugged on %s for %s', plan.mac_address,
-                 view['name'], pecan.request.remote_addr)
-        return {'message': 'OK', 'interface': _with_role(view,
-                                                         self._firewall)}
 
     @pecan.expose()
     def _lookup(self, mac_address, *remainder):
         if remainder:
             pecan.abort(404)
-        return (NetworkPortController(self._network, self._firewall,
-                                      mac_address), remainder)
+        return base.Endpoint(delete=functools.partial(
+            _unplug, self._network, self._firewall, mac_address)), remainder
 
 
 class PlugController:
@@ -159,14 +145,6 @@ class PlugController:
         self.network = NetworkController(network, firewall)
 
 
-class InterfacesController:
-    def __init__(self, network, firewall):
-        self._network = network
-        self._firewall = firewall
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    def index_get(self):
-        return {'interfaces': _with_roles(_run(self._network.interfaces),
-                                          self._firewall)}
+def interfaces_endpoint(network, firewall):
+    return base.Endpoint(get=functools.partial(_interfaces, network,
+                                               firewall))

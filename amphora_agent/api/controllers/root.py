@@ -38,31 +38,26 @@ class V1Controller:
 
     def __init__(self, firewall, engine, credentials, network_namespace,
                  vf_link_kinds):
-        self.info = info.InfoController(network_namespace, engine)
-        self.certificate = certificate.CertificateController(credentials)
+        self.info = info.info_endpoint(network_namespace, engine)
+        self.certificate = certificate.certificate_endpoint(credentials)
         self.loadbalancer = loadbalancer.LoadBalancerController(engine)
         self.vrrp = vrrp.VrrpController(engine)
         self.interface = interface.InterfaceController(firewall)
         pecan.route(self, 'security-group',
-                    security_group.SecurityGroupController(firewall))
+                    security_group.security_group_endpoint(firewall))
         # A VF is brought up only once the firewall filters it.
         network = interfaces.DataNamespace(
             network_namespace, vf_link_kinds,
             before_link_up=firewall.refresh)
         self.plug = plug.PlugController(network, firewall)
-        self.interfaces = plug.InterfacesController(network, firewall)
+        self.interfaces = plug.interfaces_endpoint(network, firewall)
 
 
-class RootController:
+class RootController(base.Endpoint):
     def __init__(self, firewall, engine, credentials, network_namespace,
                  vf_link_kinds):
+        # Upstream's version discovery: its controller asks "/" first.
+        super().__init__(get=lambda: {'api_version': info.API_VERSION})
         pecan.route(self, info.API_VERSION,
                     V1Controller(firewall, engine, credentials,
                                  network_namespace, vf_link_kinds))
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    def index_get(self):
-        # Upstream's version discovery: its controller asks "/" first.
-        return {'api_version': info.API_VERSION}

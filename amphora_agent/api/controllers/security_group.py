@@ -17,6 +17,8 @@ matched (an SR-IOV VF bypasses the host, so these counters are the only
 place an operator sees the firewall at work).
 """
 
+import functools
+
 from oslo_log import log as logging
 import pecan
 
@@ -27,36 +29,20 @@ from amphora_agent.firewall import model
 LOG = logging.getLogger(__name__)
 
 
-class CountersController:
-    def __init__(self, firewall):
-        self._firewall = firewall
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    def index_get(self):
-        return self._firewall.counters()
+def security_group_endpoint(firewall):
+    endpoint = base.Endpoint(get=firewall.current,
+                             post=functools.partial(_apply, firewall))
+    endpoint.counters = base.Endpoint(get=firewall.counters)
+    return endpoint
 
 
-class SecurityGroupController:
-    def __init__(self, firewall):
-        self._firewall = firewall
-        self.counters = CountersController(firewall)
-
-    index = base.generic_index()
-
-    @index.when(method='GET', template='json')
-    def index_get(self):
-        return self._firewall.current()
-
-    @index.when(method='POST', template='json')
-    def index_post(self):
-        # Parsing completes before the engine is involved: a request that
-        # fails here cannot touch the rules in force.
-        security_group = model.parse_security_group(
-            request_body.read_json(pecan.request))
-        applied = self._firewall.apply(security_group)
-        LOG.info('Security group generation %s applied for %s (%s)',
-                 applied.get('generation'), pecan.request.remote_addr,
-                 pecan.request.environ.get('SSL_CLIENT_S_DN_CN'))
-        return applied
+def _apply(firewall):
+    # Parsing completes before the engine is involved: a request that
+    # fails here cannot touch the rules in force.
+    security_group = model.parse_security_group(
+        request_body.read_json(pecan.request))
+    applied = firewall.apply(security_group)
+    LOG.info('Security group generation %s applied for %s (%s)',
+             applied.get('generation'), pecan.request.remote_addr,
+             pecan.request.environ.get('SSL_CLIENT_S_DN_CN'))
+    return applied

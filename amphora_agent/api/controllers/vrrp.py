@@ -19,6 +19,8 @@
   keepalived, which releases the VIPs it held.
 """
 
+import functools
+
 from oslo_log import log as logging
 import pecan
 
@@ -29,36 +31,20 @@ from amphora_agent.engine import keepalived
 LOG = logging.getLogger(__name__)
 
 
-class UploadController:
-    def __init__(self, engine):
-        self._engine = engine
-
-    index = base.generic_index()
-
-    @index.when(method='PUT', template='json')
-    @base.engine_errors('keepalived')
-    def index_put(self, *args, **kwargs):
-        text = engine_answers.read_text(pecan.request)
-        output = self._engine.keepalived.store(text)
-        LOG.info('keepalived configuration stored for %s',
-                 pecan.request.remote_addr)
-        return engine_answers.ok(output or 'Configuration file is valid')
+@base.engine_errors('keepalived')
+def _upload(engine):
+    text = engine_answers.read_text(pecan.request)
+    output = engine.keepalived.store(text)
+    LOG.info('keepalived configuration stored for %s',
+             pecan.request.remote_addr)
+    return engine_answers.ok(output or 'Configuration file is valid')
 
 
-class ActionController:
-    def __init__(self, engine, action):
-        self._engine = engine
-        self._action = action
-
-    index = base.generic_index()
-
-    @index.when(method='PUT', template='json')
-    @base.engine_errors('keepalived')
-    def index_put(self, *args, **kwargs):
-        if self._action not in keepalived.ACTIONS:
-            engine_answers.bad_action(self._action, keepalived.ACTIONS)
-        details = self._engine.keepalived.act(self._action)
-        return engine_answers.ok(details)
+@base.engine_errors('keepalived')
+def _act(engine, action):
+    if action not in keepalived.ACTIONS:
+        engine_answers.bad_action(action, keepalived.ACTIONS)
+    return engine_answers.ok(engine.keepalived.act(action))
 
 
 class VrrpController:
@@ -70,5 +56,7 @@ class VrrpController:
         if remainder:
             pecan.abort(404)
         if name == 'upload':
-            return UploadController(self._engine), ()
-        return ActionController(self._engine, name), ()
+            return base.Endpoint(put=functools.partial(_upload,
+                                                       self._engine)), ()
+        return base.Endpoint(put=functools.partial(_act, self._engine,
+                                                   name)), ()
