@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Read-only lookups in Octavia's database for the provider driver.
+"""Lookups in Octavia's database, and the failover claim on a load balancer.
 
 The driver runs inside octavia-api, which hands it one object per call: a
 member knows its pool but not its load balancer, and nothing but the load
@@ -18,9 +18,15 @@ database octavia-api uses, in a short transaction of their own. The parents
 they read (load balancer, listener, pool, L7 policy) are committed before a
 child can be created, so they are visible even while octavia-api still
 holds the child's transaction open.
+
+``claim_for_failover`` is the one write: what octavia-api does before it
+asks a provider to fail over, done by this provider's own callers (the
+health loop, the operator's command) so that a failover they start is
+exclusive in the same way.
 """
 
 from octavia.api.drivers import utils as driver_utils
+from octavia.common import constants as consts
 from octavia.db import api as db_api
 from octavia.db import models
 from octavia.db import repositories
@@ -96,3 +102,37 @@ def provider_load_balancer(loadbalancer_id):
             raise _not_found(loadbalancer_id, 'load balancer')
         return driver_utils.db_loadbalancer_to_provider_loadbalancer(
             db_lb, for_delete=True)
+
+
+def claim_for_failover(loadbalancer_id):
+    """ACTIVE or ERROR -> PENDING_UPDATE, as octavia-api does for failover.
+
+    Returns the status it had (ACTIVE or ERROR) when this caller changed it
+    and so owns the failover; None when the load balancer is gone or busy
+    (PENDING_*, DELETED), including when another caller claimed it first.
+    Conditional UPDATEs: Octavia's repository locks with SELECT ... FOR
+    UPDATE, which SQLite ignores.
+    """
+    session = db_api.get_session()
+    with session.begin():
+        for status in (consts.ACTIVE, consts.ERROR):
+            changed = session.query(models.LoadBalancer).filter(
+                models.LoadBalancer.id == loadbalancer_id,
+                models.LoadBalancer.provisioning_status == status).update(
+                {models.LoadBalancer.provisioning_status:
+                 consts.PENDING_UPDATE}, synchronize_session=False)
+            if changed:
+                return status
+    return None
+
+
+def release_failover_claim(loadbalancer_id, provisioning_status):
+    """Undo ``claim_for_failover`` when no job could be posted."""
+    session = db_api.get_session()
+    with session.begin():
+        session.query(models.LoadBalancer).filter(
+            models.LoadBalancer.id == loadbalancer_id,
+            models.LoadBalancer.provisioning_status ==
+            consts.PENDING_UPDATE).update(
+            {models.LoadBalancer.provisioning_status: provisioning_status},
+            synchronize_session=False)
