@@ -65,6 +65,7 @@ from flows.tasks import member_port_plan
 from flows.tasks import member_ports
 from flows.tasks import network
 from flows.tasks import security_group
+from sriov_octavia import flavor as sriov_flavor
 
 
 def _slot_flow(slot, find_amphora, roles, sriov_vip):
@@ -133,7 +134,7 @@ def loadbalancer_failover_flow(topology=None, sriov_vip=None):
     The load balancer (PENDING_UPDATE, as octavia-api set it) ends ACTIVE,
     or ERROR when a slot failed.
     """
-    roles = compute.topology_roles(topology)
+    roles = sriov_flavor.topology_roles(topology)
     return _failover_flow(
         'loadbalancer.failover',
         [_slot_flow(slot, failover_network.FindAmphoraToReplace(slot, role),
@@ -143,7 +144,7 @@ def loadbalancer_failover_flow(topology=None, sriov_vip=None):
 
 def amphora_failover_flow(topology=None, sriov_vip=None):
     """Replace the store's ``amphora``; the load balancer ends ACTIVE."""
-    roles = compute.topology_roles(topology)
+    roles = sriov_flavor.topology_roles(topology)
     return _failover_flow(
         'amphora.failover',
         [_slot_flow(0, failover_network.FindNamedAmphora(0, roles), roles,

@@ -31,6 +31,7 @@ from flows.tasks import loadbalancer_status
 from flows.tasks import member_ports
 from flows.tasks import network
 from flows.tasks import security_group
+from sriov_octavia import flavor as sriov_flavor
 
 
 def _key(name, role):
@@ -110,7 +111,7 @@ def create_flow(topology=None, sriov_vip=None):
     (ports deleted, interfaces detached, servers and server group deleted)
     and leaves the load balancer, and what was created with it, in ERROR.
     """
-    roles = compute.topology_roles(topology)
+    roles = sriov_flavor.topology_roles(topology)
     pair = len(roles) > 1
     flow = linear_flow.Flow('loadbalancer.create')
     flow.add(loadbalancer_status.CollectCreatedObjects())

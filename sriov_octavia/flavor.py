@@ -20,6 +20,7 @@ present (``with_defaults``), so flows never guess a default.
 
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import metadata
+from sriov_octavia import naming
 
 # Its import registers every option this module reads.
 CONF = sriov_conf.CONF
@@ -33,6 +34,11 @@ SRIOV_VNIC_TYPE = 'sriov_vnic_type'
 
 TOPOLOGY_SINGLE = 'SINGLE'
 TOPOLOGY_ACTIVE_STANDBY = 'ACTIVE_STANDBY'
+# The amphorae each topology has, by role, in the order they are booted.
+TOPOLOGY_ROLES = {
+    TOPOLOGY_SINGLE: (naming.ROLE_STANDALONE,),
+    TOPOLOGY_ACTIVE_STANDBY: (naming.ROLE_MASTER, naming.ROLE_BACKUP),
+}
 VNIC_TYPE_DIRECT = 'direct'
 VNIC_TYPE_MACVTAP = 'macvtap'
 
@@ -151,3 +157,8 @@ def with_defaults(flavor_metadata, conf=CONF):
                    if 'default' in prop})
     flavor.update(flavor_metadata or {})
     return flavor
+
+
+def topology_roles(topology):
+    """The amphora roles of a topology (None: SINGLE)."""
+    return TOPOLOGY_ROLES[topology or TOPOLOGY_SINGLE]

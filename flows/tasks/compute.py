@@ -38,12 +38,6 @@ from sriov_octavia import naming
 CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
-ROLES = {
-    sriov_flavor.TOPOLOGY_SINGLE: (naming.ROLE_STANDALONE,),
-    sriov_flavor.TOPOLOGY_ACTIVE_STANDBY: (naming.ROLE_MASTER,
-                                           naming.ROLE_BACKUP),
-}
-
 SERVER_GROUP_POLICY = 'anti-affinity'
 NO_VALID_HOST = 'No valid host'
 # Seconds between two looks at Nova while waiting for it.
@@ -90,12 +84,8 @@ def wait_until(done, timeout, what):
 
 
 def roles(flavor):
-    return ROLES[flavor[sriov_flavor.LOADBALANCER_TOPOLOGY]]
-
-
-def topology_roles(topology):
-    """The roles of a flow's topology (None: SINGLE)."""
-    return ROLES[topology or sriov_flavor.TOPOLOGY_SINGLE]
+    return sriov_flavor.topology_roles(
+        flavor[sriov_flavor.LOADBALANCER_TOPOLOGY])
 
 
 def servers_of_role(conn, loadbalancer_id, role):

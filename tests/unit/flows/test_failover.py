@@ -104,7 +104,7 @@ def test_failover_replaces_every_amphora_and_port(cloud, reporter, agents,
     # The standby goes first: the master serves while it is replaced.
     assert [server.metadata[naming.META_ROLE] for server
             in cloud.compute.created[booted:]] == list(reversed(
-                compute.ROLES[topology]))
+                sriov_flavor.topology_roles(topology)))
     assert _lb_status(reporter) == ['ACTIVE'] * 1
     # The new amphorae got the VIP and the whole firewall; each peer's
     # firewall names the new VRRP address.

@@ -32,7 +32,7 @@ ACTIVE_STANDBY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY
 
 
 def _roles(flavor):
-    return compute.topology_roles(flavor[sriov_flavor.LOADBALANCER_TOPOLOGY])
+    return compute.roles(flavor)
 
 
 def _boot(cloud, flavor, zone=None, group_id=None):
@@ -134,7 +134,7 @@ def test_no_identity_names_what_is_missing_and_boots_nothing(
 
 def test_the_identity_result_holds_no_key_in_clear(cloud, worker_conf):
     identities = identity.IssueAmphoraIdentities(
-        compute.topology_roles(ACTIVE_STANDBY)).execute(LB_ID)
+        sriov_flavor.topology_roles(ACTIVE_STANDBY)).execute(LB_ID)
     assert sorted(identities) == ['BACKUP', 'MASTER']
     for issued in identities.values():
         assert 'PRIVATE KEY' not in json.dumps(issued)
