@@ -351,8 +351,11 @@ class AgentServer:
         for name, value in (
                 ('threads', THREADS),
                 ('worker_connections', MAX_CONNECTIONS),
-                # One request per connection.
-                ('keepalive', 0),
+                # The controller's health check comes back every interval
+                # on the same connection, sparing both sides a handshake; a
+                # connection idle for a read timeout is closed, as a silent
+                # client's is.
+                ('keepalive', self.read_timeout),
                 ('graceful_timeout', GRACEFUL_STOP),
                 ('limit_request_line', MAX_REQUEST_LINE),
                 ('limit_request_fields', MAX_HEADER_FIELDS),

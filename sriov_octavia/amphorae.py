@@ -69,12 +69,15 @@ def find_servers(conn, loadbalancer_id):
             loadbalancer_id]
 
 
-def servers_by_loadbalancer(conn):
-    """``{loadbalancer id: [ACTIVE servers]}`` of this provider."""
+def servers_by_loadbalancer(conn, active_only=True):
+    """``{loadbalancer id: [servers]}`` of this provider, in one listing.
+
+    :param active_only: only the servers Nova has ACTIVE.
+    """
     found = collections.defaultdict(list)
     for server in conn.compute.servers(details=True):
         lb_id = (server.metadata or {}).get(naming.META_LOADBALANCER)
-        if lb_id and server.status == 'ACTIVE':
+        if lb_id and (server.status == 'ACTIVE' or not active_only):
             found[lb_id].append(server)
     return found
 
@@ -124,11 +127,11 @@ def find_amphorae(conn, loadbalancer_id, availability_zone, conf=CONF):
             for server in find_servers(conn, loadbalancer_id)]
 
 
-def agent_for(amphora, conf=CONF, retries=None):
+def agent_for(amphora, conf=CONF, retries=None, timeout=None):
     """A client for the agent of ``amphora`` (a dict with ``mgmt_ip``)."""
     return agent_client.AgentClient.from_conf(
         amphora['mgmt_ip'], conf, amphora_id=amphora.get('amphora_id'),
-        retries=retries)
+        retries=retries, timeout=timeout)
 
 
 def server_mgmt_ip(conn, server, conf=CONF):

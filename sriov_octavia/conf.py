@@ -96,7 +96,34 @@ _GROUPS['sriov_worker'] = [
                help='Seconds between two rounds asking every amphora '
                     'agent for haproxy\'s view (member, pool and listener '
                     'operating status, listener statistics) and reporting '
-                    'it to Octavia. 0 turns the reports off.'),
+                    'it to Octavia, and between two checks that each '
+                    'amphora answers ([health_manager] heartbeat_timeout '
+                    'and failover_threshold decide when it is failed over). '
+                    '0 turns health checks and automatic failover off.'),
+    cfg.IntOpt('health_check_threads', default=16, min=1,
+               help='How many amphora agents one worker asks at the same '
+                    'time in a health round. A silent agent holds a thread '
+                    'for up to health_interval seconds, so a few hung '
+                    'amphorae do not delay the checks of the others.'),
+    cfg.StrOpt('coordination_url', secret=True,
+               help='tooz URL of the backend through which workers share '
+                    'the health checks, each load balancer checked by one '
+                    'of them (redis://, kazoo://, etcd3+http:// ...). '
+                    'Unset: the jobboard\'s own backend from [task_flow].'),
+    cfg.IntOpt('orphan_grace_period', default=3600, min=0,
+               help='Seconds a server, server group, security group, VRRP '
+                    'or member port of this provider must have existed, '
+                    'and have been seen without its load balancer in '
+                    'Octavia (deleted, or DELETED), before the worker\'s '
+                    'housekeeping deletes it; it looks every '
+                    '[house_keeping] cleanup_interval seconds. A load '
+                    'balancer being created has ports and servers before '
+                    'octavia-api commits its row: keep this well above the '
+                    'time that takes, and above any clock difference '
+                    'between this host and Nova and Neutron. (Not '
+                    '[house_keeping] amphora_expiry_age: that is how long '
+                    'Octavia keeps the database rows of deleted amphorae, '
+                    'a week by default, while an orphan holds a VF.)'),
 ]
 
 

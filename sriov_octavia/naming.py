@@ -17,6 +17,9 @@ the flows, the health loop, the operator tools and the keepalived
 renderer alike. Changing one of them orphans what older code made.
 """
 
+# The provider name octavia-api knows this driver by (setup.cfg).
+PROVIDER = 'amphora-sriov'
+
 ROLE_STANDALONE = 'STANDALONE'
 ROLE_MASTER = 'MASTER'
 ROLE_BACKUP = 'BACKUP'

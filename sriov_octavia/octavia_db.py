@@ -136,3 +136,60 @@ def release_failover_claim(loadbalancer_id, provisioning_status):
             consts.PENDING_UPDATE).update(
             {models.LoadBalancer.provisioning_status: provisioning_status},
             synchronize_session=False)
+
+
+def provider_load_balancers(provider):
+    """The live load balancers of ``provider``, one query per table.
+
+    ``[{"id", "provisioning_status", "flavor": flavor metadata}]``, without
+    the DELETED ones Octavia keeps for a while.
+    """
+    session = db_api.get_session()
+    with session.begin():
+        rows = session.query(
+            models.LoadBalancer.id, models.LoadBalancer.provisioning_status,
+            models.LoadBalancer.flavor_id).filter(
+            models.LoadBalancer.provider == provider,
+            models.LoadBalancer.provisioning_status != consts.DELETED).all()
+        flavors = {flavor_id: repositories.FlavorRepository()
+                   .get_flavor_metadata_dict(session, flavor_id)
+                   for flavor_id in {row[2] for row in rows if row[2]}}
+    return [{'id': lb_id, 'provisioning_status': status,
+             'flavor': flavors.get(flavor_id, {})}
+            for lb_id, status, flavor_id in rows]
+
+
+def load_balancer_object_ids(loadbalancer_id):
+    """``{"listeners": [ids], "pools": [ids], "members": [ids]}``."""
+    session = db_api.get_session()
+    with session.begin():
+        listeners = session.query(models.Listener.id).filter(
+            models.Listener.load_balancer_id == loadbalancer_id).all()
+        pools = session.query(models.Pool.id).filter(
+            models.Pool.load_balancer_id == loadbalancer_id).all()
+        members = session.query(models.Member.id).filter(
+            models.Member.pool_id == models.Pool.id,
+            models.Pool.load_balancer_id == loadbalancer_id).all()
+    return {'listeners': sorted(row[0] for row in listeners),
+            'pools': sorted(row[0] for row in pools),
+            'members': sorted(row[0] for row in members)}
+
+
+def existing_load_balancer_ids(loadbalancer_ids):
+    """Those of ``loadbalancer_ids`` Octavia still has, as a set.
+
+    A load balancer that is DELETED (Octavia keeps the row until its
+    housekeeping purges it) or has no row is not had. One read, for the
+    worker's housekeeping, which must never touch what belongs to a load
+    balancer Octavia still has.
+    """
+    wanted = set(loadbalancer_ids)
+    if not wanted:
+        return set()
+    session = db_api.get_session()
+    with session.begin():
+        rows = session.query(models.LoadBalancer.id).filter(
+            models.LoadBalancer.id.in_(sorted(wanted)),
+            models.LoadBalancer.provisioning_status !=
+            consts.DELETED).all()
+    return {row[0] for row in rows}

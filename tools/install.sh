@@ -12,6 +12,9 @@ apt_packages=(nftables python3-nftables iproute2 redis-server openssl
               iputils-ping curl iperf3 wrk
               # The worker's other jobboards, for their functional tests.
               etcd-server zookeeper
+              # The flow persistence production uses; its tests start a
+              # private server.
+              mariadb-server
               # The amphora's load-balancing engine, for the agent's tests.
               haproxy keepalived)
 missing=()

@@ -24,67 +24,87 @@ Link and address changes (a VF hot-plugged, a VIP address added) trigger a
 re-scan on the same thread; when the set of filtered interfaces or their
 roles changed, the state in force is rendered again for the new set.
 
+Every ``verify_interval`` seconds the table is checked for drift and
+repaired (amphora_agent.firewall.repair).
+
 ``stop()`` leaves the rules in the kernel: the firewall outlives the agent.
 """
 
 import concurrent.futures
-import datetime
 import json
 import threading
 
 import nftables
+from oslo_config import cfg
 from oslo_log import log as logging
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.firewall import addresses
 from amphora_agent.firewall import bulk
+from amphora_agent.firewall import errors
 from amphora_agent.firewall import links
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
+from amphora_agent.firewall import repair
 from amphora_agent.firewall import state
 
 LOG = logging.getLogger(__name__)
 
 # The drop-all base: essentials only, on every VF.
-BASE = model.SecurityGroup(vip_interfaces=(), members=())
+BASE = repair.BASE
 _PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
 
-
-class FirewallError(Exception):
-    """The kernel refused a ruleset; the previous one is still in force."""
-
-
-class NotStarted(RuntimeError):
-    """start() has not been called, or stop() has."""
+# Named here for the engine's callers.
+FirewallError = errors.FirewallError
+NotStarted = errors.NotStarted
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+def _configured_verify_interval():
+    """[amphora_agent] firewall_verify_interval, 0 where not registered.
+
+    The agent registers it before it builds its firewall; a process that
+    did not (a test, a tool) gets no verification unless it asks.
+    """
+    try:
+        return cfg.CONF.amphora_agent.firewall_verify_interval
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return 0
 
 
-class Firewall:
+class Firewall(repair.DriftRepair):
     """The firewall of one network namespace.
 
     ``namespace``: the named network namespace holding the VFs (None or ''
     for the caller's own); ``state_file``: where the state in force is
     persisted (None: not persisted); ``vf_link_kinds``: link kinds treated
-    as VFs in addition to real ones (test beds emulate VFs with veths).
+    as VFs in addition to real ones (test beds emulate VFs with veths);
+    ``verify_interval``: seconds between two checks for drift, 0 for none,
+    None for ``[amphora_agent] firewall_verify_interval``.
     """
 
-    def __init__(self, namespace=None, state_file=None, vf_link_kinds=()):
+    def __init__(self, namespace=None, state_file=None, vf_link_kinds=(),
+                 verify_interval=None):
         self.namespace = namespace or None
         self.state_file = state_file
         self.vf_link_kinds = frozenset(vf_link_kinds)
+        self.verify_interval = (_configured_verify_interval()
+                                if verify_interval is None
+                                else verify_interval)
         self._start_lock = threading.Lock()
         self._executor = None
         self._watcher = None
+        self._verifier = None
+        self._verifier_stop = threading.Event()
         # Only touched on the nft thread.
         self._nft = None
         self._ipr = None
         self._installed = render.Installed()
         self._vip_ifnames = set()
         self._restored = False
+        # (security group, roles, ephemeral ports, its canonical Ruleset):
+        # rendered again only when one of the three changed.
+        self._wanted = None
         # Read by current() from any thread, written on the nft thread.
         self._state_lock = threading.Lock()
         self._sg = None
@@ -92,6 +112,9 @@ class Firewall:
         self._roles = {}
         self._generation = 0
         self._applied_at = None
+        self._repairs = {'count': 0, 'failed': 0, 'last_repair_at': None,
+                         'last_difference': None}
+        self._verified_at = None
 
     # Public interface ----------------------------------------------------
 
@@ -116,6 +139,12 @@ class Firewall:
                 self._shut_down(executor)
                 raise
             self._watcher = watcher
+            if self.verify_interval > 0:
+                self._verifier_stop.clear()
+                self._verifier = threading.Thread(
+                    target=self._verify_periodically, daemon=True,
+                    name='firewall-verify')
+                self._verifier.start()
 
     def apply(self, sg):
         """Put ``sg`` in force, persist it and return current()."""
@@ -139,12 +168,38 @@ class Firewall:
                     'applied_at': self._applied_at}
 
     def counters(self):
-        return self._call(self._read_counters)
+        """The counters' values, and the drift repairs (see repairs())."""
+        result = self._call(self._read_counters)
+        result['repairs'] = self.repairs()
+        return result
+
+    def repairs(self):
+        """How often drift was found and put right, and the last one.
+
+        ``count`` repairs done, ``failed`` ones that left a difference,
+        ``last_repair_at`` and ``last_difference`` (what differed) of the
+        last one, ``last_verified_at`` of the last check and the
+        ``verify_interval`` in seconds (0: no periodic check).
+        """
+        with self._state_lock:
+            return dict(self._repairs, last_verified_at=self._verified_at,
+                        verify_interval=self.verify_interval)
+
+    def verify(self):
+        """Check for drift now and repair it; the differences found.
+
+        What the periodic check does, for a caller that cannot wait.
+        """
+        return self._call(self._verify)
 
     def stop(self):
         with self._start_lock:
             if not self._executor:
                 return
+            if self._verifier is not None:
+                self._verifier_stop.set()
+                self._verifier.join()
+                self._verifier = None
             self._watcher.stop()
             self._shut_down(self._executor)
             self._executor = None
@@ -183,14 +238,15 @@ class Firewall:
 
     # Work done on the nft thread -----------------------------------------
 
-    def _nft_run(self, commands, consume=False):
+    def _nft_run(self, commands, consume=False, decode=json.loads):
         """Run one transaction of nftables JSON commands.
 
         This is what ``Nftables.json_cmd`` does (serialise, run through
         libnftables' JSON parser, decode the output), except that with
         ``consume`` the commands are dropped once serialised: at 50k CIDRs
         in one listener their Python objects hold ~20 MB that libnftables
-        would otherwise have to find on top of its own ~60 MB.
+        would otherwise have to find on top of its own ~60 MB. ``decode``
+        turns the output text into what is returned.
         """
         if not commands:
             return None
@@ -201,7 +257,7 @@ class Firewall:
         del text
         if rc != 0:
             raise FirewallError(error.strip() or f'nft failed ({rc})')
-        return json.loads(output) if output else None
+        return decode(output) if output else None
 
     def _list_table(self):
         """Our table's objects (counters with their values), no elements.
@@ -239,17 +295,18 @@ class Firewall:
                 for ifname, link in found.items()
                 if link.is_vf or ifname in self._vip_ifnames}
 
-    def _render(self, sg, roles):
+    def _render(self, sg, roles, repair=False):
         """Put ``sg`` in force on ``roles``; on failure the old one stays.
 
         A failure may come from a stale picture of the table (someone
         flushed it): then the table is read again and the render retried
-        once.
+        once. ``repair``: see render.build.
         """
+        options = {'repair': True} if repair else {}
         for attempt in (1, 2):
             with bulk.gc_paused():
                 plan = render.build(sg, roles, self._ephemeral_ports(),
-                                    self._installed)
+                                    self._installed, **options)
             prepared = 0
             try:
                 for commands in plan.prepare:
@@ -319,7 +376,12 @@ class Firewall:
             self._roles = roles
             self._generation = document.get('generation', 0) if sg else 0
             self._applied_at = (document.get('applied_at') if sg
-                                else _now())
+                                else repair.now())
+            saved = (document or {}).get('repairs')
+            if isinstance(saved, dict):
+                self._repairs.update(
+                    (key, saved[key]) for key in self._repairs
+                    if key in saved)
         self._restored = True
         LOG.info('Firewall started: %s on %s',
                  'restored state' if sg else 'drop-all base', roles)
@@ -350,15 +412,20 @@ class Firewall:
             self._sg_dict = sg_dict
             self._roles = roles
             self._generation += 1
-            self._applied_at = _now()
-            document = {'security_group': sg_dict,
-                        'generation': self._generation,
-                        'applied_at': self._applied_at}
+            self._applied_at = repair.now()
+            document = self._document()
         if self.state_file:
             state.save(self.state_file, document)
         LOG.info('Firewall generation %d in force on %s', self._generation,
                  roles)
         return self.current()
+
+    def _document(self):
+        """The state file's content; the caller holds the state lock."""
+        return {'security_group': self._sg_dict,
+                'generation': self._generation,
+                'applied_at': self._applied_at,
+                'repairs': dict(self._repairs)}
 
     def _refresh(self):
         if not self._restored:

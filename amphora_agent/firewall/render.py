@@ -52,7 +52,8 @@ itself still lost a few packets now and then (2-3 in one of six runs of ~40
 applies at ~10 kpps): a packet still walking the old rules at the commit
 looks up the old sets with the new generation mask, under which their
 elements are already gone. The essentials chain uses anonymous sets and is
-therefore never replaced, only created once.
+therefore never replaced, only created once (and refilled in place by a
+``repair``, when someone changed it).
 
 Counters are named objects with stable names, so their values carry over a
 re-apply as long as the thing they count exists.
@@ -62,9 +63,10 @@ import dataclasses
 import re
 
 from amphora_agent.firewall import addresses
+from amphora_agent.firewall import nft
 
-FAMILY = 'inet'
-TABLE = 'sriov_octavia'
+FAMILY = nft.FAMILY
+TABLE = nft.TABLE
 ESSENTIALS_CHAIN = 'essentials'
 BASE_CHAIN_PREFIX = 'in_'
 DROP_COUNTER_PREFIX = 'drop_'
@@ -80,36 +82,6 @@ ROLE_MEMBER = 'member'
 _GENERATION_NAME = re.compile(r'^r(\d+)_')
 _ESCAPED = re.compile(r'_([0-9a-f]{2})')
 _VRRP = 112
-
-ACCEPT = {'accept': None}
-DROP = {'drop': None}
-_L4PROTO = {'meta': {'key': 'l4proto'}}
-_NFPROTO = {'meta': {'key': 'nfproto'}}
-_SADDR = {4: {'payload': {'protocol': 'ip', 'field': 'saddr'}},
-          6: {'payload': {'protocol': 'ip6', 'field': 'saddr'}}}
-_NFPROTO_NAME = {4: 'ipv4', 6: 'ipv6'}
-_ADDR_TYPE = {4: 'ipv4_addr', 6: 'ipv6_addr'}
-_ICMP = {4: 'icmp', 6: 'icmpv6'}
-
-
-def _payload(protocol, field):
-    return {'payload': {'protocol': protocol, 'field': field}}
-
-
-def _match(left, right, op='=='):
-    return {'match': {'op': op, 'left': left, 'right': right}}
-
-
-def _counter(name):
-    return {'counter': name}
-
-
-def _object(kind, **fields):
-    return {kind: dict(family=FAMILY, table=TABLE, **fields)}
-
-
-def _rule(chain, *expr):
-    return {'add': _object('rule', chain=chain, expr=list(expr))}
 
 
 def encode_ifname(ifname):
@@ -210,11 +182,14 @@ class _Step:
 
 class _Builder:
 
-    def __init__(self, sg, roles, ephemeral_ports, installed):
+    def __init__(self, sg, roles, ephemeral_ports, installed, repair=False,
+                 counter_values=None):
         self.sg = sg
         self.roles = roles
         self.ephemeral = {'range': list(ephemeral_ports)}
         self.installed = installed
+        self.repair = repair
+        self.counter_values = counter_values or {}
         self.serial = installed.serial + 1
         self.steps = []
         self.step = None
@@ -232,9 +207,9 @@ class _Builder:
 
     def create(self, kind, **fields):
         """Create an object in the current step; its undo goes first."""
-        self.step.commands.append({'add': _object(kind, **fields)})
-        self.step.undo.insert(0, {'delete': _object(kind,
-                                                    name=fields['name'])})
+        self.step.commands.append({'add': nft.table_object(kind, **fields)})
+        self.step.undo.insert(0, {'delete': nft.table_object(
+            kind, name=fields['name'])})
         getattr(self, kind + 's').append(fields['name'])
 
     def add_set(self, suffix, set_type, elements, interval=False):
@@ -252,7 +227,7 @@ class _Builder:
 
     def source_set(self, suffix, family, intervals):
         return self.add_set(
-            f'{suffix}_{family}', _ADDR_TYPE[family],
+            f'{suffix}_{family}', nft.ADDR_TYPE[family],
             addresses.interval_elements(family, intervals), interval=True)
 
     def source_matches(self, cidrs, suffix):
@@ -267,10 +242,11 @@ class _Builder:
             if not intervals:
                 continue
             if addresses.covers_everything(intervals, family):
-                matches.append(_match(_NFPROTO, _NFPROTO_NAME[family]))
+                matches.append(nft.match(nft.NFPROTO,
+                                         nft.NFPROTO_NAME[family]))
             else:
-                matches.append(_match(
-                    _SADDR[family],
+                matches.append(nft.match(
+                    nft.SADDR[family],
                     self.source_set(suffix, family, intervals)))
         return matches
 
@@ -291,8 +267,8 @@ class _Builder:
         name = self.name('listeners')
         self.create('map', name=name, type=['inet_proto', 'inet_service'],
                     map='verdict', elem=elements)
-        return [{'vmap': {'key': {'concat': [_L4PROTO,
-                                             _payload('th', 'dport')]},
+        return [{'vmap': {'key': {'concat': [nft.L4PROTO,
+                                             nft.payload('th', 'dport')]},
                           'data': '@' + name}}]
 
     def listener_chain(self, listener):
@@ -302,15 +278,15 @@ class _Builder:
         self.counters.update((accepted, dropped))
         rules = []
         if not listener.allowed_cidrs:
-            rules.append([_counter(accepted), ACCEPT])
+            rules.append([nft.counter(accepted), nft.ACCEPT])
         for source in self.source_matches(listener.allowed_cidrs, suffix):
-            rules.append([source, _counter(accepted), ACCEPT])
+            rules.append([source, nft.counter(accepted), nft.ACCEPT])
         if listener.allowed_cidrs:
-            rules.append([_counter(dropped), DROP])
+            rules.append([nft.counter(dropped), nft.DROP])
         # Created after its sets, so that its undo (which takes its rules
         # along) comes before theirs.
         chain = self.add_chain(suffix)
-        self.step.commands.extend(_rule(chain, *rule) for rule in rules)
+        self.step.commands.extend(nft.rule(chain, *rule) for rule in rules)
         return chain
 
     # Members ----------------------------------------------------------
@@ -319,31 +295,32 @@ class _Builder:
         if self.sg.members is None:
             return self.unknown_member_rules()
         rules = []
-        dport = _match(_payload('th', 'dport'), self.ephemeral)
+        dport = nft.match(nft.payload('th', 'dport'), self.ephemeral)
         for family in (4, 6):
             flows = [{'concat': [addresses.format_address(family, m.address),
                                  m.protocol.lower(), m.port]}
                      for m in self.sg.members
                      if m.family == family and m.port is not None]
             if flows:
-                key = {'concat': [_SADDR[family], _L4PROTO,
-                                  _payload('th', 'sport')]}
+                key = {'concat': [nft.SADDR[family], nft.L4PROTO,
+                                  nft.payload('th', 'sport')]}
                 flow_set = self.add_set(
                     f'members_{family}',
-                    [_ADDR_TYPE[family], 'inet_proto', 'inet_service'],
+                    [nft.ADDR_TYPE[family], 'inet_proto', 'inet_service'],
                     flows)
-                rules.append([_match(key, flow_set), dport,
-                              _counter('members'), ACCEPT])
+                rules.append([nft.match(key, flow_set), dport,
+                              nft.counter('members'), nft.ACCEPT])
             pinged = [addresses.format_address(family, m.address)
                       for m in self.sg.members
                       if m.family == family and m.port is None]
             if pinged:
                 ping_set = self.add_set(f'pinged_{family}',
-                                        _ADDR_TYPE[family], pinged)
+                                        nft.ADDR_TYPE[family], pinged)
                 rules.append([
-                    _match(_payload(_ICMP[family], 'type'), 'echo-reply'),
-                    _match(_SADDR[family], ping_set),
-                    _counter('members'), ACCEPT])
+                    nft.match(nft.payload(nft.ICMP[family], 'type'),
+                              'echo-reply'),
+                    nft.match(nft.SADDR[family], ping_set),
+                    nft.counter('members'), nft.ACCEPT])
         return rules
 
     def unknown_member_rules(self):
@@ -352,20 +329,22 @@ class _Builder:
         TCP must carry ACK: a SYN-ACK, data or FIN answers a connection the
         amphora opened, a bare SYN would be someone opening one to us.
         """
-        tcp_ack = _match({'&': [_payload('tcp', 'flags'), 'ack']}, 'ack')
-        rules = [[tcp_ack, _match(_payload('tcp', 'dport'), self.ephemeral)]]
+        tcp_ack = nft.match({'&': [nft.payload('tcp', 'flags'), 'ack']}, 'ack')
+        rules = [
+            [tcp_ack, nft.match(nft.payload('tcp', 'dport'), self.ephemeral)]]
         for protocol in ('udp', 'sctp'):
-            rules.append([_match(_payload(protocol, 'dport'),
-                                 self.ephemeral)])
+            rules.append([nft.match(nft.payload(protocol, 'dport'),
+                                    self.ephemeral)])
         for family in (4, 6):
-            rules.append([_match(_payload(_ICMP[family], 'type'),
-                                 'echo-reply')])
-        return [rule + [_counter('members'), ACCEPT] for rule in rules]
+            rules.append([nft.match(nft.payload(nft.ICMP[family], 'type'),
+                                    'echo-reply')])
+        return [rule + [nft.counter('members'), nft.ACCEPT] for rule in rules]
 
     # VRRP -------------------------------------------------------------
 
     def vrrp_rules(self):
-        return [[_match(_L4PROTO, _VRRP), source, _counter('vrrp'), ACCEPT]
+        return [[nft.match(nft.L4PROTO, _VRRP), source, nft.counter('vrrp'),
+                 nft.ACCEPT]
                 for source in self.source_matches(self.sg.vrrp_peers,
                                                   'vrrp')]
 
@@ -374,40 +353,41 @@ class _Builder:
     @staticmethod
     def fragment_rules():
         first_fragment_only = [
-            _match({'&': [_payload('ip', 'frag-off'), 0x1fff]}, 0, '!='),
-            _match({'exthdr': {'name': 'frag', 'field': 'frag-off'}}, 0,
-                   '!=')]
-        return [[match, _counter('fragments'), ACCEPT]
+            nft.match({'&': [nft.payload('ip', 'frag-off'), 0x1fff]}, 0, '!='),
+            nft.match({'exthdr': {'name': 'frag', 'field': 'frag-off'}}, 0,
+                      '!=')]
+        return [[match, nft.counter('fragments'), nft.ACCEPT]
                 for match in first_fragment_only]
 
     @staticmethod
     def essentials_rules():
-        icmp_type = _payload('icmp', 'type')
-        icmpv6_type = _payload('icmpv6', 'type')
-        hoplimit = _payload('ip6', 'hoplimit')
+        icmp_type = nft.payload('icmp', 'type')
+        icmpv6_type = nft.payload('icmpv6', 'type')
+        hoplimit = nft.payload('ip6', 'hoplimit')
         matches = [
-            [_match(icmp_type, {'set': ['destination-unreachable',
-                                        'time-exceeded',
-                                        'parameter-problem']})],
-            [_match(icmpv6_type, {'set': ['destination-unreachable',
-                                          'packet-too-big',
-                                          'time-exceeded',
-                                          'parameter-problem']})],
-            [_match(icmpv6_type, {'set': ['nd-router-advert',
-                                          'nd-neighbor-solicit',
-                                          'nd-neighbor-advert',
-                                          'nd-redirect']}),
-             _match(hoplimit, 255)],
-            [_match(icmpv6_type, 'mld-listener-query'),
-             _match(hoplimit, 1)],
-            [_match(_NFPROTO, 'ipv4'),
-             _match(_payload('udp', 'sport'), 67),
-             _match(_payload('udp', 'dport'), 68)],
-            [_match(_NFPROTO, 'ipv6'),
-             _match(_payload('udp', 'sport'), 547),
-             _match(_payload('udp', 'dport'), 546)],
+            [nft.match(icmp_type, {'set': ['destination-unreachable',
+                                           'time-exceeded',
+                                           'parameter-problem']})],
+            [nft.match(icmpv6_type, {'set': ['destination-unreachable',
+                                             'packet-too-big',
+                                             'time-exceeded',
+                                             'parameter-problem']})],
+            [nft.match(icmpv6_type, {'set': ['nd-router-advert',
+                                             'nd-neighbor-solicit',
+                                             'nd-neighbor-advert',
+                                             'nd-redirect']}),
+             nft.match(hoplimit, 255)],
+            [nft.match(icmpv6_type, 'mld-listener-query'),
+             nft.match(hoplimit, 1)],
+            [nft.match(nft.NFPROTO, 'ipv4'),
+             nft.match(nft.payload('udp', 'sport'), 67),
+             nft.match(nft.payload('udp', 'dport'), 68)],
+            [nft.match(nft.NFPROTO, 'ipv6'),
+             nft.match(nft.payload('udp', 'sport'), 547),
+             nft.match(nft.payload('udp', 'dport'), 546)],
         ]
-        return [match + [_counter('essentials'), ACCEPT] for match in matches]
+        return [match + [nft.counter('essentials'), nft.ACCEPT]
+                for match in matches]
 
     # Whole plan -------------------------------------------------------
 
@@ -423,29 +403,44 @@ class _Builder:
         # The table and the essentials chain stay even when undone: they
         # are the same for every generation.
         head = _Step()
-        if not installed.table:
+        # Adding the table again clears flags set by hand (dormant).
+        if not installed.table or self.repair:
             head.commands.append({'add': {'table': {'family': FAMILY,
                                                     'name': TABLE}}})
         for name in new_counters:
-            head.commands.append({'add': _object('counter', name=name)})
+            values = self.counter_values.get(name, {})
+            head.commands.append({'add': nft.table_object('counter', name=name,
+                                                          **values)})
             if name != 'essentials':
-                head.undo.append({'delete': _object('counter', name=name)})
+                head.undo.append(
+                    {'delete': nft.table_object('counter', name=name)})
         if not installed.essentials:
-            head.commands.append({'add': _object('chain',
-                                                 name=ESSENTIALS_CHAIN)})
-            head.commands.extend(_rule(ESSENTIALS_CHAIN, *rule)
+            head.commands.append({'add': nft.table_object(
+                'chain', name=ESSENTIALS_CHAIN)})
+            head.commands.extend(nft.rule(ESSENTIALS_CHAIN, *rule)
                                  for rule in self.essentials_rules())
         steps = [step for step in [head] + self.steps if step.commands]
 
         switch = []
+        if installed.essentials and self.repair:
+            # The one chain no generation replaces: refilled in place.
+            switch.append({'flush': nft.table_object(
+                'chain', name=ESSENTIALS_CHAIN)})
+            switch.extend(nft.rule(ESSENTIALS_CHAIN, *rule)
+                          for rule in self.essentials_rules())
         for ifname, role in sorted(self.roles.items()):
             chain = base_chain_name(ifname)
+            base_chain = {'add': nft.table_object(
+                'chain', name=chain, type='filter', hook='ingress',
+                dev=ifname, prio=BASE_CHAIN_PRIORITY, policy='drop')}
             if ifname in installed.base_chains:
-                switch.append({'flush': _object('chain', name=chain)})
+                if self.repair:
+                    # Adding it again restores a policy changed by hand;
+                    # a changed hook or priority makes the kernel refuse.
+                    switch.append(base_chain)
+                switch.append({'flush': nft.table_object('chain', name=chain)})
             else:
-                switch.append({'add': _object(
-                    'chain', name=chain, type='filter', hook='ingress',
-                    dev=ifname, prio=BASE_CHAIN_PRIORITY, policy='drop')})
+                switch.append(base_chain)
             rules = []
             if role == ROLE_VIP:
                 rules.extend([expr] for expr in listener_rules)
@@ -454,14 +449,15 @@ class _Builder:
             if role == ROLE_VIP:
                 rules.extend(vrrp_rules)
             rules.append([{'jump': {'target': ESSENTIALS_CHAIN}}])
-            rules.append([_counter(drop_counter_name(ifname)), DROP])
-            switch.extend(_rule(chain, *rule) for rule in rules)
+            rules.append([nft.counter(drop_counter_name(ifname)), nft.DROP])
+            switch.extend(nft.rule(chain, *rule) for rule in rules)
         for ifname, chain in sorted(installed.base_chains.items()):
             if ifname not in self.roles:
-                switch.append({'delete': _object('chain', name=chain)})
+                switch.append(
+                    {'delete': nft.table_object('chain', name=chain)})
         # Maps jump to chains and chains look up sets: delete in that order.
         cleanup = _deletes(installed.maps, installed.chains, installed.sets)
-        cleanup.extend({'delete': _object('counter', name=name)}
+        cleanup.extend({'delete': nft.table_object('counter', name=name)}
                        for name in sorted(installed.counters - self.counters))
 
         result = Installed(
@@ -478,12 +474,13 @@ class _Builder:
 def _deletes(maps, chains, sets):
     commands = []
     for kind, names in (('map', maps), ('chain', chains), ('set', sets)):
-        commands.extend({'delete': _object(kind, name=name)}
+        commands.extend({'delete': nft.table_object(kind, name=name)}
                         for name in names)
     return commands
 
 
-def build(sg, roles, ephemeral_ports, installed):
+def build(sg, roles, ephemeral_ports, installed, repair=False,
+          counter_values=None):
     """Plan the transactions that put ``sg`` in force.
 
     ``roles`` maps every filtered interface name to ROLE_VIP or
@@ -491,5 +488,13 @@ def build(sg, roles, ephemeral_ports, installed):
     ``ip_local_port_range`` as (first, last), ``installed`` what the table
     holds now. ``sg`` may have no listeners, peers or members: the drop-all
     base is such a SecurityGroup.
+
+    ``repair``: the table may have been changed by hand, so also restore
+    what a render otherwise takes as given: the table without flags, the
+    base chains' policy and the essentials chain's rules.
+    ``counter_values``: ``{name: {"packets", "bytes"}}`` that counters
+    created by the plan start from (a table re-created from scratch keeps
+    what was counted).
     """
-    return _Builder(sg, roles, ephemeral_ports, installed).build()
+    return _Builder(sg, roles, ephemeral_ports, installed, repair,
+                    counter_values).build()

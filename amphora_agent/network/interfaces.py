@@ -41,6 +41,7 @@ from pyroute2 import netlink
 from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.firewall import links
+from amphora_agent.network import announce
 from amphora_agent.network import model
 
 LOG = logging.getLogger(__name__)
@@ -264,6 +265,12 @@ class DataNamespace:
         table = _table(index)
         self._converge_routes(index, table, plan.routes)
         self._converge_rules(table, plan.rule_sources)
+        # The kernel's own announcement went out as the link came up, when
+        # the VF may not forward yet, and there is none for addresses added
+        # to a link already up: neighbours would keep a failed amphora's MAC
+        # for the VIP until they probe again.
+        announce.announce(link.get_attr('IFLA_IFNAME'), plan.mac_address,
+                          [address.ip for address in plan.addresses])
         description = self._describe(index)
         LOG.info('Plugged %s (MAC %s): addresses %s, table %d',
                  description['name'], plan.mac_address,

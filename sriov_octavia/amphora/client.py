@@ -194,7 +194,8 @@ class AgentClient:
         return session
 
     @classmethod
-    def from_conf(cls, mgmt_ip, conf=CONF, amphora_id=None, retries=None):
+    def from_conf(cls, mgmt_ip, conf=CONF, amphora_id=None, retries=None,
+                  timeout=None):
         """A client for the agent at ``mgmt_ip`` as the configuration says.
 
         The certificates are Octavia's own, [haproxy_amphora] client_cert
@@ -203,7 +204,8 @@ class AgentClient:
         ``server_name_check = amphora_id`` the agent's certificate must name
         ``amphora_id``, the id the controller issued it to; without an id
         (an amphora booted before ids were issued) the management address.
-        ``retries`` overrides [sriov_amphora] request_retries.
+        ``retries`` overrides [sriov_amphora] request_retries, ``timeout``
+        its connect_timeout and request_timeout.
         """
         group = conf.sriov_amphora
         server_name = None
@@ -214,7 +216,8 @@ class AgentClient:
         return cls((mgmt_ip, group.agent_port),
                    conf.haproxy_amphora.client_cert,
                    conf.haproxy_amphora.server_ca,
-                   timeout=(group.connect_timeout, group.request_timeout),
+                   timeout=timeout or (group.connect_timeout,
+                                       group.request_timeout),
                    retries=(group.request_retries if retries is None
                             else retries),
                    retry_interval=group.retry_interval,

@@ -26,9 +26,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia.worker import certificates
-from sriov_octavia.worker import conductor
-from sriov_octavia.worker import health
+from sriov_octavia.worker import service
 
 # Its import registers every option this module reads.
 CONF = sriov_conf.CONF
@@ -50,9 +48,7 @@ def main(argv=None, conf=None):
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    health.start(conf, stop)
-    certificates.start(conf, stop)
-    conductor.run(conf, stop)
+    service.run(conf, stop)
     return 0
 
 

@@ -32,9 +32,10 @@ import sqlalchemy
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import metadata
+from sriov_octavia import naming
 from sriov_octavia.preflight import placement
 
-PROVIDER = 'amphora-sriov'
+PROVIDER = naming.PROVIDER
 NIC_SWITCH_AGENT = 'NIC Switch agent'
 _TIMEOUT = 5.0
 _CLOUD_ERRORS = (os_exceptions.SDKException, ks_exceptions.ClientException)

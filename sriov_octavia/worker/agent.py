@@ -20,9 +20,7 @@ it again if it raises.
 from oslo_log import log as logging
 
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia.worker import certificates
-from sriov_octavia.worker import conductor
-from sriov_octavia.worker import health
+from sriov_octavia.worker import service
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +44,4 @@ def _warn_on_socket_mismatch(conf):
 def provider_agent(exit_event, conf=sriov_conf.CONF):
     """Run the worker (and its health reports) until ``exit_event``."""
     _warn_on_socket_mismatch(conf)
-    health.start(conf, exit_event)
-    certificates.start(conf, exit_event)
-    conductor.run(conf, exit_event)
+    service.run(conf, exit_event)

@@ -21,7 +21,6 @@ an amphora that missed a round (unreachable) is renewed in the next one.
 """
 
 import datetime
-import threading
 
 from oslo_log import log as logging
 
@@ -30,6 +29,7 @@ from sriov_octavia import amphorae
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import naming
+from sriov_octavia.worker import periodic
 
 # Its import registers every option this module reads.
 CONF = sriov_conf.CONF
@@ -59,11 +59,19 @@ def rotate_if_expiring(agent, amphora_id, conf, now=None):
     return renewed
 
 
-def rotate_once(conf):
-    """One round over every amphora of this provider; how many renewed."""
+def rotate_once(conf, group):
+    """One round over this worker's amphorae; how many renewed.
+
+    The health group shares the amphorae among the workers as it shares
+    their health checks (sriov_octavia.worker.membership).
+    """
     conn = clients.connection()
     renewed = 0
-    for servers in amphorae.servers_by_loadbalancer(conn).values():
+    servers_by_lb = amphorae.servers_by_loadbalancer(conn)
+    owned = group.owned(servers_by_lb)
+    for lb_id, servers in sorted(servers_by_lb.items()):
+        if lb_id not in owned:
+            continue
         for server in servers:
             amphora_id = (server.metadata or {}).get(
                 naming.META_AMPHORA_ID)
@@ -83,24 +91,15 @@ def rotate_once(conf):
     return renewed
 
 
-def run(conf, stop_event):
+def run(conf, stop_event, group):
     """Rotate every ``cert_interval`` seconds until ``stop_event``."""
-    interval = conf.house_keeping.cert_interval
-    if interval <= 0:
-        LOG.info('Amphora certificate rotation is off ([house_keeping] '
-                 'cert_interval is %s).', interval)
-        return
-    while not stop_event.wait(interval):
-        try:
-            rotate_once(conf)
-        except Exception:
-            LOG.exception('Certificate rotation round failed; trying again '
-                          'in %s s', interval)
+    periodic.run('Amphora certificate rotation',
+                 '[house_keeping] cert_interval',
+                 conf.house_keeping.cert_interval, stop_event,
+                 lambda: lambda: rotate_once(conf, group))
 
 
-def start(conf, stop_event):
+def start(conf, stop_event, group):
     """Run the rotation loop in a daemon thread; the thread."""
-    thread = threading.Thread(target=run, args=(conf, stop_event),
-                              name='sriov-octavia-certificates', daemon=True)
-    thread.start()
-    return thread
+    return periodic.start('sriov-octavia-certificates', run, conf,
+                          stop_event, group)

@@ -50,17 +50,22 @@ def worker_name():
 class _HeldJob(listener_base.Listener):
     """Registers a job with its engine while the engine runs it."""
 
-    def __init__(self, engine, job, held):
+    def __init__(self, engine, job, held, lock):
         super(_HeldJob, self).__init__(engine)
         self._job = job
         self._held = held
+        self._lock = lock
 
     def register(self):
         super(_HeldJob, self).register()
-        self._held[self._job.uuid] = (self._job, self._engine)
+        with self._lock:
+            self._held[self._job.uuid] = (self._job, self._engine)
 
     def deregister(self):
-        self._held.pop(self._job.uuid, None)
+        # Waits for a renewal of this job's claim in progress: the job is
+        # consumed or handed back only after this.
+        with self._lock:
+            self._held.pop(self._job.uuid, None)
         super(_HeldJob, self).deregister()
 
 
@@ -73,6 +78,7 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
             name, board, persistence=persistence_backend, **kwargs)
         self.claim_expiry = claim_expiry
         self._held = {}
+        self._held_lock = threading.Lock()
         # taskflow logs its own progress at DEBUG (Octavia's logging keeps
         # taskflow at WARN): say what became of each job.
         self.notifier.register('job_consumed', self._log_outcome)
@@ -88,7 +94,7 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
     def _listeners_from_job(self, job, engine):
         listeners = super(WorkerConductor, self)._listeners_from_job(
             job, engine)
-        listeners.append(_HeldJob(engine, job, self._held))
+        listeners.append(_HeldJob(engine, job, self._held, self._held_lock))
         return listeners
 
     def _log_outcome(self, event, details):
@@ -141,12 +147,18 @@ class WorkerConductor(impl_nonblocking.NonBlockingConductor):
         if self.claim_expiry is None:
             return
         for job, engine in list(self._held.values()):
-            try:
-                owner = self._renew(job)
-            except tf_exc.JobFailure:
-                LOG.warning('Could not renew the claim on job %s; retrying.',
-                            job, exc_info=True)
-                continue
+            # A job that finished meanwhile may be back on the board
+            # (suspended at a stop): taking it back as an expired claim
+            # would keep it from the other workers until the claim expired.
+            with self._held_lock:
+                if job.uuid not in self._held:
+                    continue
+                try:
+                    owner = self._renew(job)
+                except tf_exc.JobFailure:
+                    LOG.warning('Could not renew the claim on job %s; '
+                                'retrying.', job, exc_info=True)
+                    continue
             if owner == self._name or job.uuid not in self._held:
                 # Ours, or finished and consumed meanwhile.
                 continue
@@ -176,8 +188,14 @@ def _engine_settings(conf):
 
 
 def _serve(conductor, period, stop_event):
-    """Run the conductor in a thread, renewing claims until stopped."""
+    """Run the conductor in a thread, renewing claims until it is done.
+
+    The conductor is stopped as soon as ``stop_event`` is set: taskflow's
+    engines look at their conductor before they schedule a task, so a task
+    not yet scheduled then does not run here.
+    """
     errors = []
+    finished = threading.Event()
 
     def _run_conductor():
         try:
@@ -185,20 +203,41 @@ def _serve(conductor, period, stop_event):
         except Exception as e:
             errors.append(e)
             LOG.exception('Worker %s stopped on an error.', conductor.name)
+        finally:
+            finished.set()
+
+    def _keep_claims():
+        # Renewals have a thread of their own: a slow jobboard may delay a
+        # renewal but never the stop, during which a flow would go on to
+        # its next task.
+        while not finished.wait(period):
+            try:
+                conductor.renew_claims()
+            except Exception:
+                # A claim that lapses lets another worker run the flow
+                # beside this one: keep trying.
+                LOG.exception('Worker %s could not renew its claims; '
+                              'retrying.', conductor.name)
 
     runner = threading.Thread(target=_run_conductor,
                               name='conductor-' + conductor.name, daemon=True)
+    renewer = threading.Thread(target=_keep_claims,
+                               name='claims-' + conductor.name, daemon=True)
     runner.start()
+    renewer.start()
     try:
-        while runner.is_alive() and not stop_event.wait(period):
-            conductor.renew_claims()
+        # Wake up every period to notice a conductor that died on its own.
+        while not finished.is_set() and not stop_event.wait(period):
+            continue
     finally:
         conductor.stop()
-        # Running flows finish their current task before they suspend:
-        # keep their claims alive meanwhile.
-        while runner.is_alive():
-            runner.join(period)
-            conductor.renew_claims()
+        if stop_event.is_set():
+            LOG.info('Worker %s claims no more jobs; its running flows '
+                     'suspend after their current task.', conductor.name)
+        # Running flows finish their current task before they suspend; the
+        # renewer keeps their claims alive meanwhile.
+        runner.join()
+        renewer.join()
     if errors:
         raise errors[0]
 

@@ -9,208 +9,258 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Operating status and listener statistics, from haproxy to Octavia.
+"""Health checks: amphorae replaced when they fall silent, status reported.
 
-A loop beside the worker's conductor: every ``[sriov_worker]
-health_interval`` seconds it finds this provider's amphorae in Nova (by
-the server metadata the load balancer flow gives them), asks each agent
-for haproxy's view of its load balancer, and reports through the
-driver-agent: the operating status of the listeners, pools, members and
-the load balancer, and each listener's counters.
+Every ``[sriov_worker] health_interval`` seconds each worker checks the
+load balancers the health group gives it (sriov_octavia.worker.membership:
+every load balancer of this provider is checked by one worker). For each,
+it asks every amphora's agent for haproxy's view and reports to Octavia:
 
-haproxy names frontends by listener id, backends ``<pool id>:<listener
-id>`` and servers by member id (upstream Octavia's template), so no
-lookup in Octavia is needed. With two amphorae (ACTIVE_STANDBY) both run
-the health checks: an object's worst status counts (a member the standby
-cannot reach would fail after a failover), and the counters are summed.
+- the operating status of the load balancer, listeners, pools and members
+  (sriov_octavia.worker.haproxy_status): ERROR, with everything OFFLINE,
+  when no amphora answers; DEGRADED when one of two does;
+- each listener's counters, as increments that never go backwards
+  (sriov_octavia.worker.listener_counters);
+- an amphora silent for [health_manager] heartbeat_timeout is failed over
+  (sriov_octavia.failover, the claim octavia-api takes: at most one
+  failover per load balancer, never one beside a PENDING operation),
+  unless as many amphorae as [health_manager] failover_threshold are
+  overdue across all workers, when failover pauses and says so.
 
-Nothing here may stop the worker: every failure is logged and the next
-round starts afresh.
+Load balancers in a PENDING state are not checked: their amphorae may be
+booting, or being replaced, and their silence counts again from when the
+operation ends. Nothing here may stop the worker: a failure is logged and
+the next round starts afresh.
 """
 
-import collections
-import threading
+from concurrent import futures
 
 from octavia_lib.common import constants as lib_consts
 from oslo_log import log as logging
-from oslo_utils import uuidutils
 
 from sriov_octavia import amphorae
 from sriov_octavia import clients
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia import failover
+from sriov_octavia import flavor as sriov_flavor
+from sriov_octavia import naming
+from sriov_octavia import octavia_db
 from sriov_octavia import octavia_status as status
+from sriov_octavia.worker import haproxy_status
+from sriov_octavia.worker import listener_counters
+from sriov_octavia.worker import liveness
+from sriov_octavia.worker import periodic
 
 # Its import registers every option this module reads.
 CONF = sriov_conf.CONF
 LOG = logging.getLogger(__name__)
 
-# Worst last: merging two amphorae's views keeps the later one in this list.
-_SEVERITY = (lib_consts.ONLINE, lib_consts.NO_MONITOR, lib_consts.DRAINING,
-             lib_consts.OFFLINE, lib_consts.DEGRADED, lib_consts.ERROR)
-_STATISTICS = (('bytes_in', 'bin'), ('bytes_out', 'bout'),
-               ('active_connections', 'scur'),
-               ('total_connections', 'stot'),
-               ('request_errors', 'ereq'))
+CHECKED_STATUSES = (lib_consts.ACTIVE, lib_consts.ERROR)
 
 
-def _worst(*statuses):
-    return max(statuses, key=_SEVERITY.index)
+class HealthChecker(object):
+    """The rounds of one worker, with what it remembers between them."""
 
+    def __init__(self, conf, group, reporter=None, liveness_=None):
+        self._conf = conf
+        self._group = group
+        self._reporter = reporter or status.StatusReporter(conf)
+        self.liveness = liveness_ or liveness.Liveness()
+        self._counters = listener_counters.ListenerCounters()
+        # A server's management address does not change while it lives,
+        # and its agent keeps the connection open between rounds: the
+        # client of each is kept, sparing a TLS handshake every round.
+        self._mgmt_ips = {}
+        self._agents = {}
+        self._checked = set()
+        self._members = None
 
-def member_status(server):
-    """Octavia's operating status of a member from its haproxy server.
-
-    None for a state haproxy may add that says nothing about the member.
-    """
-    state = (server.get('status') or '').upper()
-    # "UP 1/3" and "DOWN 1/2" are on their way; they are still what the
-    # first word says.
-    if state.startswith('UP'):
-        return lib_consts.ONLINE
-    if state.startswith('DOWN'):
-        return lib_consts.ERROR
-    if state.startswith('MAINT'):
-        return lib_consts.OFFLINE
-    if state in ('DRAIN', 'NOLB'):
-        return lib_consts.DRAINING
-    if state == 'NO CHECK':
-        return lib_consts.NO_MONITOR
-    return None
-
-
-def pool_status(backend, members):
-    """A pool's status from its backend and its members' statuses."""
-    if not backend.get('servers'):
-        return lib_consts.ONLINE if (backend.get('status') or '').upper(
-        ) == 'UP' else lib_consts.OFFLINE
-    if (backend.get('status') or '').upper() != 'UP':
-        return lib_consts.ERROR
-    if lib_consts.ERROR in members:
-        return lib_consts.DEGRADED
-    return lib_consts.ONLINE
-
-
-def listener_status(frontend):
-    state = (frontend.get('status') or '').upper()
-    if state == 'OPEN':
-        return lib_consts.ONLINE
-    if state == 'FULL':
-        return lib_consts.DEGRADED
-    return lib_consts.OFFLINE
-
-
-def _merge(into, object_id, value):
-    if value is not None:
-        into[object_id] = _worst(into.get(object_id, value), value)
-
-
-def operating_update(loadbalancer_id, views):
-    """The ``update_loadbalancer_status`` argument from haproxy's views.
-
-    :param views: the agents' ``get_loadbalancer_status`` answers, one per
-        amphora that has haproxy running for the load balancer.
-    """
-    listeners, pools, members = {}, {}, {}
-    for view in views:
-        for name, frontend in (view.get('frontends') or {}).items():
-            if uuidutils.is_uuid_like(name):
-                _merge(listeners, name, listener_status(frontend))
-        for name, backend in (view.get('backends') or {}).items():
-            pool_id = name.split(':')[0]
-            if not uuidutils.is_uuid_like(pool_id):
+    def check_round(self):
+        """Check this worker's load balancers; the ids of those checked."""
+        conn = clients.connection()
+        loadbalancers = octavia_db.provider_load_balancers(naming.PROVIDER)
+        members = self._group.members()
+        owned = self._group.owned([lb['id'] for lb in loadbalancers],
+                                  members)
+        # Counters of a load balancer this worker did not check last round
+        # may have been reported by another worker: unless nothing changed
+        # in the group, in which case the load balancer is new.
+        group_unchanged = members == self._members
+        self._members = members
+        servers = amphorae.servers_by_loadbalancer(conn, active_only=False)
+        now = self.liveness.now()
+        checked = []
+        for lb in sorted(loadbalancers, key=lambda lb: lb['id']):
+            if lb['id'] not in owned:
                 continue
-            seen = []
-            for member_id, server in (backend.get('servers') or {}).items():
-                value = member_status(server)
-                seen.append(value)
-                _merge(members, member_id, value)
-            _merge(pools, pool_id, pool_status(backend, seen))
-    unhealthy = (lib_consts.DEGRADED, lib_consts.ERROR)
-    degraded = any(value in unhealthy for value in
-                   list(listeners.values()) + list(pools.values()))
-    update = {
-        lib_consts.LOADBALANCERS: [{
-            lib_consts.ID: loadbalancer_id,
-            lib_consts.OPERATING_STATUS: (lib_consts.DEGRADED if degraded
-                                          else lib_consts.ONLINE)}]}
-    for key, found in ((lib_consts.LISTENERS, listeners),
-                       (lib_consts.POOLS, pools),
-                       (lib_consts.MEMBERS, members)):
-        if found:
-            update[key] = [{lib_consts.ID: object_id,
-                            lib_consts.OPERATING_STATUS: value}
-                           for object_id, value in sorted(found.items())]
-    return update
-
-
-def listener_statistics(views):
-    """The ``update_listener_statistics`` argument, summed over views."""
-    totals = collections.defaultdict(lambda: dict.fromkeys(
-        (ours for ours, _ in _STATISTICS), 0))
-    for view in views:
-        for name, frontend in (view.get('frontends') or {}).items():
-            if not uuidutils.is_uuid_like(name):
+            roles = sriov_flavor.topology_roles(sriov_flavor.with_defaults(
+                lb['flavor'], self._conf)[sriov_flavor.LOADBALANCER_TOPOLOGY])
+            if lb['provisioning_status'] not in CHECKED_STATUSES:
+                self.liveness.restart([(lb['id'], role) for role in roles],
+                                      now)
                 continue
-            for ours, theirs in _STATISTICS:
-                totals[name][ours] += int(frontend.get(theirs) or 0)
-    return {lib_consts.LISTENERS: [dict(counters, id=listener_id)
-                                   for listener_id, counters
-                                   in sorted(totals.items())]}
+            checked.append((lb['id'], roles,
+                            _serving_by_role(servers.get(lb['id'], []))))
+        answers = self._ask_agents(conn, [
+            server for _lb, _roles, by_role in checked
+            for server in by_role.values()])
+        overdue = {}
+        for lb_id, roles, by_role in checked:
+            new_counts = lb_id in self._checked or group_unchanged
+            late = self._judge(lb_id, roles, by_role, answers, new_counts,
+                               now)
+            if late:
+                overdue[lb_id] = (roles, late, by_role)
+        self._checked = owned
+        self.liveness.retain(owned)
+        server_ids = {server.id for found in servers.values()
+                      for server in found}
+        self._counters.retain(server_ids)
+        self._mgmt_ips = {server_id: address for server_id, address
+                          in self._mgmt_ips.items()
+                          if server_id in server_ids}
+        for server_id in set(self._agents) - server_ids:
+            self._agents.pop(server_id).close()
+        self._fail_over(overdue, now)
+        return owned
 
+    def _ask_agents(self, conn, servers):
+        """``{server id: (whether its agent answered, view or None)}``."""
+        if not servers:
+            return {}
+        threads = min(self._conf.sriov_worker.health_check_threads,
+                      len(servers))
+        with futures.ThreadPoolExecutor(max_workers=threads) as executor:
+            asked = {server.id: executor.submit(self._agent_view, conn,
+                                                server)
+                     for server in servers}
+        return {server_id: future.result()
+                for server_id, future in asked.items()}
 
-def _views(conn, loadbalancer_id, servers, conf):
-    views = []
-    for server in servers:
+    def _agent_view(self, conn, server):
+        """(whether the agent answered, haproxy's view or None)."""
+        if server.status != 'ACTIVE':
+            return False, None
+        lb_id = server.metadata[naming.META_LOADBALANCER]
         try:
-            agent = amphorae.server_agent(conn, server, conf)
+            address = self._mgmt_ips.get(server.id)
+            if address is None:
+                address = amphorae.server_mgmt_ip(conn, server, self._conf)
+                if address is None:
+                    return False, None
+                self._mgmt_ips[server.id] = address
+            agent = self._agents.get(server.id)
             if agent is None:
-                continue
-            with agent:
-                view = agent.get_loadbalancer_status(loadbalancer_id)
+                # An answer later than the next round is no answer.
+                agent = amphorae.agent_for(
+                    amphorae.amphora_of(server, mgmt_ip=address),
+                    self._conf, retries=0,
+                    timeout=self._conf.sriov_worker.health_interval)
+                self._agents[server.id] = agent
+            return True, agent.get_loadbalancer_status(lb_id)
         except Exception as error:
+            # The next round starts from a new connection.
+            agent = self._agents.pop(server.id, None)
+            if agent is not None:
+                agent.close()
             LOG.warning('Health of load balancer %s: amphora %s did not '
-                        'answer: %s', loadbalancer_id, server.id, error)
-            continue
-        if view is not None:
-            views.append(view)
-    return views
+                        'answer: %s', lb_id, server.id, error)
+            return False, None
 
+    def _judge(self, lb_id, roles, by_role, answers, new_counts, now):
+        """Report one load balancer; the roles overdue for failover."""
+        views, answering = {}, 0
+        for role in roles:
+            server = by_role.get(role)
+            if server is None:
+                LOG.warning('Health of load balancer %s: its %s amphora has '
+                            'no server in Nova', lb_id, role)
+                answered, view = False, None
+            else:
+                answered, view = answers[server.id]
+            self.liveness.observe((lb_id, role), answered, now)
+            answering += answered
+            if view is not None:
+                views[server.id] = view
+        self._report(lb_id, views, answering, len(roles), new_counts)
+        timeout = self._conf.health_manager.heartbeat_timeout
+        return [role for role in roles
+                if self.liveness.silent_for((lb_id, role), now) >= timeout]
 
-def poll_once(conf, reporter=None):
-    """One round over every amphora of this provider."""
-    reporter = reporter or status.StatusReporter(conf)
-    conn = clients.connection()
-    servers_by_lb = amphorae.servers_by_loadbalancer(conn)
-    for lb_id, servers in sorted(servers_by_lb.items()):
-        views = _views(conn, lb_id, servers, conf)
-        if not views:
-            continue
+    def _report(self, lb_id, views, answering, expected, new_counts):
         try:
-            reporter.update_status(operating_update(lb_id, views))
-            reporter.update_listener_statistics(listener_statistics(views))
+            object_ids = (octavia_db.load_balancer_object_ids(lb_id)
+                          if not answering else {})
+            self._reporter.update_status(haproxy_status.loadbalancer_update(
+                lb_id, list(views.values()), answering, expected,
+                object_ids))
+            listener_counters.report(self._counters.increments(
+                views, new_counts))
         except Exception as error:
             LOG.warning('Health of load balancer %s could not be reported '
                         'to Octavia: %s', lb_id, error)
 
+    def _fail_over(self, overdue, now):
+        timeout = self._conf.health_manager.heartbeat_timeout
+        count = sum(len(late) for _roles, late, _by_role
+                    in overdue.values())
+        fleet = self._group.fleet_overdue(count)
+        threshold = self._conf.health_manager.failover_threshold
+        if not overdue:
+            return
+        if threshold is not None and fleet >= threshold:
+            LOG.error(
+                'AUTOMATIC FAILOVER PAUSED: %d amphorae are silent for %s s '
+                'or more across the controllers, which reaches [health_'
+                'manager] failover_threshold (%d); that many failing at once '
+                'is more likely a network partition or an outage than dead '
+                'amphorae. Not failing over (this worker\'s share): %s. It '
+                'resumes when fewer are silent; an operator may fail any '
+                'over by hand.', fleet, timeout, threshold,
+                ', '.join(f'{role} of {lb_id}' for lb_id, (_r, late, _s)
+                          in sorted(overdue.items()) for role in late))
+            return
+        for lb_id, (roles, late, by_role) in sorted(overdue.items()):
+            silent = self.liveness.silent_for((lb_id, late[0]), now)
+            reason = (f'{", ".join(late)} silent for {silent:.0f} s, '
+                      f'[health_manager] heartbeat_timeout {timeout} s')
+            amphora = None
+            if len(late) == 1:
+                server = by_role.get(late[0])
+                amphora = {'role': late[0],
+                           'id': server.id if server else None}
+            try:
+                failover.start(lb_id, amphora, reason=reason,
+                               conf=self._conf)
+            except failover.NotClaimed as error:
+                LOG.info('Health: not failing over: %s', error)
+            except Exception:
+                LOG.exception('Health: failover of load balancer %s could '
+                              'not be started; trying again next round',
+                              lb_id)
+                continue
+            self.liveness.restart([(lb_id, role) for role in roles], now)
 
-def run(conf, stop_event):
-    """Poll every ``health_interval`` seconds until ``stop_event``."""
-    interval = conf.sriov_worker.health_interval
-    if interval <= 0:
-        LOG.info('Member health and listener statistics are off '
-                 '([sriov_worker] health_interval is 0).')
-        return
-    while not stop_event.wait(interval):
-        try:
-            poll_once(conf)
-        except Exception:
-            LOG.exception('Health round failed; trying again in %s s',
-                          interval)
+
+def _serving_by_role(servers):
+    """``{role: server}``; of two in a role, the ACTIVE one serves."""
+    by_role = {}
+    for server in servers:
+        role = (server.metadata or {}).get(naming.META_ROLE)
+        if role not in by_role or server.status == 'ACTIVE':
+            by_role[role] = server
+    return by_role
 
 
-def start(conf, stop_event):
+def run(conf, stop_event, group):
+    """Check every ``health_interval`` seconds until ``stop_event``."""
+    periodic.run('Health checks and automatic failover',
+                 '[sriov_worker] health_interval',
+                 conf.sriov_worker.health_interval, stop_event,
+                 lambda: HealthChecker(conf, group).check_round)
+
+
+def start(conf, stop_event, group):
     """Run the health loop in a daemon thread; the thread."""
-    thread = threading.Thread(target=run, args=(conf, stop_event),
-                              name='sriov-octavia-health', daemon=True)
-    thread.start()
-    return thread
+    return periodic.start('sriov-octavia-health', run, conf, stop_event,
+                          group)

@@ -20,6 +20,7 @@ import contextlib
 import threading
 import time
 
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 import sqlalchemy
@@ -34,6 +35,28 @@ LOG = logging.getLogger(__name__)
 _UPGRADED = set()
 _UPGRADE_LOCK = threading.Lock()
 _UPGRADE_ATTEMPTS = 5
+# Seconds a process waits for another one's schema upgrade on MySQL.
+_UPGRADE_LOCK_TIMEOUT = 300
+# MySQL's longest user lock name.
+_LOCK_NAME_LENGTH = 64
+
+# Octavia's [database] options taskflow's engine takes, as Octavia's own
+# taskflow persistence passes them. Not max_retries: octavia-api posts jobs
+# through this backend too, and a request must not wait minutes for a
+# database that is down; a worker that cannot reach it exits, for its
+# supervisor to restart it.
+_DATABASE_OPTIONS = (
+    ('max_pool_size', 'max_pool_size'),
+    ('max_overflow', 'max_overflow'),
+    ('pool_timeout', 'pool_timeout'),
+    # MySQL closes connections idle longer than its wait_timeout, and
+    # proxies in front of a Galera cluster do sooner: recycle them first.
+    ('connection_recycle_time', 'idle_timeout'),
+    # As oslo.db sets it on Octavia's own database: a value too large for
+    # its column fails the write instead of being cut short, which would
+    # leave a flow state that cannot be resumed.
+    ('mysql_sql_mode', 'mysql_sql_mode'),
+)
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record):
@@ -100,8 +123,71 @@ def storable(atom):
     return atom
 
 
+def backend_options(conf):
+    """taskflow's backend configuration from ``conf``.
+
+    The URL is Octavia's ``[task_flow] persistence_connection``; the pool
+    of a database server follows Octavia's ``[database]`` options when
+    they are registered (octavia's config module does on the global
+    CONF).
+    """
+    options = {'connection': conf.task_flow.persistence_connection}
+    for option, key in _DATABASE_OPTIONS:
+        try:
+            value = conf.database[option]
+        except (cfg.NoSuchOptError, KeyError):
+            continue
+        if value is not None:
+            options[key] = value
+    return options
+
+
+@contextlib.contextmanager
+def _server_lock(engine, name):
+    """Hold MySQL's user lock ``name`` in a session of its own."""
+    with engine.connect() as conn:
+        try:
+            got = conn.execute(
+                sqlalchemy.text('SELECT GET_LOCK(:name, :timeout)'),
+                {'name': name, 'timeout': _UPGRADE_LOCK_TIMEOUT}).scalar()
+        except sqlalchemy.exc.SQLAlchemyError:
+            tf_exc.raise_with_cause(tf_exc.StorageFailure,
+                                    'Failed taking lock %s' % name)
+        if got != 1:
+            raise tf_exc.StorageFailure(
+                'Timed out waiting for lock %s: another process has been '
+                'upgrading the flow persistence schema for %d seconds' %
+                (name, _UPGRADE_LOCK_TIMEOUT))
+        try:
+            yield
+        finally:
+            # The connection goes back to the pool, not away: the lock
+            # would stay with it.
+            try:
+                conn.execute(sqlalchemy.text('SELECT RELEASE_LOCK(:name)'),
+                             {'name': name})
+            except sqlalchemy.exc.SQLAlchemyError:
+                # A session that is gone took its lock with it.
+                LOG.warning('Could not release lock %s.', name,
+                            exc_info=True)
+
+
 class _Connection(impl_sqlalchemy.Connection):
     """taskflow's SQL connection, storing every failure it is given."""
+
+    def upgrade(self):
+        if self._engine.dialect.name != 'mysql':
+            return super(_Connection, self).upgrade()
+        # MySQL commits every DDL statement on its own: processes running
+        # taskflow's migrations at once (workers starting together,
+        # octavia-api posting its first job) fail on each other's tables,
+        # or apply a migration another one has half done. A server lock
+        # per database makes them take turns; the later ones find the
+        # schema up to date.
+        name = ('sriov_octavia.persistence.%s' %
+                self._engine.url.database)[:_LOCK_NAME_LENGTH]
+        with _server_lock(self._engine, name):
+            return super(_Connection, self).upgrade()
 
     def _insert_atom_details(self, conn, ad, parent_uuid):
         value = storable(ad.to_dict())
@@ -184,10 +270,13 @@ def _ensure_schema(backend, url):
 def backend(conf):
     """The persistence backend with an up-to-date schema; closed on exit.
 
-    The URL is Octavia's ``[task_flow] persistence_connection``.
+    The URL is Octavia's ``[task_flow] persistence_connection``: SQLite
+    (tests, a single controller) or MySQL/MariaDB (``mysql+pymysql://``).
+    The first use in a process creates or upgrades the schema.
     """
-    url = conf.task_flow.persistence_connection
-    persistence = SQLAlchemyBackend({'connection': url})
+    options = backend_options(conf)
+    url = options['connection']
+    persistence = SQLAlchemyBackend(options)
     try:
         _ensure_schema(persistence, url)
         yield persistence

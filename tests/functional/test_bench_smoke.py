@@ -74,3 +74,24 @@ def test_benchmark_quick_run_reports_its_ratios(script):
     left = [ns for ns in pyroute2_netns.listnetns()
             if any(ns.startswith(prefix + '-') for prefix in prefixes)]
     assert left == []
+
+
+@pytest.mark.timeout(400)
+def test_health_benchmark_quick_run_reports_its_ratios():
+    done = subprocess.run([sys.executable,
+                           os.path.join(BENCH, 'health_scale.py'), '--quick'],
+                          capture_output=True, text=True, timeout=380)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ratios = dict(RATIO_LINE.findall(done.stdout))
+    assert sorted(ratios) == [
+        'detection_over_bound_1_processes',
+        'detection_over_bound_2_processes',
+        'new_over_kept_connection_cpu_per_check',
+        'pull_over_push_cpu_per_check', 'work_per_process_2_over_1'
+    ], done.stdout
+    # Each killed amphora was failed over once, in both runs.
+    assert done.stdout.count('failovers_posted_') == 2
+    for line in done.stdout.splitlines():
+        if line.startswith('value failovers_posted_'):
+            assert line.endswith('= 1 jobs'), line
+    assert all(float(value) > 0 for value in ratios.values()), done.stdout

@@ -26,12 +26,15 @@ Results are printed as lines the smoke test and the documentation rely on::
 
 import argparse
 import collections
+import contextlib
 import ipaddress
 import json
 import os
 import random
 import resource
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -531,3 +534,30 @@ def wait_for_port(namespace, port, protocol='tcp', proc=None, timeout=10):
         time.sleep(0.05)
     raise RuntimeError(f'nothing listens on {protocol}/{port} in '
                        f'{namespace}')
+
+
+# --- services the worker benchmarks start ---------------------------------
+
+@contextlib.contextmanager
+def redis_server(directory, port):
+    """A private redis-server on 127.0.0.1:``port``, once it listens."""
+    process = subprocess.Popen(
+        [shutil.which('redis-server') or '/usr/bin/redis-server',
+         '--port', str(port), '--bind', '127.0.0.1', '--save', '',
+         '--appendonly', 'no', '--dir', directory],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f'redis-server did not listen on {port}')
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _listening(port):
+    with socket.socket() as probe:
+        return probe.connect_ex(('127.0.0.1', port)) == 0

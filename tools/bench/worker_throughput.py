@@ -48,6 +48,7 @@ if _TOP not in sys.path:
     # The benchmarks run as plain scripts from a checkout.
     sys.path.append(_TOP)
 
+import _common  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 from taskflow.patterns import linear_flow  # noqa: E402
 from taskflow import task  # noqa: E402
@@ -83,20 +84,6 @@ def print_value(name, value, unit):
 
 def print_ratio(name, value):
     print('ratio %s = %.6g' % (name, value), flush=True)
-
-
-@contextlib.contextmanager
-def redis_server(directory, port):
-    process = subprocess.Popen(
-        [shutil.which('redis-server') or '/usr/bin/redis-server',
-         '--port', str(port), '--bind', '127.0.0.1', '--save', '',
-         '--appendonly', 'no', '--dir', directory],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 # Octavia's own options: the jobboard, the persistence, the engine.
@@ -279,7 +266,7 @@ def main(argv=None):
         with contextlib.ExitStack() as stack:
             if not args.config_file:
                 port = stack.enter_context(
-                    redis_server(workdir, args.redis_port))
+                    _common.redis_server(workdir, args.redis_port))
                 base_options.update({
                     'jobboard_backend_hosts': '127.0.0.1',
                     'jobboard_backend_port': port,

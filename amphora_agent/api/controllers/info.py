@@ -15,7 +15,9 @@ The controller polls it after booting an amphora to learn that the agent is
 up (as upstream's flows poll upstream's ``/info``), and reads ``firewall``
 to know that this agent filters SR-IOV ports itself. From the engine, it
 also learns the haproxy version, where haproxy's stats sockets go and the
-VRRP check script to name in keepalived's configuration.
+VRRP check script to name in keepalived's configuration. Given the
+firewall, ``firewall_repairs`` says how often its table was found changed
+(by hand?) and put right, and when last.
 """
 
 import socket
@@ -46,9 +48,9 @@ def _amphora_id():
     return getattr(group, 'amphora_id', None) if group else None
 
 
-def info_endpoint(network_namespace, engine):
+def info_endpoint(network_namespace, engine, firewall):
     def show():
-        return dict({
+        answer = dict({
             'hostname': socket.gethostname(),
             'amphora_id': _amphora_id(),
             'api_version': API_VERSION,
@@ -56,4 +58,6 @@ def info_endpoint(network_namespace, engine):
             'network_namespace': network_namespace,
             'firewall': FIREWALL_CAPABILITY,
         }, **engine.info())
+        answer['firewall_repairs'] = firewall.repairs()
+        return answer
     return base.Endpoint(get=show)

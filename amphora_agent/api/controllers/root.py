@@ -38,7 +38,7 @@ class V1Controller:
 
     def __init__(self, firewall, engine, credentials, network_namespace,
                  vf_link_kinds):
-        self.info = info.info_endpoint(network_namespace, engine)
+        self.info = info.info_endpoint(network_namespace, engine, firewall)
         self.certificate = certificate.certificate_endpoint(credentials)
         self.loadbalancer = loadbalancer.LoadBalancerController(engine)
         self.vrrp = vrrp.VrrpController(engine)

@@ -128,6 +128,14 @@ class Fabric:
     def agent_running(self, server_id):
         return self._agents.running(server_id)
 
+    def stop_agent(self, server_id):
+        """Stop the amphora's agent, as a crash inside the VM would.
+
+        haproxy and keepalived go on serving; Nova still has the server.
+        """
+        with self._lock:
+            return self._agents.stop(self._records.get(server_id))
+
     def wait_for_agent(self, server_id, timeout=60.0):
         self._agents.wait(server_id, timeout)
 

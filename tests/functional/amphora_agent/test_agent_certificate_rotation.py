@@ -113,7 +113,7 @@ def test_new_certificate_serves_new_connections_and_survives_restart(
         half = len(body) // 2
         in_flight.sendall(
             b'POST /1.0/security-group HTTP/1.1\r\nHost: agent\r\n'
-            b'Content-Type: application/json\r\n'
+            b'Connection: close\r\nContent-Type: application/json\r\n'
             b'Content-Length: %d\r\n\r\n' % len(body) + body[:half])
 
         pem = new_pem(rotation, 'new.pem', days=30)

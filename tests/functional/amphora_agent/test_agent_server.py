@@ -97,6 +97,22 @@ def test_idle_connection_is_closed_after_the_read_timeout(serve, pki):
         assert tls.recv(1) == b''
 
 
+def test_a_connection_serves_the_next_request_until_idle(serve, pki):
+    # The controller's health check comes back on the same connection.
+    port = serve('127.0.0.1', read_timeout=2).server_port
+    with conftest.tls_connection(pki, port) as tls:
+        for _request in range(3):
+            tls.sendall(b'GET / HTTP/1.1\r\nHost: agent\r\n\r\n')
+            answer = b''
+            while not answer.endswith(b'hello controller over https'):
+                chunk = tls.recv(4096)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b'HTTP/1.1 200')
+        # Idle for a read timeout, it is closed as a silent client's is.
+        assert tls.recv(1) == b''
+
+
 def test_handshake_without_client_certificate_fails(serve, pki):
     port = serve('127.0.0.1').server_port
 

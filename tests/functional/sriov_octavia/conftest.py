@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from sriov_octavia_testbed import plumbing
+from tests.functional.sriov_octavia import http_service
 
 
 @pytest.fixture(scope='module')
@@ -50,3 +51,18 @@ def faults(tb):
 
     yield inject
     requests.delete(url, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def hosts(conn, fabric):
+    """``make(name)``: a host on the VIP subnet, removed after the test."""
+    made = []
+
+    def make(name):
+        host = http_service.Host(conn, fabric, name)
+        made.append(host)
+        return host
+
+    yield make
+    for host in made:
+        host.remove()

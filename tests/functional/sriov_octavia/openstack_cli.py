@@ -15,6 +15,8 @@ The real ``openstack`` client installed beside the running interpreter,
 pointed at a testbed instance by its clouds.yaml.
 """
 
+import configparser
+import contextlib
 import json
 import os
 import subprocess
@@ -22,6 +24,7 @@ import sys
 import time
 import uuid
 
+from sriov_octavia_testbed import lifecycle
 from sriov_octavia_testbed import seed
 
 PROVIDER = 'amphora-sriov'
@@ -110,3 +113,29 @@ def worker_log_tail(tb, chars=6000):
         return worker_log(tb)[-chars:]
     except OSError as error:
         return f'(no log: {error})'
+
+
+@contextlib.contextmanager
+def octavia_conf(tb, **sections):
+    """octavia.conf with ``{section: {option: value}}`` set, then back.
+
+    The worker runs inside the driver-agent, which is restarted both ways.
+    """
+    with open(tb.octavia_conf) as conf_file:
+        original = conf_file.read()
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(original)
+    for section, options in sections.items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for option, value in options.items():
+            parser.set(section, option, str(value))
+    with open(tb.octavia_conf, 'w') as conf_file:
+        parser.write(conf_file)
+    lifecycle.restart(tb, 'octavia-driver-agent')
+    try:
+        yield
+    finally:
+        with open(tb.octavia_conf, 'w') as conf_file:
+            conf_file.write(original)
+        lifecycle.restart(tb, 'octavia-driver-agent')

@@ -23,7 +23,6 @@ with a log that says why.
 
 import base64
 import configparser
-import contextlib
 import json
 import os
 import time
@@ -37,17 +36,17 @@ import yaml
 
 from sriov_octavia import amphorae
 from sriov_octavia import naming
-from sriov_octavia_testbed import lifecycle
 from sriov_octavia_testbed import seed
 from tests.functional.sriov_octavia.cloud_state import agent_for
 from tests.functional.sriov_octavia.cloud_state import leftovers
+from tests.functional.sriov_octavia.http_service import Host
+from tests.functional.sriov_octavia.http_service import MEMBER_PORT
 from tests.functional.sriov_octavia.openstack_cli import cli
 from tests.functional.sriov_octavia.openstack_cli import cli_json
 from tests.functional.sriov_octavia.openstack_cli import make_flavor
+from tests.functional.sriov_octavia.openstack_cli import octavia_conf
 from tests.functional.sriov_octavia.openstack_cli import wait_for_status
 from tests.functional.sriov_octavia.openstack_cli import worker_log
-from tests.functional.sriov_octavia.test_engine_traffic import Host
-from tests.functional.sriov_octavia.test_engine_traffic import MEMBER_PORT
 
 # Ports 16xxx, below the kernel's range for outgoing connections; the
 # management subnet 198.18.16.0/24.
@@ -62,32 +61,6 @@ ROTATION_TIMEOUT = 90
 
 def unique(name):
     return f'{PREFIX}-{name}-{uuid.uuid4().hex[:8]}'
-
-
-@contextlib.contextmanager
-def octavia_conf(tb, **sections):
-    """octavia.conf with ``{section: {option: value}}`` set, then back.
-
-    The worker runs inside the driver-agent, which is restarted both ways.
-    """
-    with open(tb.octavia_conf) as conf_file:
-        original = conf_file.read()
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(original)
-    for section, options in sections.items():
-        if not parser.has_section(section):
-            parser.add_section(section)
-        for option, value in options.items():
-            parser.set(section, option, str(value))
-    with open(tb.octavia_conf, 'w') as conf_file:
-        parser.write(conf_file)
-    lifecycle.restart(tb, 'octavia-driver-agent')
-    try:
-        yield
-    finally:
-        with open(tb.octavia_conf, 'w') as conf_file:
-            conf_file.write(original)
-        lifecycle.restart(tb, 'octavia-driver-agent')
 
 
 @pytest.fixture(scope='module')

@@ -47,9 +47,22 @@ WORKER = os.path.join(os.path.dirname(sys.executable),
                       'sriov-octavia-worker')
 wait_until = worker_fixtures.wait_until
 
+# Seconds a claim lives unless renewed. Long, so that no worker loses its
+# claim to another merely because a loaded machine delayed its renewals:
+# two workers would then run the same task. The test of a killed worker
+# waits for its claim to expire and asks for a short one.
+CLAIM_EXPIRY = 60
+SHORT_CLAIM_EXPIRY = 5
+
 
 @pytest.fixture
-def worker_env(tmp_path, redis_server, driver_agent):  # noqa: F811
+def claim_expiry():
+    return CLAIM_EXPIRY
+
+
+@pytest.fixture
+def worker_env(tmp_path, redis_server, driver_agent,  # noqa: F811
+               claim_expiry):
     """Options for in-process workers and posts, and for worker processes.
 
     Global CONF is overridden (tasks read it), a config file is written for
@@ -59,7 +72,7 @@ def worker_env(tmp_path, redis_server, driver_agent):  # noqa: F811
     sriov_conf.register_opts(conf)
     options, path = worker_fixtures.worker_config(
         tmp_path, redis_server.port, driver_agent, tmp_path / 'tf.sqlite',
-        'twk-' + uuidutils.generate_uuid()[:8])
+        'twk-' + uuidutils.generate_uuid()[:8], expiration=claim_expiry)
     worker_fixtures.override(conf, options)
     record_dir = tmp_path / 'records'
     record_dir.mkdir()
@@ -80,6 +93,9 @@ def worker_thread(conf):
     finally:
         stop.set()
         runner.join(timeout=120)
+    # What the tests check next (logbooks, statuses) is complete only once
+    # the worker has returned.
+    assert not runner.is_alive(), 'the worker did not stop'
 
 
 class WorkerProcess(object):
@@ -98,6 +114,14 @@ class WorkerProcess(object):
 
     def ready(self):
         return 'claims jobs on' in self.log()
+
+    def stopping(self):
+        """The worker has stopped its conductor (after SIGTERM).
+
+        From this line on, a task that its flows had not scheduled yet does
+        not run in this worker.
+        """
+        return 'claims no more jobs' in self.log()
 
     def kill(self):
         os.kill(self.pid, signal.SIGKILL)
@@ -336,6 +360,7 @@ def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
     assert second.stop() == 0
 
 
+@pytest.mark.parametrize('claim_expiry', [SHORT_CLAIM_EXPIRY])
 def test_killed_worker_job_resumes_on_another(worker_env, workers):
     record_dir = worker_env['record_dir']
     doomed = workers(worker_env, 'worker-doomed')
@@ -378,9 +403,13 @@ def test_provider_agent_runs_jobs_until_exit_event(worker_env, pushed):
         jobboard.post_job('listener.create', store)
         listener_id = store['listener']['listener_id']
         wait_until(lambda: worker_env['agent'].provisioning(
-            'listeners', listener_id), 'the provider agent to run the job')
+            'listeners', listener_id) or not process.is_alive(),
+            'the provider agent to run the job')
     finally:
-        exit_event.set()
+        # A process that died while one of its threads waited on the event
+        # never acknowledges set(), which would wait for it for good.
+        if process.is_alive():
+            exit_event.set()
         process.join(timeout=120)
     assert process.exitcode == 0
     assert worker_env['agent'].provisioning('listeners',
@@ -397,6 +426,13 @@ def test_sigterm_hands_the_job_over_after_the_current_task(worker_env,
                     'the first worker to start the job')
     staying = workers(worker_env, 'worker-staying')
     os.kill(leaving.pid, signal.SIGTERM)
+    # Release the running task only once the worker has acted on the
+    # signal: a task that ends before the worker handles SIGTERM is not its
+    # last one, and the worker rightly goes on to the next.
+    wait_until(lambda: (leaving.stopping()
+                        or leaving.process.poll() is not None),
+               'the first worker to stop its conductor')
+    assert leaving.stopping(), leaving.log()
     # The running task completes; the flow suspends and its job goes back
     # to the board for the other worker, which runs only what is left.
     _release(worker_env, job_key)

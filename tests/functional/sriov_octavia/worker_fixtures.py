@@ -74,10 +74,18 @@ class RedisServer(object):
         self.client = redis.Redis(host='127.0.0.1', port=port)
 
         def _up():
+            # The server answering must be this one: when the port is
+            # taken (another test run's redis) ours exits, and the tests
+            # would share the other's, which goes away with its run.
+            assert self.process.poll() is None, (
+                'redis-server could not serve port %d: is it taken?' % port)
             try:
-                return self.client.ping()
+                info = self.client.info('server')
             except redis.exceptions.ConnectionError:
                 return False
+            assert info['process_id'] == self.process.pid, (
+                'port %d is served by another redis-server' % port)
+            return True
         _wait_until(_up, 'redis-server on port %d' % port)
 
     def stop(self):
@@ -223,6 +231,19 @@ def write_worker_config(conf_dir, options):
         for group, lines in sorted(sections.items()):
             conf_file.write('[%s]\n%s' % (group, ''.join(lines)))
     return path
+
+
+def private_redis(tmp_path_factory, port):
+    """A redis-server of one module's own on ``port``; a generator.
+
+    For a module-scoped ``redis_server`` fixture of a module that may run
+    beside another one using REDIS_PORT.
+    """
+    with ports.reserved([port]):
+        server = RedisServer(tmp_path_factory.mktemp(f'redis-{port}'),
+                             port=port)
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope='module')

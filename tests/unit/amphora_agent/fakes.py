@@ -60,6 +60,11 @@ class FakeFirewall:
     def refresh(self):
         self.refreshes += 1
 
+    def repairs(self):
+        return {'count': 0, 'failed': 0, 'last_repair_at': None,
+                'last_difference': None, 'last_verified_at': None,
+                'verify_interval': 30}
+
 
 class FakeProgram:
     """haproxy or keepalived: records calls; ``failures[method]`` raised."""

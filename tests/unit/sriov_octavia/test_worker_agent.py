@@ -33,9 +33,21 @@ def octavia_conf():
 def test_provider_agent_runs_the_worker(octavia_conf):
     exit_event = mock.Mock()
     with mock.patch('sriov_octavia.worker.conductor.run') as run, \
+            mock.patch('sriov_octavia.worker.health.start') as health, \
+            mock.patch('sriov_octavia.worker.certificates.start') as certs, \
+            mock.patch('sriov_octavia.worker.membership.'
+                       'HealthGroup') as group, \
             mock.patch.object(agent.LOG, 'warning') as warning:
         agent.provider_agent(exit_event, conf=octavia_conf)
-    run.assert_called_once_with(octavia_conf, exit_event)
+    # One name for the conductor's claims and the health membership.
+    name = run.call_args.kwargs['name']
+    run.assert_called_once_with(octavia_conf, exit_event, name=name)
+    group.assert_called_once_with(name, octavia_conf)
+    health.assert_called_once_with(octavia_conf, exit_event,
+                                   group.return_value)
+    certs.assert_called_once_with(octavia_conf, exit_event,
+                                  group.return_value)
+    group.return_value.leave.assert_called_once_with()
     assert octavia_conf.sriov_worker.jobboard_name == 'sriov_octavia_jobboard'
     # Only the status socket differs from what the driver-agent serves.
     assert warning.call_count == 1

@@ -65,6 +65,32 @@ def test_a_certificate_outside_the_buffer_is_left_alone(conf):
     agent.upload_certificate.assert_not_called()
 
 
+def everything():
+    """A health group of one: this worker checks every amphora."""
+    group = mock.Mock()
+    group.owned.side_effect = set
+    return group
+
+
+def test_a_round_checks_only_this_workers_share(conf):
+    group = mock.Mock()
+    group.owned.return_value = {'lb-mine'}
+    mine = mock.Mock(id='server-mine', metadata={
+        'sriov_octavia_amphora_id': 'amp-mine'})
+    theirs = mock.Mock(id='server-theirs', metadata={
+        'sriov_octavia_amphora_id': 'amp-theirs'})
+    agent, _pem = _agent(conf, expires_in=DAY)
+    with mock.patch('sriov_octavia.clients.connection'), \
+            mock.patch.object(certificates.amphorae,
+                              'servers_by_loadbalancer',
+                              return_value={'lb-mine': [mine],
+                                            'lb-theirs': [theirs]}), \
+            mock.patch.object(certificates.amphorae, 'server_agent',
+                              return_value=agent) as agents:
+        assert certificates.rotate_once(conf, group) == 1
+    assert [call.args[1] for call in agents.call_args_list] == [mine]
+
+
 def test_a_round_goes_on_past_an_unreachable_amphora(conf, caplog):
     servers = [mock.Mock(id=f'server-{n}', metadata={
         'sriov_octavia_amphora_id': f'amp-{n}'}) for n in (1, 2)]
@@ -80,7 +106,7 @@ def test_a_round_goes_on_past_an_unreachable_amphora(conf, caplog):
                               return_value={'lb': servers}), \
             mock.patch.object(certificates.amphorae, 'server_agent',
                               side_effect=[gone, expiring]) as agents:
-        assert certificates.rotate_once(conf) == 1
+        assert certificates.rotate_once(conf, everything()) == 1
     # The amphora without an id (booted before ids) is not asked.
     assert agents.call_count == 2
     assert 'Amphora amp-1 (server server-1): certificate not checked' in (

@@ -1,0 +1,23 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What the firewall engine raises."""
+
+# What a listing of a table that does not exist fails with.
+NO_SUCH_TABLE = 'No such file or directory'
+
+
+class FirewallError(Exception):
+    """The kernel refused a ruleset; the previous one is still in force."""
+
+
+class NotStarted(RuntimeError):
+    """start() has not been called, or stop() has."""
