@@ -89,6 +89,14 @@ engine_opts = [
     cfg.IntOpt('engine_stop_timeout', default=30, min=1,
                help='Seconds to wait for haproxy or keepalived to exit '
                     'after SIGTERM before SIGKILL ends it.'),
+    cfg.IntOpt('engine_verify_interval', default=30, min=0,
+               help='Seconds between two checks that the haproxy and '
+                    'keepalived configurations are the ones the controller '
+                    'uploaded and that what was started still runs. A file '
+                    'changed by hand is put back and its program reloaded, '
+                    'a program that died is started again; each repair is '
+                    'logged and counted in GET /1.0/info. 0 turns the '
+                    'checks off.'),
 ]
 
 

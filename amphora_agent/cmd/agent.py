@@ -94,6 +94,7 @@ def main(argv=None):
         # those that died with the amphora.
         load_balancing = engine_service.Engine.from_conf(CONF)
         load_balancing.resume()
+        load_balancing.start_verifying(stop_event)
         app = api_app.build_app(
             firewall, load_balancing, credentials,
             agent_conf.max_request_body_size,

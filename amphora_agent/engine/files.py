@@ -50,6 +50,36 @@ def candidate(path, text):
     return temporary
 
 
+# Beside each stored configuration: the text as it was accepted, from which
+# a file changed by hand is put back.
+ACCEPTED = '.accepted'
+
+
+def accept(candidate_path, path):
+    """Make the checked candidate the configuration; keep a copy of it."""
+    with open(candidate_path) as stream:
+        write_atomically(path + ACCEPTED, stream.read())
+    os.replace(candidate_path, path)
+
+
+def changed_by_hand(path):
+    """The accepted text of ``path`` if the file differs from it, or None.
+
+    None too for a configuration stored before copies were kept.
+    """
+    try:
+        with open(path + ACCEPTED) as stream:
+            accepted = stream.read()
+    except FileNotFoundError:
+        return None
+    try:
+        with open(path) as stream:
+            current = stream.read()
+    except FileNotFoundError:
+        current = None
+    return None if current == accepted else accepted
+
+
 def remove(path):
     try:
         os.unlink(path)

@@ -84,7 +84,7 @@ class Haproxy:
             candidate = files.candidate(path, text)
             try:
                 output = self._check(candidate)
-                os.replace(candidate, path)
+                files.accept(candidate, path)
             finally:
                 files.remove(candidate)
         LOG.info('haproxy configuration of load balancer %s stored',
@@ -182,6 +182,27 @@ class Haproxy:
                 LOG.error('Cannot start haproxy of load balancer %s again: '
                           '%s %s', loadbalancer_id, error.message,
                           error.output)
+
+    def verify(self):
+        """Undo hand changes and restart what died; what was repaired."""
+        repaired = []
+        with self._lock:
+            for loadbalancer_id in self.layout.loadbalancer_ids():
+                path = self.layout.haproxy_config(loadbalancer_id)
+                started = os.path.exists(
+                    self.layout.haproxy_pid_file(loadbalancer_id))
+                running = self.running_pid(loadbalancer_id)
+                accepted = files.changed_by_hand(path)
+                if accepted is not None:
+                    files.write_atomically(path, accepted)
+                    repaired.append(f'haproxy configuration of load '
+                                    f'balancer {loadbalancer_id} changed')
+                if started and not running:
+                    repaired.append(f'haproxy of load balancer '
+                                    f'{loadbalancer_id} not running')
+                if started and (accepted is not None or not running):
+                    self._start_or_reload(loadbalancer_id, path)
+        return repaired
 
     def status(self, loadbalancer_id):
         """Frontends, backends and servers as haproxy reports them.

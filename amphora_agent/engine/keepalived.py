@@ -61,7 +61,7 @@ class Keepalived:
                     raise errors.ConfigRejected(
                         'keepalived refused the configuration',
                         output=output)
-                os.replace(candidate, path)
+                files.accept(candidate, path)
             finally:
                 files.remove(candidate)
         LOG.info('keepalived configuration stored')
@@ -120,6 +120,23 @@ class Keepalived:
         except errors.EngineError as error:
             LOG.error('Cannot start keepalived again: %s %s', error.message,
                       error.output)
+
+    def verify(self):
+        """Undo hand changes and restart it if it died; what was repaired."""
+        repaired = []
+        with self._lock:
+            path = self.layout.keepalived_config
+            started = os.path.exists(self.layout.keepalived_pid_file())
+            running = self.running_pid()
+            accepted = files.changed_by_hand(path)
+            if accepted is not None:
+                files.write_atomically(path, accepted)
+                repaired.append('keepalived configuration changed')
+            if started and not running:
+                repaired.append('keepalived not running')
+            if started and (accepted is not None or not running):
+                self._start_or_reload()
+        return repaired
 
     def _stop(self):
         pid = self.running_pid()

@@ -9,7 +9,17 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The engine as the API sees it: haproxy, keepalived and what /info says."""
+"""The engine as the API sees it: haproxy, keepalived and what /info says.
+
+Every ``verify_interval`` seconds it also checks that each configuration is
+the one the controller uploaded and that what was started still runs: a
+file changed by hand is put back from the copy kept when it was accepted
+and its program reloaded, a program that died is started again. Each
+repair is logged and counted in ``info()``.
+"""
+
+import datetime
+import threading
 
 from oslo_log import log as logging
 
@@ -23,7 +33,7 @@ LOG = logging.getLogger(__name__)
 
 class Engine:
     def __init__(self, base_path, namespace, haproxy_cmd, keepalived_cmd,
-                 command_timeout, stop_timeout):
+                 command_timeout, stop_timeout, verify_interval=0):
         self.layout = layout_mod.Layout(base_path)
         self.haproxy = haproxy.Haproxy(self.layout, namespace, haproxy_cmd,
                                        command_timeout, stop_timeout)
@@ -31,6 +41,10 @@ class Engine:
             self.layout, namespace, keepalived_cmd, command_timeout,
             stop_timeout)
         self.check_script = check_script.write(self.layout)
+        self.verify_interval = verify_interval
+        self._repairs = {'count': 0, 'last_repair_at': None,
+                         'last_difference': None}
+        self._repairs_lock = threading.Lock()
         # The version only changes with the amphora image.
         self.haproxy_version = self.haproxy.version()
         LOG.info('Engine files in %s, haproxy %s', self.layout.base_path,
@@ -47,7 +61,8 @@ class Engine:
             haproxy_cmd=conf.haproxy_amphora.haproxy_cmd,
             keepalived_cmd=agent.keepalived_cmd,
             command_timeout=agent.engine_command_timeout,
-            stop_timeout=agent.engine_stop_timeout)
+            stop_timeout=agent.engine_stop_timeout,
+            verify_interval=agent.engine_verify_interval)
 
     def resume(self):
         """Start what was started before and died with the amphora.
@@ -57,8 +72,46 @@ class Engine:
         self.haproxy.resume()
         self.keepalived.resume()
 
+    def verify(self):
+        """Check and repair now; what was repaired, in words."""
+        repaired = self.haproxy.verify() + self.keepalived.verify()
+        if repaired:
+            message = '; '.join(repaired)
+            with self._repairs_lock:
+                self._repairs['count'] += 1
+                self._repairs['last_repair_at'] = datetime.datetime.now(
+                    datetime.timezone.utc).isoformat()
+                self._repairs['last_difference'] = message
+                count = self._repairs['count']
+            LOG.warning('Load balancing engine repaired (%d repairs '
+                        'counted): %s', count, message)
+        return repaired
+
+    def start_verifying(self, stop_event):
+        """Verify every ``verify_interval`` seconds in a daemon thread."""
+        if self.verify_interval <= 0:
+            return None
+
+        def loop():
+            while not stop_event.wait(self.verify_interval):
+                try:
+                    self.verify()
+                except Exception:
+                    LOG.exception('Checking haproxy and keepalived failed; '
+                                  'trying again in %s s',
+                                  self.verify_interval)
+
+        thread = threading.Thread(target=loop, name='engine-verify',
+                                  daemon=True)
+        thread.start()
+        return thread
+
     def info(self):
         """What ``GET /1.0/info`` adds about the engine."""
+        with self._repairs_lock:
+            repairs = dict(self._repairs,
+                           verify_interval=self.verify_interval)
         return {'haproxy_version': self.haproxy_version,
                 'haproxy_base_path': self.layout.base_path,
-                'vrrp_check_script': self.check_script}
+                'vrrp_check_script': self.check_script,
+                'engine_repairs': repairs}

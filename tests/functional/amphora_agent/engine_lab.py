@@ -49,7 +49,9 @@ def start_agent(workdir, pki, namespace, name):
         with open(agent.config_file, 'w') as conf:
             conf.write(text.replace('vf_link_kinds = veth\n', '').replace(
                 '[haproxy_amphora]\n',
-                f'[haproxy_amphora]\nbase_path = {base_path}\n'))
+                f'[haproxy_amphora]\nbase_path = {base_path}\n').replace(
+                '[amphora_agent]\n',
+                '[amphora_agent]\nengine_verify_interval = 1\n'))
         agent.base_path = base_path
         try:
             return agent.start()

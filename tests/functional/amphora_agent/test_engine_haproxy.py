@@ -483,3 +483,48 @@ def test_agent_start_leaves_a_stopped_haproxy_stopped(lab, agent, api,
 
     assert api.get_loadbalancer_status(loadbalancer) is None
     assert engine_lab.http_get(lab.client, listener_url())[0] == 0
+
+
+def engine_repairs(api):
+    return api.get_info()['engine_repairs']['count']
+
+
+def test_a_config_changed_by_hand_is_put_back_and_reloaded(
+        lab, agent, api, loadbalancer, http_servers):
+    http_servers(MEMBER_1)
+    upload_and_start(agent, api, loadbalancer)
+    assert engine_lab.wait_until(lambda: serves(lab))
+    before = engine_repairs(api)
+    path = os.path.join(agent.base_path, 'loadbalancers', loadbalancer,
+                        'haproxy.cfg')
+    with open(path) as config:
+        uploaded = config.read()
+    with open(path, 'w') as config:
+        config.write(uploaded.replace(f':{LISTENER_PORT}', ':9'))
+
+    def put_back():
+        with open(path) as config:
+            return config.read() == uploaded
+    assert engine_lab.wait_until(put_back)
+    assert engine_lab.wait_until(lambda: engine_repairs(api) == before + 1)
+    assert serves(lab)
+    assert 'changed' in api.get_info()['engine_repairs']['last_difference']
+
+
+def test_a_haproxy_that_died_is_started_again_by_the_running_agent(
+        lab, agent, api, loadbalancer, http_servers):
+    http_servers(MEMBER_1)
+    upload_and_start(agent, api, loadbalancer)
+    assert engine_lab.wait_until(lambda: serves(lab))
+    before = engine_repairs(api)
+    engine_lab.end_processes(lab.amp, 'haproxy')
+
+    assert engine_lab.wait_until(lambda: serves(lab))
+    assert engine_repairs(api) >= before + 1
+    assert 'not running' in api.get_info()['engine_repairs'][
+        'last_difference']
+    # A stopped haproxy is not "repaired".
+    api.loadbalancer_action(loadbalancer, 'stop')
+    counted = engine_repairs(api)
+    assert not engine_lab.wait_until(lambda: engine_repairs(api) > counted,
+                                     patience=3)

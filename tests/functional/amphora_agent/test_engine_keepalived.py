@@ -193,9 +193,14 @@ def test_dead_haproxy_on_the_master_hands_the_vip_over(pair, apis):
         status = apis['a'].get_loadbalancer_status(loadbalancer)
         assert status['frontends']['listener-1']['status'] == 'OPEN'
 
-        engine_lab.end_processes(pair.namespaces['a'], 'haproxy')
-
-        assert engine_lab.wait_until(lambda: holders(pair) == ['b'])
+        # A running agent would start haproxy again at once: the check
+        # script is what tells keepalived while it cannot.
+        agent.stop()
+        try:
+            engine_lab.end_processes(pair.namespaces['a'], 'haproxy')
+            assert engine_lab.wait_until(lambda: holders(pair) == ['b'])
+        finally:
+            agent.start()
     finally:
         apis['a'].delete_loadbalancer(loadbalancer)
 
@@ -221,3 +226,25 @@ def test_pid_files_naming_live_processes_do_not_keep_it_stopped(pair, apis):
     agent.start()
 
     assert engine_lab.wait_until(lambda: holders(pair) == ['a'])
+
+
+def test_the_running_agent_puts_back_and_restarts_keepalived(pair, apis):
+    start_both(pair, apis)
+    api = apis['a']
+    before = api.get_info()['engine_repairs']['count']
+    path = layout.Layout(pair.agents['a'].base_path).keepalived_config
+    with open(path) as config:
+        uploaded = config.read()
+    with open(path, 'w') as config:
+        config.write(uploaded.replace('priority', 'priority 1 #'))
+    # A hand edit is undone, a dead keepalived started again: the master
+    # holds the VIP once more.
+    engine_lab.end_processes(pair.namespaces['a'], 'keepalived')
+
+    def put_back():
+        with open(path) as config:
+            return config.read() == uploaded
+    assert engine_lab.wait_until(put_back)
+    assert engine_lab.wait_until(lambda: holders(pair) == ['a'])
+    repairs = api.get_info()['engine_repairs']
+    assert repairs['count'] > before

@@ -87,8 +87,25 @@ def test_invalid_config_keeps_the_stored_one(engine_haproxy, layout):
     assert "unknown keyword 'no_such_keyword'" in raised.value.output
     with open(layout.haproxy_config('lb-1')) as config:
         assert config.read() == GOOD
-    # No candidate file is left behind.
-    assert os.listdir(layout.loadbalancer_dir('lb-1')) == ['haproxy.cfg']
+    # No candidate file is left behind; the accepted copy is the old one.
+    assert sorted(os.listdir(layout.loadbalancer_dir('lb-1'))) == [
+        'haproxy.cfg', 'haproxy.cfg.accepted']
+    with open(layout.haproxy_config('lb-1') + '.accepted') as config:
+        assert config.read() == GOOD
+
+
+def test_a_config_changed_by_hand_is_put_back(engine_haproxy, layout):
+    engine_haproxy.store('lb-1', GOOD)
+    assert engine_haproxy.verify() == []
+    with open(layout.haproxy_config('lb-1'), 'a') as config:
+        config.write('# edited by hand\n')
+
+    # Not started: put back, nothing to reload.
+    assert engine_haproxy.verify() == [
+        'haproxy configuration of load balancer lb-1 changed']
+    with open(layout.haproxy_config('lb-1')) as config:
+        assert config.read() == GOOD
+    assert engine_haproxy.verify() == []
 
 
 def test_actions_on_an_unknown_load_balancer(engine_haproxy):
