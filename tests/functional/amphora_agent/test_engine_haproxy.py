@@ -425,10 +425,15 @@ def test_check_script_fails_while_a_started_haproxy_is_dead(
     upload_and_start(agent, api, loadbalancer)
     assert subprocess.run([script]).returncode == 0
 
-    os.kill(haproxy_pid(agent, loadbalancer), signal.SIGKILL)
-
-    assert engine_lab.wait_until(
-        lambda: subprocess.run([script]).returncode != 0)
+    # A running agent would start haproxy again within a second: the
+    # script is what tells keepalived while the agent cannot.
+    agent.stop()
+    try:
+        os.kill(haproxy_pid(agent, loadbalancer), signal.SIGKILL)
+        assert engine_lab.wait_until(
+            lambda: subprocess.run([script]).returncode != 0)
+    finally:
+        agent.start()
     # Stopped on purpose, it no longer counts.
     api.loadbalancer_action(loadbalancer, 'stop')
     assert subprocess.run([script]).returncode == 0
