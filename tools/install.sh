@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine (as root) for sriov-octavia: the Debian
 # packages the agent, the testbed and the tests use, the virtualenv at .venv/
-# with the project and its test requirements, and Debian's python3-nftables
-# made importable from the virtualenv (it is not on PyPI).
+# with the project and its test requirements, Debian's python3-nftables
+# made importable from the virtualenv (it is not on PyPI), and the igb
+# tier's guest: qemu and a kernel from bookworm-backports.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
+# The igb tier's guest kernel, unpacked (never installed: the running
+# kernel is left alone). SRIOV_GUEST_KERNEL_DIR moves it, for the tests too.
+guest_kernel_dir=${SRIOV_GUEST_KERNEL_DIR:-/var/cache/sriov-octavia/guest-kernel}
 
 apt_packages=(nftables python3-nftables iproute2 redis-server openssl
               iputils-ping curl iperf3 wrk
@@ -16,15 +20,63 @@ apt_packages=(nftables python3-nftables iproute2 redis-server openssl
               # private server.
               mariadb-server
               # The amphora's load-balancing engine, for the agent's tests.
-              haproxy keepalived)
+              haproxy keepalived
+              # The igb tier's initramfs (a static shell) and its modprobe.
+              busybox-static kmod)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \
         || missing+=("$pkg")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+# qemu 10 (bookworm's 7.2 has no igb) comes from bookworm-backports, with
+# the kernel whose igb, igbvf, ip_vs and sctp modules the guest loads.
+backports=/etc/apt/sources.list.d/bookworm-backports.sources
+qemu_igb() {
+    qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'
+}
+need_update=false
+if [ ! -e "$backports" ]; then
+    cat > "$backports" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    need_update=true
+fi
+if [ ${#missing[@]} -gt 0 ] || ! qemu_igb || [ ! -d "$guest_kernel_dir/boot" ]; then
+    need_update=true
+fi
+if $need_update; then
     apt-get update -q
+fi
+if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! qemu_igb; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        -t bookworm-backports qemu-system-x86
+fi
+if [ ! -d "$guest_kernel_dir/boot" ]; then
+    downloads=/var/cache/sriov-octavia/downloads
+    mkdir -p "$downloads"
+    # The newest 6.12 the suite has; its package name carries the version.
+    deb=$(ls "$downloads"/linux-image-6.12.*-amd64-unsigned_*.deb 2>/dev/null | sort -V | tail -1 || true)
+    if [ -z "$deb" ]; then
+        package=$(apt-cache pkgnames linux-image-6.12. |
+                  grep -E '^linux-image-6\.12\.[0-9]+\+deb12-amd64-unsigned$' |
+                  sort -V | tail -1)
+        (cd "$downloads" && apt-get download -q "$package")
+        deb=$(ls "$downloads"/linux-image-6.12.*-amd64-unsigned_*.deb | sort -V | tail -1)
+    fi
+    mkdir -p "$(dirname "$guest_kernel_dir")"
+    unpacked=$(mktemp -d "$(dirname "$guest_kernel_dir")/unpack.XXXXXX")
+    dpkg-deb -x "$deb" "$unpacked"
+    version=$(basename "$unpacked"/boot/vmlinuz-*)
+    depmod -b "$unpacked" "${version#vmlinuz-}"
+    rm -rf "$guest_kernel_dir"
+    mv "$unpacked" "$guest_kernel_dir"
 fi
 
 if [ ! -x "$venv/bin/python" ]; then
