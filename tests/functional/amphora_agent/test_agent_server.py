@@ -126,9 +126,11 @@ def body_length_app(environ, start_response):
     return plain(start_response, str(len(body)).encode())
 
 
+# Connection: close, so that reading the answer to its end does not wait
+# for the server's idle timeout (the client's own is no longer).
 def _expect_continue_head(length):
     return (b'POST / HTTP/1.1\r\nHost: agent\r\nExpect: 100-continue\r\n'
-            b'Content-Length: %d\r\n\r\n' % length)
+            b'Connection: close\r\nContent-Length: %d\r\n\r\n' % length)
 
 
 @pytest.fixture
@@ -172,7 +174,7 @@ def test_expect_continue_with_oversized_body_is_413_at_once(serve_limited,
 
 def test_expect_continue_with_a_chunked_body(serve_limited, pki):
     head = (b'POST / HTTP/1.1\r\nHost: agent\r\nExpect: 100-continue\r\n'
-            b'Transfer-Encoding: chunked\r\n\r\n')
+            b'Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n')
     with conftest.tls_connection(pki, serve_limited.server_port) as tls:
         tls.sendall(head)
         replies = tls.makefile('rb')
