@@ -78,6 +78,13 @@ haproxy_amphora_opts = [
                     'file system (test beds) never share it.'),
     cfg.StrOpt('haproxy_cmd', default='/usr/sbin/haproxy',
                help='The haproxy executable.'),
+    cfg.StrOpt('base_cert_dir', default='/var/lib/octavia/certs',
+               help='Directory of the load balancers\' TLS files '
+                    '(certificates with their keys, crt-lists, client CAs, '
+                    'CRLs), one subdirectory per load balancer. The '
+                    'controller renders these paths into haproxy.cfg from '
+                    'its own [haproxy_amphora] base_cert_dir: both must '
+                    'have the same value.'),
 ]
 
 engine_opts = [
@@ -97,6 +104,20 @@ engine_opts = [
                     'a program that died is started again; each repair is '
                     'logged and counted in GET /1.0/info. 0 turns the '
                     'checks off.'),
+    cfg.StrOpt('ping_wrapper_path',
+               default='/var/lib/octavia/ping-wrapper.sh',
+               help='Where the agent installs, at start, the script '
+                    'haproxy runs for PING health monitors. Octavia\'s '
+                    'haproxy template names /var/lib/octavia/ping-wrapper.sh'
+                    ', so only a test bed with its own template has a '
+                    'reason to change it. Empty: not installed.'),
+    cfg.PortOpt('prometheus_proxy_port', default=9102,
+                help='Port on 127.0.0.1 in the data namespace where the '
+                     'agent serves the metrics of PROMETHEUS listeners '
+                     '(haproxy\'s, renamed as upstream Octavia\'s '
+                     'prometheus proxy does, and the SR-IOV firewall\'s). '
+                     'Octavia\'s haproxy template forwards those listeners '
+                     'to 127.0.0.1:9102. 0 turns it off.'),
 ]
 
 

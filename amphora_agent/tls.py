@@ -25,18 +25,15 @@ the amphora serves after a reboot stay the same.
 """
 
 import contextlib
-import datetime
 import os
-import re
 import ssl
 import tempfile
 import threading
 
-from cryptography import exceptions as crypto_exceptions
-from cryptography.hazmat.primitives import serialization
 from cryptography import x509
 from oslo_log import log as logging
 
+from amphora_agent import pem
 from amphora_agent import server
 
 LOG = logging.getLogger(__name__)
@@ -44,24 +41,10 @@ LOG = logging.getLogger(__name__)
 # A certificate, its key and a few intermediates fit in far less; the
 # general request body limit is for configurations, much larger.
 MAX_PEM_SIZE = 64 * 1024
-_PEM_BLOCK = re.compile(
-    r'-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----', re.S)
-_CERTIFICATE = 'CERTIFICATE'
-_ENCRYPTED_KEY = 'ENCRYPTED PRIVATE KEY'
-_SPKI = (serialization.Encoding.DER,
-         serialization.PublicFormat.SubjectPublicKeyInfo)
 
-
-class InvalidCertificate(ValueError):
-    """A replacement refused: ``field`` is what is wrong with it.
-
-    ``reason`` never quotes the private key.
-    """
-
-    def __init__(self, field, reason):
-        super().__init__(f'{field}: {reason}')
-        self.field = field
-        self.reason = reason
+# Named here for the callers of parse_server_pem().
+InvalidCertificate = pem.InvalidCertificate
+describe = pem.describe
 
 
 class CertificateFileError(Exception):
@@ -79,64 +62,6 @@ class ServerCertificate:
     def describe(self):
         """Who the certificate is, for logs: never the key."""
         return describe(self.certificate)
-
-
-def describe(certificate):
-    return (f'{certificate.subject.rfc4514_string()} serial '
-            f'{certificate.serial_number:x}, valid until '
-            f'{certificate.not_valid_after_utc.isoformat()}')
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def _blocks(text):
-    """``(label, whole block)`` for every PEM block, in order."""
-    return [(match.group(1), match.group(0))
-            for match in _PEM_BLOCK.finditer(text)]
-
-
-def _load_key(block, label):
-    if label == _ENCRYPTED_KEY:
-        raise InvalidCertificate(
-            'private_key', 'is encrypted; the agent has no passphrase, '
-            'send it unencrypted')
-    try:
-        return serialization.load_pem_private_key(block.encode('ascii'),
-                                                  password=None)
-    except TypeError:
-        # The traditional format says "encrypted" in a header line.
-        raise InvalidCertificate(
-            'private_key', 'is encrypted; the agent has no passphrase, '
-            'send it unencrypted') from None
-    except (ValueError, UnicodeEncodeError,
-            crypto_exceptions.UnsupportedAlgorithm):
-        # Not chained, not quoted: the exception may carry key bytes.
-        raise InvalidCertificate(
-            'private_key', f'the {label} block is not a private key the '
-            'agent can read') from None
-
-
-def _load_certificate(block, field):
-    try:
-        return x509.load_pem_x509_certificate(block.encode('ascii'))
-    except (ValueError, UnicodeEncodeError) as error:
-        raise InvalidCertificate(
-            field, f'not a readable X.509 certificate ({error})') from None
-
-
-def _check_dates(certificate, field, now):
-    not_before = certificate.not_valid_before_utc
-    not_after = certificate.not_valid_after_utc
-    if now < not_before:
-        raise InvalidCertificate(
-            field, f'not valid before {not_before.isoformat()} (the '
-            f'amphora\'s clock says {now.replace(microsecond=0).isoformat()})')
-    if now > not_after:
-        raise InvalidCertificate(
-            field, f'expired on {not_after.isoformat()} (the amphora\'s '
-            f'clock says {now.replace(microsecond=0).isoformat()})')
 
 
 def parse_server_pem(data, now=None):
@@ -161,15 +86,15 @@ def parse_server_pem(data, now=None):
         raise InvalidCertificate(
             'body', 'not PEM text (PEM is ASCII; a DER or PKCS#12 file '
             'must be converted first)') from None
-    blocks = _blocks(text)
+    blocks = pem.blocks(text)
     if not blocks:
         raise InvalidCertificate(
             'body', 'not a PEM file: no "-----BEGIN ...-----" block '
             'ended by its "-----END ...-----" line')
     keys = [(label, block) for label, block in blocks
-            if label.endswith('PRIVATE KEY')]
+            if pem.is_private_key(label)]
     certificates = [block for label, block in blocks
-                    if label == _CERTIFICATE]
+                    if label == pem.CERTIFICATE]
     if not keys:
         raise InvalidCertificate(
             'private_key', 'no private key in the PEM; the certificate '
@@ -181,25 +106,16 @@ def parse_server_pem(data, now=None):
     if not certificates:
         raise InvalidCertificate('certificate',
                                  'no certificate in the PEM')
-    key = _load_key(keys[0][1], keys[0][0])
-    now = now or _now()
-    leaf = _load_certificate(certificates[0], 'certificate')
-    try:
-        leaf_key = leaf.public_key().public_bytes(*_SPKI)
-    except (ValueError, crypto_exceptions.UnsupportedAlgorithm):
-        raise InvalidCertificate(
-            'certificate', 'its public key is of a kind the agent cannot '
-            'read') from None
-    if leaf_key != key.public_key().public_bytes(*_SPKI):
-        raise InvalidCertificate(
-            'certificate', 'its public key does not match the private key '
-            'in the PEM')
-    _check_dates(leaf, 'certificate', now)
+    key = pem.load_private_key(keys[0][1], keys[0][0])
+    now = now or pem.now()
+    leaf = pem.load_certificate(certificates[0], 'certificate')
+    pem.check_key_matches(leaf, key, 'certificate')
+    pem.check_dates(leaf, 'certificate', now)
     chain = []
     for index, block in enumerate(certificates[1:]):
         field = f'chain[{index}]'
-        certificate = _load_certificate(block, field)
-        _check_dates(certificate, field, now)
+        certificate = pem.load_certificate(block, field)
+        pem.check_dates(certificate, field, now)
         chain.append(certificate)
     return ServerCertificate(leaf, chain, key)
 

@@ -25,8 +25,8 @@ so that in an ACTIVE_STANDBY pair the other amphora serves meanwhile:
 6. the commit: the old server and port deleted, the new port renamed to
    the role's name; from then on every flow finds the new amphora, and a
    failure keeps it;
-7. the role's SR-IOV member ports (named after role and network) attached
-   to and plugged in the new amphora;
+7. the role's member ports, normal and SR-IOV (named after role and
+   network), attached to and plugged in the new amphora;
 8. the whole state pushed to all amphorae: firewall (sriov_vip), haproxy,
    and keepalived (ACTIVE_STANDBY) with the new VRRP address as the peer.
 

@@ -28,6 +28,7 @@ from flows.tasks import amphora_state
 from flows.tasks import compute
 from flows.tasks import identity
 from flows.tasks import loadbalancer_status
+from flows.tasks import member_port_plan
 from flows.tasks import member_ports
 from flows.tasks import network
 from flows.tasks import security_group
@@ -126,6 +127,10 @@ def create_flow(topology=None, sriov_vip=None):
         'plug-amphorae', roles,
         lambda role: _plug_amphora(role, vip_on_interface=not pair)))
     flow.add(JoinAmphorae(roles),
+             # Members created with the load balancer get their networks'
+             # ports as members created later do.
+             member_port_plan.PlanMemberPorts('loadbalancer'),
+             member_ports.plug_flow(),
              amphora_state.PushAmphoraState(
                  firewall=bool(sriov_vip), keepalived=pair, new=True,
                  rebind={'lb_state': 'loadbalancer'}),
@@ -162,9 +167,9 @@ def delete_flow(topology=None, sriov_vip=None):
     """
     flow = linear_flow.Flow('loadbalancer.delete')
     flow.add(loadbalancer_status.CollectDeletedObjects(),
-             # Nova leaves ports it did not create in Neutron: the SR-IOV
-             # member ports are looked up while their amphorae exist and
-             # deleted once Nova has let them go.
+             # Nova leaves ports it did not create in Neutron: the member
+             # ports (normal and SR-IOV) are looked up while their amphorae
+             # exist and deleted once Nova has let them go.
              member_ports.FindLoadBalancerMemberPorts(),
              compute.DeleteAmphorae(),
              member_ports.DeleteLoadBalancerMemberPorts(),

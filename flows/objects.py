@@ -12,12 +12,12 @@
 """The flows on listeners, pools, members, health monitors and L7 rules.
 
 One shape for all of them: a guard that hands the object back in ERROR
-on failure (``status.ResolveParents``), the work on the SR-IOV member
-ports the table below names, the load balancer's whole state once the
-change is made pushed to the amphorae (flows.common.push_state_steps),
-the report. A module-level factory per flow name (``listener_create`` for
-``listener.create``, ...) is what the ``sriov_octavia.flows`` entry points
-name.
+on failure (``status.ResolveParents``), the work on the member ports
+(normal and SR-IOV) the table below names, the load balancer's whole
+state once the change is made pushed to the amphorae
+(flows.common.push_state_steps), the report. A module-level factory per
+flow name (``listener_create`` for ``listener.create``, ...) is what the
+``sriov_octavia.flows`` entry points name.
 """
 
 from taskflow.patterns import linear_flow
@@ -32,11 +32,10 @@ OBJECT_TYPES = ('listener', 'pool', 'member', 'health_monitor', 'l7policy',
                 'l7rule')
 OPERATIONS = ('create', 'update', 'delete')
 PLUG, RELEASE = 'plug', 'release'
-# What a flow does to the SR-IOV member ports (flows.tasks.member_ports):
-# a direct member's network is plugged into the amphorae before the
-# firewall admits the member; the ports of networks no direct member uses
-# any more go once the firewall no longer admits it (a pool's members go
-# with it).
+# What a flow does to the member ports (flows.tasks.member_ports): a
+# member's network is plugged into the amphorae before the firewall and
+# haproxy know the member; the ports of networks no member uses any more go
+# once they no longer do (a pool's members go with it).
 MEMBER_PORTS = {('member', 'create'): PLUG, ('member', 'delete'): RELEASE,
                 ('pool', 'delete'): RELEASE}
 

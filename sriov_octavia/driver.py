@@ -28,6 +28,7 @@ from sriov_octavia import availability_zone
 from sriov_octavia import clients
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import octavia_db
+from sriov_octavia import provider_secrets
 from sriov_octavia import vip
 from sriov_octavia.worker import jobboard
 
@@ -35,39 +36,27 @@ LOG = logging.getLogger(__name__)
 
 SUPPORTED_LISTENER_PROTOCOLS = (
     lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
-    lib_consts.PROTOCOL_HTTPS)
-SUPPORTED_POOL_PROTOCOLS = SUPPORTED_LISTENER_PROTOCOLS + (
-    lib_consts.PROTOCOL_PROXY, lib_consts.PROTOCOL_PROXYV2)
+    lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_TERMINATED_HTTPS,
+    lib_consts.PROTOCOL_PROMETHEUS)
+SUPPORTED_POOL_PROTOCOLS = (
+    lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
+    lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_PROXY,
+    lib_consts.PROTOCOL_PROXYV2)
 _NO_DATAGRAM_ENGINE = ('the amphora-sriov provider has no engine for it: '
                        'haproxy does not proxy {0} and the amphora kernel '
                        'has no IPVS (ip_vs).')
 # Protocols Octavia knows that the amphora engine (haproxy) cannot serve,
 # with why, for the listener and pool refusals.
 REFUSED_PROTOCOLS = {
-    lib_consts.PROTOCOL_TERMINATED_HTTPS: (
-        'TLS termination is not supported by the amphora-sriov provider '
-        'yet; use HTTPS (TLS passed through to the members) or TCP.'),
     lib_consts.PROTOCOL_UDP: _NO_DATAGRAM_ENGINE.format('UDP'),
     lib_consts.PROTOCOL_SCTP: _NO_DATAGRAM_ENGINE.format('SCTP'),
-    lib_consts.PROTOCOL_PROMETHEUS: (
-        'the amphorae of the amphora-sriov provider do not run the '
-        'metrics proxy a PROMETHEUS listener forwards to.'),
 }
 SUPPORTED_LB_ALGORITHMS = (
     lib_consts.LB_ALGORITHM_ROUND_ROBIN,
     lib_consts.LB_ALGORITHM_LEAST_CONNECTIONS,
     lib_consts.LB_ALGORITHM_SOURCE_IP)
-L7POLICY_LISTENER_PROTOCOLS = (lib_consts.PROTOCOL_HTTP,)
-# haproxy's PING check runs a helper script Octavia's own amphora image
-# ships and this provider's image does not.
-REFUSED_HEALTH_MONITOR_TYPES = {
-    lib_consts.HEALTH_MONITOR_PING: (
-        'ICMP checks are not supported by the amphora-sriov provider; use a '
-        'TCP, HTTP, HTTPS or TLS-HELLO health monitor.'),
-}
-# Pool fields asking the amphora to speak TLS to the members.
-POOL_TLS_FIELDS = ('tls_enabled', 'tls_container_ref',
-                   'ca_tls_container_ref', 'crl_container_ref')
+L7POLICY_LISTENER_PROTOCOLS = (lib_consts.PROTOCOL_HTTP,
+                               lib_consts.PROTOCOL_TERMINATED_HTTPS)
 
 
 def _unsupported(message):
@@ -76,7 +65,10 @@ def _unsupported(message):
 
 
 def _dump(obj):
-    return obj.to_dict(recurse=True, render_unsets=False)
+    # The secrets' contents stay out of the job: the worker reads them
+    # from the certificate manager when it pushes them.
+    return provider_secrets.without_secret_data(
+        obj.to_dict(recurse=True, render_unsets=False))
 
 
 def _set(value):
@@ -104,24 +96,9 @@ def _check_pool(pool):
         raise _unsupported(
             f'lb_algorithm {algorithm}: not supported by the amphora-sriov '
             f'provider; supported: {", ".join(SUPPORTED_LB_ALGORITHMS)}.')
-    for field in POOL_TLS_FIELDS:
-        if _set(getattr(pool, field)):
-            raise _unsupported(
-                f'{field}: TLS towards the members is not supported by the '
-                f'amphora-sriov provider yet.')
 
 
-def _check_health_monitor(healthmonitor):
-    if not healthmonitor:
-        return
-    monitor_type = _set(healthmonitor.type)
-    if monitor_type in REFUSED_HEALTH_MONITOR_TYPES:
-        raise _unsupported(
-            f'type {monitor_type}: '
-            f'{REFUSED_HEALTH_MONITOR_TYPES[monitor_type]}')
-
-
-def _check_member(member, flavor, in_graph=False):
+def _check_member(member, flavor):
     if _set(member.vnic_type) != lib_consts.VNIC_TYPE_DIRECT:
         return
     if not flavor[sriov_flavor.ALLOW_MEMBER_SRIOV]:
@@ -138,14 +115,6 @@ def _check_member(member, flavor, in_graph=False):
         message = ('vnic_type direct: SR-IOV members need a load balancer '
                    'flavor with sriov_vip as well as allow_member_sriov.')
         raise _unsupported(message)
-    if in_graph:
-        # The member flows plug member VFs; the load balancer create flow
-        # does not, and would report the member ACTIVE without its VF.
-        message = ('vnic_type direct: SR-IOV members cannot be created '
-                   'together with their load balancer yet; create them '
-                   'once the load balancer is ACTIVE.')
-        raise lib_exceptions.NotImplementedError(
-            user_fault_string=message, operator_fault_string=message)
 
 
 def _check_l7policy_listener(listener_id, protocol):
@@ -235,9 +204,8 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
                                              listener.protocol)
             for pool in _set(loadbalancer.pools) or []:
                 _check_pool(pool)
-                _check_health_monitor(_set(pool.healthmonitor))
                 for member in _set(pool.members) or []:
-                    _check_member(member, flavor, in_graph=True)
+                    _check_member(member, flavor)
             _post('loadbalancer.create', loadbalancer.loadbalancer_id,
                   flavor, _set(loadbalancer.availability_zone),
                   loadbalancer=_dump(loadbalancer))
@@ -324,13 +292,11 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
 
     # Health monitor
     def health_monitor_create(self, healthmonitor):
-        _check_health_monitor(healthmonitor)
         _post_for('health_monitor.create',
                   octavia_db.pool_load_balancer_id(healthmonitor.pool_id),
                   health_monitor=_dump(healthmonitor))
 
     def health_monitor_update(self, old_healthmonitor, new_healthmonitor):
-        _check_health_monitor(new_healthmonitor)
         _post_for('health_monitor.update',
                   octavia_db.pool_load_balancer_id(old_healthmonitor.pool_id),
                   health_monitor=_dump(new_healthmonitor),

@@ -21,6 +21,7 @@ from octavia_lib.api.drivers import driver_lib
 from octavia_lib.common import constants as lib_consts
 
 from sriov_octavia import conf as sriov_conf
+from sriov_octavia import provider_secrets
 
 # Object names as they appear in job stores (see CONTRACTS.md) -> the key of
 # their list in a status update and the key of their id in a provider dict.
@@ -158,11 +159,14 @@ class StatusReporter(object):
     def get_loadbalancer(self, loadbalancer_id):
         """The load balancer as Octavia has it now, as a provider dict.
 
-        Listeners, their L7 policies, pools and members are nested in it.
+        Listeners, their L7 policies, pools and members are nested in it;
+        the TLS secrets' contents that the driver-agent adds are not
+        (``provider_secrets``).
         :raises LookupError: Octavia does not know the load balancer.
         """
         loadbalancer = self._library().get_loadbalancer(loadbalancer_id)
         if loadbalancer is None:
             message = 'Octavia has no load balancer %s' % loadbalancer_id
             raise LookupError(message)
-        return loadbalancer.to_dict(recurse=True)
+        return provider_secrets.without_secret_data(
+            loadbalancer.to_dict(recurse=True))

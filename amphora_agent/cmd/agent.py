@@ -29,6 +29,7 @@ from amphora_agent.api import app as api_app
 from amphora_agent import config
 from amphora_agent.engine import service as engine_service
 from amphora_agent.firewall import engine
+from amphora_agent.metrics import server as metrics_server
 from amphora_agent import server
 from amphora_agent import tls
 
@@ -88,7 +89,14 @@ def main(argv=None):
         state_file=agent_conf.firewall_state_file,
         vf_link_kinds=agent_conf.vf_link_kinds)
     firewall.start()
+    metrics = None
     try:
+        if agent_conf.prometheus_proxy_port:
+            # What Octavia's PROMETHEUS listeners forward to.
+            metrics = metrics_server.MetricsServer(
+                agent_conf.network_namespace or None, firewall,
+                port=agent_conf.prometheus_proxy_port)
+            metrics.start()
         # haproxy and keepalived keep running whatever the agent does; the
         # engine finds them again through their pid files, and starts
         # those that died with the amphora.
@@ -113,6 +121,8 @@ def main(argv=None):
                  agent_conf.network_namespace or '(own)')
         server.serve_until(httpd, stop_event)
     finally:
+        if metrics is not None:
+            metrics.stop()
         firewall.stop()
     LOG.info('Amphora agent stopped')
     return 0

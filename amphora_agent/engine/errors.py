@@ -47,3 +47,11 @@ class CommandFailed(EngineError):
 
 class InvalidName(EngineError):
     """A name from the URL that cannot become part of a file name."""
+
+
+class UnknownFile(EngineError):
+    """No TLS file of that name is stored for the load balancer."""
+
+    def __init__(self, loadbalancer_id, filename):
+        super().__init__(f'no file {filename} stored for load balancer '
+                         f'{loadbalancer_id}')

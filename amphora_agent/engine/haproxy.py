@@ -36,9 +36,15 @@ LOG = logging.getLogger(__name__)
 
 ACTIONS = ('start', 'stop', 'reload')
 _VERSION = re.compile(r'version (\d+(?:\.\d+)*)', re.IGNORECASE)
-# The backup of an active/standby pair binds VIPs it does not hold yet.
-_NONLOCAL_BIND = ('net.ipv4.ip_nonlocal_bind=1',
-                  'net.ipv6.ip_nonlocal_bind=1')
+# What haproxy needs of the data namespace. The backup of an
+# active/standby pair binds VIPs it does not hold yet. PING health
+# monitors run ping as haproxy's unprivileged user with no_new_privs set
+# (haproxy sets it), so ping's file capability does not apply: it needs
+# ICMP datagram sockets, which the range of groups allowed them opens (as
+# systemd's defaults do on upstream's amphorae; a new namespace has none).
+_NAMESPACE_SYSCTLS = ('net.ipv4.ip_nonlocal_bind=1',
+                      'net.ipv6.ip_nonlocal_bind=1',
+                      'net.ipv4.ping_group_range=0 2147483647')
 
 
 class Haproxy:
@@ -116,18 +122,16 @@ class Haproxy:
         # one starts it.
         pid = self.running_pid(loadbalancer_id)
         if pid:
-            process.send_signal(pid, signal.SIGUSR2)
-            LOG.info('haproxy of load balancer %s (pid %d) reloaded',
-                     loadbalancer_id, pid)
-            return f'haproxy (pid {pid}) reloaded'
+            return self._reload(loadbalancer_id, pid)
         pid_file = self.layout.haproxy_pid_file(loadbalancer_id)
         files.remove(pid_file)
         returncode, output = process.run(
-            self.namespace, ['sysctl', '-q', '-w'] + list(_NONLOCAL_BIND),
+            self.namespace,
+            ['sysctl', '-q', '-w'] + list(_NAMESPACE_SYSCTLS),
             self.command_timeout)
         if returncode != 0:
-            LOG.warning('Cannot allow non-local binds in %s: %s',
-                        self.namespace, output)
+            LOG.warning('Cannot allow non-local binds and ICMP sockets in '
+                        '%s: %s', self.namespace, output)
         returncode, output = process.run(
             self.namespace,
             [self.haproxy_cmd, '-W', '-D', '-p', pid_file, '-f', config],
@@ -140,6 +144,28 @@ class Haproxy:
         LOG.info('haproxy of load balancer %s started (pid %d)',
                  loadbalancer_id, pid)
         return f'haproxy started (pid {pid})'
+
+    def _reload(self, loadbalancer_id, pid):
+        # The master forks a worker with the new configuration and soft-stops
+        # the old ones; a configuration that "haproxy -c" accepted can still
+        # fail at start (the open-file limit its connection limits need, an
+        # address it cannot bind), and then the master keeps the old workers
+        # serving and says nothing on the agent's side.
+        workers = process.children(pid)
+        process.send_signal(pid, signal.SIGUSR2)
+        if not process.wait_for_new_child(pid, workers,
+                                          self.command_timeout):
+            LOG.error('haproxy of load balancer %s (pid %d) kept its '
+                      'previous configuration: the new one did not start',
+                      loadbalancer_id, pid)
+            raise errors.CommandFailed(
+                'haproxy kept its previous configuration: the new one '
+                'passed "haproxy -c" but did not start (a limit of the '
+                'amphora, such as the open files the connection limits '
+                'need, or an address it cannot bind)')
+        LOG.info('haproxy of load balancer %s (pid %d) reloaded',
+                 loadbalancer_id, pid)
+        return f'haproxy (pid {pid}) reloaded'
 
     def _stop(self, loadbalancer_id):
         pid = self.running_pid(loadbalancer_id)

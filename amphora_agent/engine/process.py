@@ -101,6 +101,25 @@ def wait_for_pid(pid_file, program, timeout):
         time.sleep(_POLL_INTERVAL)
 
 
+def children(pid):
+    """The pids of the processes ``pid`` started that still run."""
+    try:
+        with open(f'/proc/{pid}/task/{pid}/children') as listing:
+            return {int(child) for child in listing.read().split()}
+    except (FileNotFoundError, ProcessLookupError):
+        return set()
+
+
+def wait_for_new_child(pid, known, timeout):
+    """Wait until ``pid`` has a child not in ``known``; True if it came."""
+    deadline = time.monotonic() + timeout
+    while not children(pid) - known:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_INTERVAL)
+    return True
+
+
 def _wait_gone(pid, program, timeout):
     deadline = time.monotonic() + timeout
     while is_program(pid, program):

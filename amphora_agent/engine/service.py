@@ -9,7 +9,8 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The engine as the API sees it: haproxy, keepalived and what /info says.
+"""The engine as the API sees it: haproxy, keepalived, the load balancers'
+TLS files, and what /info says.
 
 Every ``verify_interval`` seconds it also checks that each configuration is
 the one the controller uploaded and that what was started still runs: a
@@ -23,24 +24,38 @@ import threading
 
 from oslo_log import log as logging
 
+from amphora_agent.engine import certificates
 from amphora_agent.engine import check_script
 from amphora_agent.engine import haproxy
 from amphora_agent.engine import keepalived
 from amphora_agent.engine import layout as layout_mod
+from amphora_agent.engine import ping_wrapper
 
 LOG = logging.getLogger(__name__)
 
 
 class Engine:
+    """haproxy, keepalived and the TLS files of the load balancers.
+
+    ``base_cert_dir``: where the TLS files go, as the controller renders
+    their paths into haproxy.cfg; ``ping_wrapper_path``: where to install
+    the PING health monitor script (None or empty: nowhere).
+    """
+
     def __init__(self, base_path, namespace, haproxy_cmd, keepalived_cmd,
-                 command_timeout, stop_timeout, verify_interval=0):
+                 command_timeout, stop_timeout, verify_interval=0,
+                 base_cert_dir=certificates.DEFAULT_BASE_DIR,
+                 ping_wrapper_path=None):
         self.layout = layout_mod.Layout(base_path)
+        self.certificates = certificates.CertificateStore(base_cert_dir)
         self.haproxy = haproxy.Haproxy(self.layout, namespace, haproxy_cmd,
                                        command_timeout, stop_timeout)
         self.keepalived = keepalived.Keepalived(
             self.layout, namespace, keepalived_cmd, command_timeout,
             stop_timeout)
         self.check_script = check_script.write(self.layout)
+        self.ping_wrapper = (ping_wrapper.install(ping_wrapper_path)
+                             if ping_wrapper_path else None)
         self.verify_interval = verify_interval
         self._repairs = {'count': 0, 'last_repair_at': None,
                          'last_difference': None}
@@ -62,7 +77,9 @@ class Engine:
             keepalived_cmd=agent.keepalived_cmd,
             command_timeout=agent.engine_command_timeout,
             stop_timeout=agent.engine_stop_timeout,
-            verify_interval=agent.engine_verify_interval)
+            verify_interval=agent.engine_verify_interval,
+            base_cert_dir=conf.haproxy_amphora.base_cert_dir,
+            ping_wrapper_path=agent.ping_wrapper_path)
 
     def resume(self):
         """Start what was started before and died with the amphora.
@@ -113,5 +130,7 @@ class Engine:
                            verify_interval=self.verify_interval)
         return {'haproxy_version': self.haproxy_version,
                 'haproxy_base_path': self.layout.base_path,
+                'haproxy_base_cert_dir': self.certificates.base_dir,
+                'ping_wrapper': self.ping_wrapper,
                 'vrrp_check_script': self.check_script,
                 'engine_repairs': repairs}

@@ -56,6 +56,10 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
     lb_id = state['loadbalancer_id']
     if not amphorae:
         raise AmphoraStateError(f'load balancer {lb_id} has no amphorae')
+    serving = haproxy_config.has_listeners(state)
+    # Before anything changes on an amphora: a secret haproxy could not use
+    # fails the flow with the running configuration untouched.
+    tls = engine.gather_tls(state) if serving else None
     if vrrp_ports is None and (firewall or keepalived):
         conn = clients.connection()
         vrrp_ports = [network.vrrp_port_facts(conn, state, amphora)
@@ -66,8 +70,8 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
         firewall_tasks.push_firewall(
             state, amphorae, [port['ip_address'] for port in vrrp_ports],
             pools=None if new else state['pools'])
-    if not new or haproxy_config.has_listeners(state):
-        engine.push_haproxy(state, amphorae)
+    if not new or serving:
+        engine.push_haproxy(state, amphorae, tls)
     if not keepalived:
         return
     if len(amphorae) < 2:

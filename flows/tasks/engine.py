@@ -14,12 +14,17 @@
 haproxy: the configuration rendered from the load balancer's state goes to
 every amphora, which validates it and starts haproxy or reloads it
 hitlessly; with no listener left the agent stops haproxy and forgets its
-configuration. keepalived (ACTIVE_STANDBY): each amphora gets its VRRP
-instance on the VF of its VRRP base port, the peer being the other
-amphora's VRRP address.
+configuration. The TLS files it names (certificates, CA and CRL bundles)
+are read from the certificate manager first (``gather_tls``) and go to
+each amphora before the configuration, when the amphora's copy differs.
+
+keepalived (ACTIVE_STANDBY): each amphora gets its VRRP instance on the VF
+of its VRRP base port, the peer being the other amphora's VRRP address.
 
 flows.tasks.amphora_state pushes both as part of an amphora's whole state.
 """
+
+import hashlib
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -28,6 +33,8 @@ from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia.engine import keepalived_config
+from sriov_octavia.engine import octavia_models
+from sriov_octavia.engine import tls_files
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -38,14 +45,37 @@ INFO_VRRP_CHECK_SCRIPT = 'vrrp_check_script'
 ACTION_START = 'start'
 
 
-def push_haproxy(state, amphorae):
+def gather_tls(state):
+    """The TLS files of ``state``, read and checked (``tls_files``).
+
+    :raises tls_files.UnusableSecret: a secret haproxy could not use.
+    """
+    return tls_files.gather(octavia_models.load_balancer(state))
+
+
+def _upload_tls(agent, amphora, lb_id, tls):
+    # In the order gathered: a crt-list after the certificates it names,
+    # which the agent checks are there.
+    for name, content in tls.files.items():
+        digest = hashlib.md5(content, usedforsecurity=False).hexdigest()
+        if agent.certificate_file_md5(amphora['id'], lb_id, name) == digest:
+            continue
+        agent.upload_certificate_file(amphora['id'], lb_id, name, content)
+        LOG.info('Amphora %s: TLS file %s of load balancer %s uploaded',
+                 amphora['id'], name, lb_id)
+
+
+def push_haproxy(state, amphorae, tls=None):
     """Put the haproxy configuration of ``state`` in force on each amphora.
 
     :param state: the load balancer's provider dict after the change.
     :param amphorae: the amphora dicts (``id``, ``role``, ``mgmt_ip``).
+    :param tls: ``gather_tls(state)``, if the caller has it already.
     """
     lb_id = state['loadbalancer_id']
     serving = haproxy_config.has_listeners(state)
+    if serving and tls is None:
+        tls = gather_tls(state)
     for amphora in amphorae:
         with amphorae_lib.agent_for(amphora) as agent:
             if not serving:
@@ -54,7 +84,9 @@ def push_haproxy(state, amphorae):
                          '%s, haproxy stopped and its configuration '
                          'removed', amphora['id'], lb_id)
                 continue
-            text = haproxy_config.render(state, amphora, agent.get_info())
+            _upload_tls(agent, amphora, lb_id, tls)
+            text = haproxy_config.render(state, amphora, agent.get_info(),
+                                         tls_certs=tls.tls_certs)
             agent.upload_haproxy_config(amphora['id'], lb_id, text)
             agent.loadbalancer_action(lb_id, ACTION_START)
         LOG.info('Amphora %s: haproxy of load balancer %s runs %d '

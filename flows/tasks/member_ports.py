@@ -9,22 +9,33 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""SR-IOV member ports: one VF per amphora on each direct member network.
+"""Member ports: one port per amphora on each member network.
 
-A member with ``vnic_type`` direct (the flavor's ``allow_member_sriov``)
-is reached through a port of its own network on every amphora: a Neutron
-port of the flavor's ``sriov_vnic_type`` without security groups (Neutron
-enforces none on a VF; the amphora firewall's member chain admits the
-members' replies), hot-plugged through Nova, which claims a VF on the
-amphora's host, and configured by the amphora agent. Later direct members
-on the same network use the same ports; the last one leaving that network
-takes them away (unplugged, detached, deleted).
+As Octavia's amphora driver does, a member on a network the amphorae are
+not on is reached through a port of its own network on every amphora,
+hot-plugged through Nova and configured by the amphora agent with
+source routing (the port's addresses answer through its own routing
+table). Which networks get ports, and of which kind, is planned by
+flows.tasks.member_port_plan:
 
-What a flow does is planned by flows.tasks.member_port_plan; the tasks
-here each work on one system and undo only what the plan marked as theirs
-to make, never a port an earlier member still uses. A member port is
-passed between tasks as ``{"id", "mac_address", "network_id",
-"fixed_ips", "vnic_type", "amphora_id", "role"}``.
+- for a direct member (the flavor's ``allow_member_sriov``) a Neutron
+  port of the flavor's ``sriov_vnic_type`` without security groups
+  (Neutron enforces none on a VF; the amphora firewall's member chain
+  admits the members' replies), for which Nova claims a VF on the
+  amphora's host;
+- for any other member a normal port, which Neutron gives the project's
+  default security group, as Octavia does its member ports: Neutron's
+  groups are stateful, so the replies to the amphora's own connections
+  pass them. The amphora firewall filters VFs only, so it lets them
+  through such an interface untouched.
+
+Later members on the same network use the same ports; the last one
+leaving that network takes them away (unplugged, detached, deleted).
+
+The tasks here each work on one system and undo only what the plan
+marked as theirs to make, never a port an earlier member still uses. A
+member port is passed between tasks as ``{"id", "mac_address",
+"network_id", "fixed_ips", "vnic_type", "amphora_id", "role"}``.
 
 The load balancer delete flow wraps the deletion of the amphorae in
 ``FindLoadBalancerMemberPorts`` and ``DeleteLoadBalancerMemberPorts``.
@@ -85,6 +96,12 @@ def _plan_ports(conn, loadbalancer_id, plan, networks, only_new=False):
     return found
 
 
+def _vnic_type(plan, network_id, flavor):
+    # A plan made before normal member ports existed planned VFs only.
+    return ((plan.get('vnic_types') or {}).get(network_id) or
+            flavor[sriov_flavor.SRIOV_VNIC_TYPE])
+
+
 def _interface_timeout():
     return CONF.sriov_amphora.interface_timeout
 
@@ -111,11 +128,12 @@ class _PlugTask(task.Task):
 
 
 class CreateMemberPorts(_PlugTask):
-    """Neutron: a direct port per amphora on each network to plug.
+    """Neutron: a port per amphora on each network to plug.
 
-    An existing port is used again; one lacking an address on a subnet a
-    direct member is on gets it. Provides ``member_ports``. On revert the
-    ports the plan made are deleted, found by name.
+    New ports are of the plan's vnic type for their network. An existing
+    port is used again; one lacking an address on a subnet a member is on
+    gets it. Provides ``member_ports``. On revert the ports the plan made
+    are deleted, found by name.
     """
 
     undoing = 'creation'
@@ -134,28 +152,37 @@ class CreateMemberPorts(_PlugTask):
                 port = find_port(conn, loadbalancer_id, amphora['role'],
                                  network_id)
                 if port is None:
-                    port = conn.network.create_port(
-                        name=naming.member_port_name(
-                            loadbalancer_id, amphora['role'], network_id),
-                        description=f'SR-IOV member port of amphora '
-                                    f'{amphora["id"]} of load balancer '
-                                    f'{loadbalancer_id}',
-                        network_id=network_id,
-                        fixed_ips=[{'subnet_id': subnet_id}
-                                   for subnet_id in subnet_ids],
-                        binding_vnic_type=flavor[
-                            sriov_flavor.SRIOV_VNIC_TYPE],
-                        # Neutron would accept them and enforce nothing on
-                        # a VF; the amphora firewall does that job.
-                        security_group_ids=[])
-                    LOG.info('Created member port %s (vnic type %s) on '
-                             'network %s for amphora %s of load balancer '
-                             '%s', port.id, port.binding_vnic_type,
-                             network_id, amphora['id'], loadbalancer_id)
+                    port = self._create(conn, loadbalancer_id, amphora,
+                                        network_id, subnet_ids,
+                                        _vnic_type(plan, network_id, flavor))
                 else:
                     port = self._add_subnets(conn, port, subnet_ids)
                 ports.append(_port_dict(port, amphora))
         return ports
+
+    @staticmethod
+    def _create(conn, loadbalancer_id, amphora, network_id, subnet_ids,
+                vnic_type):
+        attrs = {}
+        if vnic_type != member_port_plan.VNIC_TYPE_NORMAL:
+            # Neutron would accept them and enforce nothing on a VF; the
+            # amphora firewall does that job. A normal port keeps the
+            # project's default group Neutron gives it.
+            attrs['security_group_ids'] = []
+        port = conn.network.create_port(
+            name=naming.member_port_name(loadbalancer_id, amphora['role'],
+                                         network_id),
+            description=f'Member port ({vnic_type}) of amphora '
+                        f'{amphora["id"]} of load balancer '
+                        f'{loadbalancer_id}',
+            network_id=network_id,
+            fixed_ips=[{'subnet_id': subnet_id} for subnet_id in subnet_ids],
+            binding_vnic_type=vnic_type, **attrs)
+        LOG.info('Created member port %s (vnic type %s) on network %s for '
+                 'amphora %s of load balancer %s', port.id,
+                 port.binding_vnic_type, network_id, amphora['id'],
+                 loadbalancer_id)
+        return port
 
     @staticmethod
     def _add_subnets(conn, port, subnet_ids):
@@ -178,8 +205,32 @@ class CreateMemberPorts(_PlugTask):
                  amphora['id'])
 
 
+def _log_attach_failure(conn, loadbalancer_id, port, error):
+    if port['vnic_type'] == member_port_plan.VNIC_TYPE_NORMAL:
+        LOG.error('Nova could not attach member port %s (vnic type normal) '
+                  'on network %s to amphora %s of load balancer %s: %s. '
+                  'Check that Neutron binds ports of that network on the '
+                  'amphora\'s host (openstack port show %s, binding_vif_type) '
+                  'and the nova-compute log. The member goes to ERROR; the '
+                  'load balancer is unchanged.', port['id'],
+                  port['network_id'], port['amphora_id'], loadbalancer_id,
+                  error, port['id'])
+        return
+    network = conn.network.get_network(port['network_id'])
+    LOG.error('Nova could not attach member port %s (vnic type %s) on '
+              'network %s to amphora %s of load balancer %s: %s. Check the '
+              'free VFs of the amphora\'s host on physical network %s ([pci] '
+              'device_spec on the compute host, openstack server show %s '
+              'for the host), that the host aggregate the compute flavor '
+              'selects has VFs on that network, and the nova-compute log. '
+              'The member goes to ERROR; the load balancer is unchanged.',
+              port['id'], port['vnic_type'], port['network_id'],
+              port['amphora_id'], loadbalancer_id, error,
+              network.provider_physical_network, port['amphora_id'])
+
+
 class AttachMemberPorts(_PlugTask):
-    """Nova: hot-plug the member ports; a direct one claims a VF.
+    """Nova: hot-plug the member ports; an SR-IOV one claims a VF.
 
     On revert the ports the plan made are detached again.
     """
@@ -197,25 +248,12 @@ class AttachMemberPorts(_PlugTask):
                 conn.compute.create_server_interface(port['amphora_id'],
                                                      port_id=port['id'])
             except os_exceptions.SDKException as error:
-                network = conn.network.get_network(port['network_id'])
-                LOG.error('Nova could not attach member port %s (vnic type '
-                          '%s) on network %s to amphora %s of load balancer '
-                          '%s: %s. Check the free VFs of the amphora\'s host '
-                          'on physical network %s ([pci] device_spec on the '
-                          'compute host, openstack server show %s for the '
-                          'host), that the host aggregate the compute '
-                          'flavor selects has VFs on that network, and the '
-                          'nova-compute log. The member goes to ERROR; the '
-                          'load balancer is unchanged.', port['id'],
-                          port['vnic_type'], port['network_id'],
-                          port['amphora_id'], loadbalancer_id, error,
-                          network.provider_physical_network,
-                          port['amphora_id'])
+                _log_attach_failure(conn, loadbalancer_id, port, error)
                 raise MemberPortError(
                     f'member port {port["id"]} could not be attached to '
                     f'amphora {port["amphora_id"]}: {error}') from error
-            LOG.info('Attached member port %s to amphora %s', port['id'],
-                     port['amphora_id'])
+            LOG.info('Attached member port %s (vnic type %s) to amphora %s',
+                     port['id'], port['vnic_type'], port['amphora_id'])
 
     def undo(self, conn, amphora, port):
         compute.detach_port(conn, amphora['id'], port.id)
@@ -227,9 +265,12 @@ def _subnet_plug(conn, fixed_ip):
 
 
 class PlugMemberPorts(_PlugTask):
-    """Amphora agents: configure each member VF (addresses, MTU, routes).
+    """Amphora agents: configure each member port's interface.
 
-    On revert the VFs of the ports the plan made are unplugged.
+    Addresses, MTU, and a routing table of its own with the subnets'
+    gateways and host routes, which the source rules send the port's
+    addresses to. On revert the interfaces of the ports the plan made are
+    unplugged.
     """
 
     undoing = 'plugging'
@@ -287,7 +328,7 @@ class _ReleaseTask(task.Task):
 
 
 class UnplugMemberPorts(_ReleaseTask):
-    """Amphora agents: take the unused member VFs down, addresses off."""
+    """Amphora agents: take the unused member interfaces down."""
 
     what = 'Unplugging'
 
@@ -301,7 +342,7 @@ class UnplugMemberPorts(_ReleaseTask):
 
 
 class DetachMemberPorts(_ReleaseTask):
-    """Nova: detach the unused member ports, giving their VFs back."""
+    """Nova: detach the unused member ports (a VF goes back to its host)."""
 
     what = 'Detaching'
 

@@ -435,6 +435,44 @@ class AgentClient:
         """``start``, ``reload`` or ``stop`` keepalived."""
         return self._request('PUT', f'vrrp/{action}')
 
+    # TLS files of a load balancer (haproxy.cfg names their paths) -------
+
+    def _tls_file(self, method, missing_ok, amphora_id, loadbalancer_id,
+                  filename, text=None):
+        """None for a file the agent does not have, if ``missing_ok``."""
+        try:
+            return self._request(method, f'loadbalancer/{amphora_id}/'
+                                 f'{loadbalancer_id}/certificates/{filename}',
+                                 text=text)
+        except AgentRejected as error:
+            if missing_ok and error.status == 404 and (
+                    error.field == 'filename'):
+                return None
+            raise
+
+    def upload_certificate_file(self, amphora_id, loadbalancer_id, filename,
+                                pem_text):
+        """Store ``filename``, a PEM bundle or a crt-list; {"md5sum": ..}.
+
+        One the agent refuses raises AgentRejected (400; field ``filename``,
+        ``private_key``, ``certificate``, ``intermediates[0]``, ``crt_list``).
+        """
+        text = pem_text.decode() if isinstance(pem_text, bytes) else pem_text
+        return self._tls_file('PUT', False, amphora_id, loadbalancer_id,
+                              filename, text=text)
+
+    def certificate_file_md5(self, amphora_id, loadbalancer_id, filename):
+        """The stored file's md5sum (hex), None when it has none."""
+        answer = self._tls_file('GET', True, amphora_id, loadbalancer_id,
+                                filename)
+        return answer and answer['md5sum']
+
+    def delete_certificate_file(self, amphora_id, loadbalancer_id, filename,
+                                missing_ok=False):
+        """Delete the file; None when ``missing_ok`` and it was not there."""
+        return self._tls_file('DELETE', missing_ok, amphora_id,
+                              loadbalancer_id, filename)
+
     # The agent's server certificate -------------------------------------
 
     def upload_certificate(self, pem_text):

@@ -48,7 +48,7 @@ def socket_path(agent_info, loadbalancer_id):
     return f'{agent_info[INFO_HAPROXY_BASE_PATH]}/{loadbalancer_id}.sock'
 
 
-def render(state, amphora, agent_info, conf=CONF):
+def render(state, amphora, agent_info, conf=CONF, tls_certs=None):
     """The haproxy configuration text of ``amphora`` for ``state``.
 
     :param state: the load balancer's provider dict after the change
@@ -56,6 +56,8 @@ def render(state, amphora, agent_info, conf=CONF):
         listeners with ``l7policies`` and their ``rules``).
     :param amphora: the amphora dict the flow tasks pass.
     :param agent_info: that amphora agent's ``GET /info`` answer.
+    :param tls_certs: the templater's view of the TLS files
+        (``tls_files.gather``), None when there are none.
     :raises ValueError: the load balancer has no listener (haproxy has
         nothing to run; the agent's configuration is deleted instead).
     """
@@ -72,7 +74,8 @@ def render(state, amphora, agent_info, conf=CONF):
         haproxy_template=group.haproxy_template,
         connection_logging=group.connection_logging)
     return templater.build_config(
-        host, loadbalancer.listeners, tls_certs=None,
+        host, loadbalancer.listeners,
+        tls_certs=tls_certs if tls_certs is not None else {},
         haproxy_versions=str(agent_info[INFO_HAPROXY_VERSION]).split('.'),
         amp_details=agent_info,
         socket_path=socket_path(agent_info, loadbalancer.id))

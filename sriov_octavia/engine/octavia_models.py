@@ -100,6 +100,16 @@ def pool(provider_pool):
         session_persistence=_session_persistence(
             pool_id, provider_pool.get(lib_consts.SESSION_PERSISTENCE)),
         tls_enabled=bool(provider_pool.get(lib_consts.TLS_ENABLED)),
+        # The pool's own TLS towards its members: a client certificate, the
+        # CA and CRL that check the members' (secret refs in Barbican).
+        tls_certificate_id=provider_pool.get(lib_consts.TLS_CONTAINER_REF),
+        ca_tls_certificate_id=provider_pool.get(
+            lib_consts.CA_TLS_CONTAINER_REF),
+        crl_container_id=provider_pool.get(lib_consts.CRL_CONTAINER_REF),
+        tls_ciphers=provider_pool.get(lib_consts.TLS_CIPHERS),
+        tls_versions=provider_pool.get(lib_consts.TLS_VERSIONS),
+        alpn_protocols=provider_pool.get(lib_consts.ALPN_PROTOCOLS),
+        project_id=provider_pool.get(lib_consts.PROJECT_ID),
         provisioning_status=_PROVISIONED)
     for child in result.members:
         child.pool = result
@@ -192,6 +202,29 @@ def listener(provider_listener, pools, provider_pools):
         timeout_tcp_inspect=provider_listener.get(
             lib_consts.TIMEOUT_TCP_INSPECT),
         allowed_cidrs=provider_listener.get(lib_consts.ALLOWED_CIDRS),
+        project_id=provider_listener.get(lib_consts.PROJECT_ID),
+        # TLS termination: secret refs in Barbican, as Octavia keeps them.
+        tls_certificate_id=provider_listener.get(
+            lib_consts.DEFAULT_TLS_CONTAINER_REF),
+        sni_containers=[
+            data_models.SNI(listener_id=provider_listener[
+                lib_consts.LISTENER_ID], position=position,
+                tls_container_id=ref)
+            for position, ref in enumerate(provider_listener.get(
+                lib_consts.SNI_CONTAINER_REFS) or ())],
+        client_ca_tls_certificate_id=provider_listener.get(
+            lib_consts.CLIENT_CA_TLS_CONTAINER_REF),
+        client_authentication=provider_listener.get(
+            lib_consts.CLIENT_AUTHENTICATION),
+        client_crl_container_id=provider_listener.get(
+            lib_consts.CLIENT_CRL_CONTAINER_REF),
+        tls_ciphers=provider_listener.get(lib_consts.TLS_CIPHERS),
+        tls_versions=provider_listener.get(lib_consts.TLS_VERSIONS),
+        alpn_protocols=provider_listener.get(lib_consts.ALPN_PROTOCOLS),
+        hsts_max_age=provider_listener.get(lib_consts.HSTS_MAX_AGE),
+        hsts_include_subdomains=provider_listener.get(
+            lib_consts.HSTS_INCLUDE_SUBDOMAINS),
+        hsts_preload=provider_listener.get(lib_consts.HSTS_PRELOAD),
         default_pool=default_pool,
         default_pool_id=default_pool.id if default_pool else None,
         pools=used,

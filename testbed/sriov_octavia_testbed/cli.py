@@ -27,8 +27,8 @@ LOG = logging.getLogger(__name__)
 def _parser():
     parser = argparse.ArgumentParser(
         prog='sriov-octavia-testbed',
-        description='Run Octavia, Neutron, redis and the compute emulator '
-                    'on loopback, with this project enabled.')
+        description='Run Octavia, Neutron, Barbican, redis and the compute '
+                    'emulator on loopback, with this project enabled.')
     parser.add_argument('command', choices=('up', 'down', 'status'))
     parser.add_argument('--state-dir', default=config.DEFAULT_STATE_DIR,
                         help='configuration, databases, logs and pid files '
@@ -36,7 +36,7 @@ def _parser():
     parser.add_argument('--port-base', type=int, default=None,
                         help='ports are this plus 696 (Neutron), 700 '
                              '(Octavia), 701 (identity stand-in), 774 '
-                             '(compute), 379 (redis); '
+                             '(compute), 379 (redis), 311 (Barbican); '
                              f'default {config.DEFAULT_PORT_BASE} or what '
                              'the state directory recorded')
     parser.add_argument('--prefix', default=None,

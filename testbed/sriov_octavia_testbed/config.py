@@ -29,8 +29,10 @@ DEFAULT_PREFIX = 'sotb'
 HOST = '127.0.0.1'
 
 # Offsets from the port base; with the default base they give the familiar
-# OpenStack ports with a leading 1 (Neutron 19696, Octavia 19700, ...).
+# OpenStack ports with a leading 1 (Neutron 19696, Octavia 19700, Barbican
+# 19311, ...).
 PORT_OFFSETS = {
+    'barbican': 311,
     'neutron': 696,
     'octavia-api': 700,
     'identity': 701,
@@ -102,6 +104,19 @@ class Testbed:
     def octavia_conf(self):
         return self.path('etc', 'octavia.conf')
 
+    @property
+    def octavia_service_auth_conf(self):
+        """Octavia's service user, read after octavia.conf.
+
+        See ``services.octavia.service_auth_conf``.
+        """
+        return self.path('etc', 'octavia-service-auth.conf')
+
+    @property
+    def octavia_conf_files(self):
+        """The ``--config-file`` arguments of Octavia's processes."""
+        return [self.octavia_conf, self.octavia_service_auth_conf]
+
     def socket_path(self, kind):
         """Driver-agent socket ``kind`` (status, stats, get)."""
         return self.path('run', f'{kind}.sock')
@@ -134,5 +149,6 @@ class Testbed:
     def directories(self):
         return [self.state_dir, self.logs_dir, self.run_dir, self.etc_dir,
                 self.path('neutron'), self.path('octavia'),
+                self.path('barbican'),
                 self.path('redis'), self.path('nova'),
                 self.path('run', 'locks')]

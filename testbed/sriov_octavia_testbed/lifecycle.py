@@ -25,6 +25,7 @@ from sriov_octavia_testbed import plumbing
 from sriov_octavia_testbed import ports
 from sriov_octavia_testbed import schema_cache
 from sriov_octavia_testbed import seed
+from sriov_octavia_testbed.services import barbican
 from sriov_octavia_testbed.services import base
 from sriov_octavia_testbed.services import identity
 from sriov_octavia_testbed.services import neutron
@@ -43,7 +44,8 @@ RESERVED_PORTS = 'reserved-ports'
 # Start order (those with needs_cloud start after the seed); "down" stops
 # them all at once.
 SERVICE_CLASSES = (redis.Redis, identity.Identity, neutron.Neutron,
-                   octavia.OctaviaApi, octavia.DriverAgent, nova.Nova)
+                   barbican.Barbican, octavia.OctaviaApi,
+                   octavia.DriverAgent, nova.Nova)
 
 
 def services(testbed):
@@ -103,6 +105,20 @@ def _start(group, to_start):
             service.process.start()
     for service in group:
         service.wait_ready()
+
+
+def _wanted(testbed, skip):
+    """The services to run: installed, not skipped, their needs met."""
+    wanted = [service for service in services(testbed)
+              if service.available() and service.name not in skip]
+    names = {service.name for service in wanted}
+    for service in list(wanted):
+        missing = set(service.requires) - names
+        if missing:
+            LOG.info('not starting %s: it needs %s', service.name,
+                     ', '.join(sorted(missing)))
+            wanted.remove(service)
+    return wanted
 
 
 def _seed(testbed, inv, with_compute):
@@ -168,10 +184,13 @@ def up(testbed, seed_cloud=True, skip=()):
     testbed.save()
     _reserve_ports(testbed)
     inv = inventory.write_default(testbed.inventory_file)
-    clouds.write(testbed)
 
-    wanted = [service for service in services(testbed)
-              if service.available() and service.name not in skip]
+    wanted = _wanted(testbed, skip)
+    # With the identity stand-in, clients log in and get its catalog
+    # (Barbican needs nothing less); without it they are given endpoints.
+    authenticated = any(isinstance(service, identity.Identity)
+                        for service in wanted)
+    clouds.write(testbed, authenticated=authenticated)
     to_start = [service for service in wanted if not service.process.pid()]
     for service in to_start:
         if service.port and base.tcp_answers(config.HOST, service.port):
@@ -186,10 +205,12 @@ def up(testbed, seed_cloud=True, skip=()):
     # Octavia's configuration names what the seed creates (management
     # network, compute flavor): the cloud comes first.
     _start([s for s in wanted if not s.needs_cloud], to_start)
-    cloud = {}
+    cloud = {'identity': authenticated,
+             'key_manager': any(isinstance(service, barbican.Barbican)
+                                for service in wanted)}
     if seed_cloud:
-        cloud = _seed(testbed, inv, with_compute=any(
-            isinstance(service, nova.Nova) for service in wanted))
+        cloud.update(_seed(testbed, inv, with_compute=any(
+            isinstance(service, nova.Nova) for service in wanted)))
     if any(service.needs_cloud for service in to_start):
         octavia.write_conf(testbed, cloud)
     _start([s for s in wanted if s.needs_cloud], to_start)
@@ -198,12 +219,13 @@ def up(testbed, seed_cloud=True, skip=()):
     return elapsed
 
 
-# What ``down`` forgets: the cloud's databases and the emulator's servers.
+# What ``down`` forgets: the cloud's databases (Barbican's with the key that
+# encrypts its secrets) and the emulator's servers.
 # The amphorae (namespaces, agents) cannot outlive ``down``, so keeping the
 # rows that describe them would bring back a cloud whose load balancers
 # have no amphora. Logs and certificates stay for a look afterwards.
-CLOUD_STATE = ('neutron', 'octavia', 'nova', 'redis', 'amphorae',
-               'nova-emulator.json')
+CLOUD_STATE = ('neutron', 'octavia', 'barbican', 'nova', 'redis',
+               'amphorae', 'nova-emulator.json')
 
 
 def restart(testbed, name):

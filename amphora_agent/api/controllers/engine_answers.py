@@ -53,6 +53,8 @@ def failure(error, program):
         status, field = 400, 'config'
     elif isinstance(error, (errors.UnknownLoadBalancer, errors.NotRunning)):
         status, field = 404, 'loadbalancer_id'
+    elif isinstance(error, errors.UnknownFile):
+        status, field = 404, 'filename'
     elif isinstance(error, errors.NoConfiguration):
         status, field = 409, 'config'
     else:

@@ -21,6 +21,9 @@
 - ``DELETE /1.0/loadbalancer/<lb_id>`` (200): stop and forget; idempotent.
 - ``GET /1.0/loadbalancer/<lb_id>/status``: haproxy's own view of its
   frontends, backends and servers; 404 when no haproxy runs for it.
+- ``/1.0/loadbalancer/[<amphora_id>/]<lb_id>/certificates/<filename>``:
+  the load balancer's TLS files (amphora_agent.api.controllers.
+  certificate_files); deleting the load balancer removes them too.
 """
 
 import functools
@@ -29,6 +32,7 @@ from oslo_log import log as logging
 import pecan
 
 from amphora_agent.api.controllers import base
+from amphora_agent.api.controllers import certificate_files
 from amphora_agent.api.controllers import engine_answers
 from amphora_agent.engine import haproxy
 
@@ -60,8 +64,11 @@ def _status(engine, loadbalancer_id):
 
 @base.engine_errors('haproxy')
 def _delete(engine, loadbalancer_id):
-    return engine_answers.ok(engine.haproxy.delete(loadbalancer_id),
-                             status=200)
+    details = engine.haproxy.delete(loadbalancer_id)
+    # After haproxy stopped: it never runs without the files it names.
+    if engine.certificates.delete_all(loadbalancer_id):
+        details += '; TLS files removed'
+    return engine_answers.ok(details, status=200)
 
 
 class LoadBalancerController:
@@ -84,6 +91,13 @@ class LoadBalancerController:
         elif len(remainder) == 2 and remainder[1] == 'haproxy':
             endpoint = base.Endpoint(put=bind(_store, self._engine, first,
                                               remainder[0]))
+        elif len(remainder) == 2 and remainder[0] == 'certificates':
+            # Upstream's path: <lb_id>/certificates/<filename>.
+            endpoint = certificate_files.endpoint(self._engine, None, first,
+                                                  remainder[1])
+        elif len(remainder) == 3 and remainder[1] == 'certificates':
+            endpoint = certificate_files.endpoint(
+                self._engine, first, remainder[0], remainder[2])
         else:
             pecan.abort(404)
         return endpoint, ()

@@ -64,9 +64,10 @@ class Service:
     """One process of a testbed instance.
 
     Subclasses set ``name`` (pid and log file names), ``port_name`` (key of
-    ``config.PORT_OFFSETS``, None without a TCP port), ``ready_timeout``
-    and ``needs_cloud``, and implement ``argv`` and ``ready``; ``prepare``
-    writes their configuration and runs before every start.
+    ``config.PORT_OFFSETS``, None without a TCP port), ``ready_timeout``,
+    ``needs_cloud`` and ``requires``, and implement ``argv`` and
+    ``ready``; ``prepare`` writes their configuration and runs before
+    every start.
     """
 
     name = None
@@ -75,6 +76,9 @@ class Service:
     # Started after the cloud is seeded, from configuration naming what
     # the seed made (octavia.conf).
     needs_cloud = False
+    # Names of the services without which this one is of no use: it is
+    # not started when one of them is skipped or not installed.
+    requires = ()
 
     def __init__(self, testbed):
         self.testbed = testbed

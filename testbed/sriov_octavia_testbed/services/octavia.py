@@ -14,13 +14,16 @@
 import os
 import sys
 
+from sriov_octavia_testbed import clouds
 from sriov_octavia_testbed import config
+from sriov_octavia_testbed import identity
 from sriov_octavia_testbed.services import base
 from sriov_octavia_testbed.services import inifile
 
 PROVIDER = 'amphora-sriov'
 PROVIDER_DESCRIPTION = 'SR-IOV amphora provider'
-# How octavia_wsgi finds the configuration under uwsgi.
+# How octavia_wsgi finds the configuration files under uwsgi (joined by
+# os.pathsep, read in that order).
 CONFIG_FILE_ENV = 'SRIOV_TESTBED_OCTAVIA_CONF'
 # How the API and the driver-agent find the database whose transactions
 # they serialise (testbed.sqlite_locking).
@@ -35,8 +38,11 @@ def db_file(testbed):
 def octavia_conf(testbed, cloud=None):
     """octavia.conf of the API, the driver-agent and this project's worker.
 
-    ``cloud``: what the seeded cloud holds (see lifecycle.CloudFacts); the
-    defaults an operator configures for amphorae come from it.
+    ``cloud``: what the seeded cloud holds (see lifecycle._seed); the
+    defaults an operator configures for amphorae come from it. With
+    ``key_manager`` true (Barbican runs) certificates of users' listeners
+    are Barbican secrets, read as Octavia's service user
+    (``service_auth_conf``) once the API granted it access.
     """
     sockets = {kind: testbed.socket_path(kind) for kind in SOCKETS}
     cloud = cloud or {}
@@ -90,15 +96,17 @@ def octavia_conf(testbed, cloud=None):
         'haproxy_amphora': dict(
             {key: value for key, value in agent_tls.items() if value},
             # The amphorae's haproxy shares this machine's open-file limit
-            # (hard 20000 in the test containers, not raisable): Octavia's
-            # 50000 connections per listener would keep it from starting.
-            default_connection_limit=2000),
+            # (hard 20000 in the test containers, not raisable), and needs
+            # two per connection: Octavia's 50000 connections per listener
+            # would keep it from starting. 1000 leaves room for nine
+            # listeners on one load balancer.
+            default_connection_limit=1000),
         'certificates': dict(
             {key: value for key, value in (
                 ('ca_certificate', cloud.get('agent_ca_cert')),
                 ('ca_private_key', cloud.get('agent_ca_key'))) if value},
-            cert_manager='noop_cert_manager',
-            cert_generator='local_cert_generator'),
+            cert_generator='local_cert_generator',
+            **_cert_manager(cloud.get('key_manager'))),
         'driver_agent': {
             'status_socket_path': sockets['status'],
             'stats_socket_path': sockets['stats'],
@@ -109,9 +117,12 @@ def octavia_conf(testbed, cloud=None):
         },
         'oslo_concurrency': {'lock_path': testbed.path('run', 'locks')},
         # How this project's driver and worker reach the services, as
-        # Octavia's own options (sriov_octavia.clients): the testbed has no
-        # Keystone, so no credentials, and every endpoint is given, the same
-        # ones as the CLI's clouds.yaml (testbed.clouds).
+        # Octavia's own options (sriov_octavia.clients): Neutron and Nova
+        # take no token, so no credentials here, and every endpoint is
+        # given, the same ones as the CLI's clouds.yaml (testbed.clouds).
+        # Octavia's processes read service_auth_conf after this file,
+        # which makes them Octavia's service user of the identity
+        # stand-in.
         'service_auth': {'auth_type': 'none'},
         'neutron': {'endpoint_override': testbed.url('neutron') + '/'},
         'nova': {'endpoint_override': testbed.url('nova') + '/compute/v2.1'},
@@ -133,8 +144,51 @@ def octavia_conf(testbed, cloud=None):
     }
 
 
+def _cert_manager(key_manager):
+    """``[certificates]``: Barbican's certificate manager, if it runs.
+
+    Upstream's names: ``barbican_cert_manager`` reads a listener's PKCS12
+    secret, ``barbican_acl_auth`` makes the API add Octavia's service user
+    to the secret's read ACL with the user's token first. Barbican is found
+    in the service user's catalog (no ``endpoint`` given). Without
+    Barbican, Octavia's no-op manager, as before Barbican was part of the
+    testbed.
+    """
+    if not key_manager:
+        return {'cert_manager': 'noop_cert_manager'}
+    return {'cert_manager': 'barbican_cert_manager',
+            'barbican_auth': 'barbican_acl_auth',
+            'region_name': clouds.REGION,
+            'endpoint_type': 'public'}
+
+
+def service_auth_conf(testbed, authenticated=True):
+    """What Octavia's processes read after octavia.conf: the service user.
+
+    Octavia reaches Barbican as its service user, with ``[service_auth]``:
+    its catalog gives Barbican's address, its user ID is what the API puts
+    in a secret's ACL, and the worker reads the secret with it. Neutron and
+    Nova ignore the token it brings them.
+
+    It is a file of its own so that octavia.conf alone keeps describing a
+    cloud without Keystone: commands and tests that read octavia.conf (or
+    copy ``[service_auth] auth_type`` from it) reach Neutron and Nova as
+    they did. ``authenticated`` false (no identity stand-in): none.
+    """
+    if not authenticated:
+        return {'service_auth': {'auth_type': 'none'}}
+    return {'service_auth': dict(
+        clouds.user_auth(testbed, identity.OCTAVIA_USER,
+                         identity.SERVICE_PROJECT),
+        auth_type='password', region_name=clouds.REGION)}
+
+
 def write_conf(testbed, cloud=None):
+    """octavia.conf and the service user's file (``cloud['identity']``)."""
+    cloud = cloud or {}
     inifile.write(testbed.octavia_conf, octavia_conf(testbed, cloud))
+    inifile.write(testbed.octavia_service_auth_conf, service_auth_conf(
+        testbed, authenticated=cloud.get('identity', False)))
 
 
 class OctaviaApi(base.Service):
@@ -167,8 +221,8 @@ class OctaviaApi(base.Service):
                 '--ini', self.uwsgi_ini_file]
 
     def env(self):
-        return {CONFIG_FILE_ENV: self.testbed.octavia_conf,
-                DB_FILE_ENV: self.db_file}
+        files = os.pathsep.join(self.testbed.octavia_conf_files)
+        return {CONFIG_FILE_ENV: files, DB_FILE_ENV: self.db_file}
 
     def ready(self):
         return base.http_answers(self.testbed.url('octavia-api') + '/')
@@ -187,9 +241,11 @@ class DriverAgent(base.Service):
                 pass
 
     def argv(self):
-        return [sys.executable, '-m',
-                'sriov_octavia_testbed.services.octavia_driver_agent',
-                '--config-file', self.testbed.octavia_conf]
+        argv = [sys.executable, '-m',
+                'sriov_octavia_testbed.services.octavia_driver_agent']
+        for path in self.testbed.octavia_conf_files:
+            argv += ['--config-file', path]
+        return argv
 
     def env(self):
         return {DB_FILE_ENV: db_file(self.testbed)}

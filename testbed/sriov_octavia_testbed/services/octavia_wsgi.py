@@ -44,11 +44,16 @@ class DefaultProject:
         return self.application(environ, start_response)
 
 
-def make_application(config_file):
-    return DefaultProject(
-        app.setup_app(argv=['octavia-api', '--config-file', config_file]),
-        NOAUTH_PROJECT_ID)
+def make_application(config_files):
+    """Octavia's API reading ``config_files`` in order (a list, or one)."""
+    if isinstance(config_files, str):
+        config_files = [config_files]
+    argv = ['octavia-api']
+    for path in config_files:
+        argv += ['--config-file', path]
+    return DefaultProject(app.setup_app(argv=argv), NOAUTH_PROJECT_ID)
 
 
 sqlite_locking.serialise_transactions(os.environ[octavia.DB_FILE_ENV])
-application = make_application(os.environ[octavia.CONFIG_FILE_ENV])
+application = make_application(
+    os.environ[octavia.CONFIG_FILE_ENV].split(os.pathsep))

@@ -108,6 +108,7 @@ class AgentProcess:
         self.state_file = os.path.join(workdir, 'firewall-state.json')
         self.log_file = os.path.join(workdir, f'{name}.log')
         self.config_file = os.path.join(workdir, f'{name}.conf')
+        self.ping_wrapper = os.path.join(workdir, 'ping-wrapper.sh')
         with open(self.config_file, 'w') as conf:
             conf.write(
                 '[DEFAULT]\n'
@@ -117,6 +118,8 @@ class AgentProcess:
                 f'agent_server_cert = {pki.server}\n'
                 f'network_namespace = {namespace}\n'
                 f'firewall_state_file = {self.state_file}\n'
+                # Not the host's /var/lib/octavia.
+                f'ping_wrapper_path = {self.ping_wrapper}\n'
                 'vf_link_kinds = veth\n'
                 f'max_request_body_size = {max_body}\n'
                 f'agent_request_read_timeout = {read_timeout}\n'

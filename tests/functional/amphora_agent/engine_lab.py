@@ -37,22 +37,34 @@ PATIENCE = 30.0
 
 
 def start_agent(workdir, pki, namespace, name):
-    """An engine agent on ``namespace``; its ``base_path`` is set."""
+    """An engine agent on ``namespace``.
+
+    Its ``base_path``, ``base_cert_dir`` and ``ping_wrapper`` are set, all
+    under /run: haproxy's workers, unprivileged, run the PING script, and
+    pytest's directories are closed to them.
+    """
     os.makedirs(workdir, exist_ok=True)
     base_path = f'/run/{PREFIX}-{name}'
     for _ in range(len(AGENT_PORTS)):
         agent = conftest.AgentProcess(workdir, pki, namespace,
                                       conftest.free_port(AGENT_PORTS),
                                       name=name)
+        ping_wrapper = f'{base_path}/ping-wrapper.sh'
+        base_cert_dir = f'{base_path}/certs'
         with open(agent.config_file) as conf:
             text = conf.read()
         with open(agent.config_file, 'w') as conf:
             conf.write(text.replace('vf_link_kinds = veth\n', '').replace(
+                f'ping_wrapper_path = {agent.ping_wrapper}\n',
+                f'ping_wrapper_path = {ping_wrapper}\n').replace(
                 '[haproxy_amphora]\n',
-                f'[haproxy_amphora]\nbase_path = {base_path}\n').replace(
+                f'[haproxy_amphora]\nbase_path = {base_path}\n'
+                f'base_cert_dir = {base_cert_dir}\n').replace(
                 '[amphora_agent]\n',
                 '[amphora_agent]\nengine_verify_interval = 1\n'))
         agent.base_path = base_path
+        agent.base_cert_dir = base_cert_dir
+        agent.ping_wrapper = ping_wrapper
         try:
             return agent.start()
         except conftest.PortTaken:

@@ -221,6 +221,27 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
         assert config.read() == good
 
 
+def test_a_reload_that_does_not_start_is_an_error_and_the_old_one_serves(
+        lab, agent, api, loadbalancer, http_servers):
+    http_servers(MEMBER_1)
+    good = haproxy_config(agent, loadbalancer)
+    upload_and_start(agent, api, loadbalancer)
+    assert engine_lab.wait_until(lambda: serves(lab))
+    master = haproxy_pid(agent, loadbalancer)
+    # "haproxy -c" accepts it; at start haproxy cannot get the open files
+    # 200000 connections need (this machine allows 20000, an amphora
+    # whatever its unit sets).
+    greedy = good.replace('    maxconn 1000', '    maxconn 200000')
+    api.upload_haproxy_config(AMPHORA_ID, loadbalancer, greedy)
+
+    with pytest.raises(agent_client.AgentError) as raised:
+        api.loadbalancer_action(loadbalancer, 'reload')
+
+    assert 'kept its previous configuration' in str(raised.value)
+    assert haproxy_pid(agent, loadbalancer) == master
+    assert serves(lab)
+
+
 class EchoServer(firewall_lab.BackgroundServer):
     """Echoes every line on every connection, until closed."""
 

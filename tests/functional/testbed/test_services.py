@@ -88,7 +88,7 @@ def _names(rows):
 def test_every_service_is_alive(testbed, first_pids):
     rows = lifecycle.status(testbed)
     assert {name for name, _, _, _ in rows} == {
-        'redis', 'identity', 'neutron', 'octavia-api',
+        'redis', 'identity', 'neutron', 'barbican', 'octavia-api',
         'octavia-driver-agent', 'nova'}
     for name, pid, port, state in rows:
         if state == 'not installed':
@@ -217,9 +217,10 @@ def test_the_cli_works_with_the_generated_clouds_yaml(testbed):
     assert subnet['cidr'] == '203.0.113.0/24'
     providers = openstack(testbed, 'loadbalancer', 'provider', 'list')
     assert 'amphora-sriov' in [p['name'] for p in providers]
-    # --project options resolve through the identity stand-in.
-    assert [p['ID'] for p in openstack(testbed, 'project', 'list')] == [
-        'fake_project_id']
+    # --project options resolve through the identity stand-in, which has
+    # the testbed's project and the services' own.
+    assert [p['Name'] for p in openstack(testbed, 'project', 'list')] == [
+        'fake_project_id', 'service']
 
 
 def test_the_compute_emulator_is_seeded(testbed, conn):

@@ -93,12 +93,28 @@ class FakeProgram:
         return {'frontends': {}, 'backends': {}}
 
 
-class FakeEngine:
-    """The load-balancing engine (amphora_agent.engine.service.Engine)."""
+class FakeCertificates:
+    """The TLS file store: records the load balancers deleted."""
 
     def __init__(self):
+        self.deleted = []
+
+    def delete_all(self, loadbalancer_id):
+        self.deleted.append(loadbalancer_id)
+        return False
+
+
+class FakeEngine:
+    """The load-balancing engine (amphora_agent.engine.service.Engine).
+
+    ``certificates``: the TLS file store, a real one (amphora_agent.engine.
+    certificates.CertificateStore) in the tests of its endpoints.
+    """
+
+    def __init__(self, certificates=None):
         self.haproxy = FakeProgram()
         self.keepalived = FakeProgram()
+        self.certificates = certificates or FakeCertificates()
 
     def info(self):
         return {'haproxy_version': '2.6.12',

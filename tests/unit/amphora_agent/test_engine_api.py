@@ -15,6 +15,8 @@ The engine is a fake that records what reaches it and raises what a test
 tells it to: these tests are about routing, bodies and answers.
 """
 
+import os
+
 from oslo_config import cfg
 import pytest
 import webob
@@ -132,6 +134,8 @@ def test_delete(app, engine):
 
     assert response.status_int == 200
     assert engine.haproxy.calls == [('delete', 'lb-1')]
+    # Its TLS files go too.
+    assert engine.certificates.deleted == ['lb-1']
 
 
 def test_status(app, engine):
@@ -191,10 +195,31 @@ def test_engine_from_configuration(tmp_path):
     conf.set_override('base_path', str(tmp_path / 'engine'),
                       group='haproxy_amphora')
     conf.set_override('network_namespace', '', group='amphora_agent')
+    conf.set_override('base_cert_dir', str(tmp_path / 'certs'),
+                      group='haproxy_amphora')
+    conf.set_override('ping_wrapper_path', str(tmp_path / 'ping.sh'),
+                      group='amphora_agent')
 
     engine = service.Engine.from_conf(conf)
 
     assert engine.layout.base_path == str(tmp_path / 'engine')
     assert engine.haproxy.namespace is None
-    assert engine.info()['vrrp_check_script'] == str(
+    info = engine.info()
+    assert info['vrrp_check_script'] == str(
         tmp_path / 'engine' / 'vrrp' / 'check-haproxy')
+    assert info['haproxy_base_cert_dir'] == str(tmp_path / 'certs')
+    assert info['ping_wrapper'] == str(tmp_path / 'ping.sh')
+    assert os.access(tmp_path / 'ping.sh', os.X_OK)
+    # The certificate directory is made by the first upload only.
+    assert not (tmp_path / 'certs').exists()
+
+
+def test_engine_defaults_are_upstream_paths():
+    conf = cfg.ConfigOpts()
+    config.register_opts(conf)
+    conf([], project='test')
+
+    assert conf.haproxy_amphora.base_cert_dir == '/var/lib/octavia/certs'
+    assert conf.amphora_agent.ping_wrapper_path == (
+        '/var/lib/octavia/ping-wrapper.sh')
+    assert conf.amphora_agent.prometheus_proxy_port == 9102

@@ -43,6 +43,9 @@ EXTRA_SUBNET = 'vip-subnet-v6'
 MEMBER_NET = 'member-net'
 MEMBER_SUBNET = 'member-subnet'
 MEMBER_SUBNET_2 = 'member-subnet-2'
+# A tenant network of its own (no physical network: no VF reaches it).
+APP_NET = 'app-net'
+APP_SUBNET = 'app-subnet'
 IMAGE_TAG = 'amphora'
 COMPUTE_FLAVOR = 'amphora-sriov-flavor'
 
@@ -167,6 +170,7 @@ class FakeNetwork:
             MEMBER_NET: network_resource.Network(
                 id=MEMBER_NET, mtu=8950,
                 provider_physical_network='sriovnet'),
+            APP_NET: network_resource.Network(id=APP_NET, mtu=1450),
         }
         self.subnets = {
             MGMT_SUBNET: subnet_resource.Subnet(
@@ -188,6 +192,11 @@ class FakeNetwork:
             MEMBER_SUBNET_2: subnet_resource.Subnet(
                 id=MEMBER_SUBNET_2, network_id=MEMBER_NET,
                 cidr='2001:db8:2::/64', gateway_ip=None, host_routes=[]),
+            APP_SUBNET: subnet_resource.Subnet(
+                id=APP_SUBNET, network_id=APP_NET, cidr='192.0.2.0/24',
+                gateway_ip='192.0.2.1',
+                host_routes=[{'destination': '10.20.0.0/16',
+                              'nexthop': '192.0.2.254'}]),
         }
         self.ports_by_id = {}
         self._hosts = itertools.count(10)

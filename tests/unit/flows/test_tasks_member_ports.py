@@ -9,7 +9,10 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""SR-IOV member ports: what the member flows leave in the cloud."""
+"""SR-IOV member ports: what the member flows leave in the cloud.
+
+Normal member ports are in test_tasks_member_networks.
+"""
 
 import copy
 from unittest import mock
@@ -333,15 +336,18 @@ def test_load_balancer_delete_tasks_remove_the_member_ports(cloud, reporter,
     assert _member_ports(cloud) == []
 
 
-def test_without_allow_member_sriov_the_cloud_is_not_asked(reporter):
+def test_members_without_a_subnet_ask_no_cloud(reporter):
+    # Reached through the VIP subnet: no member port to plan.
     flavor = conftest.make_flavor()
+    reporter.get_loadbalancer.return_value = octavia_lb()
+    no_subnet = {'member_id': 'm-9', 'pool_id': 'p-1',
+                 'address': '203.0.113.9', 'protocol_port': 8080}
     with mock.patch('sriov_octavia.clients.connection') as connection:
         plan = member_port_plan.PlanMemberPorts('member').execute(
-            LB_ID, flavor, {}, provider_object=DIRECT)
+            LB_ID, flavor, {}, provider_object=no_subnet)
     assert plan == {'amphorae': [], 'plug': [], 'subnets': {},
-                    'new_ports': [], 'release': []}
+                    'vnic_types': {}, 'new_ports': [], 'release': []}
     connection.assert_not_called()
-    reporter.get_loadbalancer.assert_not_called()
 
 
 def test_an_unattached_leftover_port_is_deleted_with_its_member(

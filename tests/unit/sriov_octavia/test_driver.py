@@ -243,8 +243,8 @@ def test_vip_security_groups_without_sriov_vip_pass(driver, posted):
 
 
 @pytest.mark.parametrize('graph, expected', [
-    ({'listeners': [listener(protocol='TERMINATED_HTTPS')]},
-     'protocol TERMINATED_HTTPS: TLS termination is not supported'),
+    ({'listeners': [listener(protocol='UDP')]},
+     'protocol UDP: the amphora-sriov provider has no engine for it'),
     ({'pools': [pool(lb_algorithm='SOURCE_IP_PORT')]},
      'lb_algorithm SOURCE_IP_PORT: not supported'),
     ({'pools': [pool(members=[member(vnic_type='direct')])]},
@@ -339,20 +339,50 @@ def test_listener_create_posts(driver, posted, db, protocol):
     assert posted[0][1]['listener']['allowed_cidrs'] == ['192.0.2.0/24']
 
 
-def test_terminated_https_listener_is_refused(driver, posted, db):
-    message = refusal(driver.listener_create,
-                      listener(protocol='TERMINATED_HTTPS'))
-    assert message.startswith('protocol TERMINATED_HTTPS: TLS termination '
-                              'is not supported by the amphora-sriov '
-                              'provider yet')
-    assert posted == []
+SECRET_DATA = {'certificate': 'PEM CERTIFICATE', 'private_key': 'PEM KEY',
+               'intermediates': [], 'primary_cn': 'www.example.com'}
+
+
+def test_tls_listener_is_posted_with_refs_and_without_secrets(driver, posted,
+                                                              db):
+    tls = listener(protocol='TERMINATED_HTTPS',
+                   default_tls_container_ref='https://barbican/secrets/a',
+                   default_tls_container_data=SECRET_DATA,
+                   sni_container_refs=['https://barbican/secrets/b'],
+                   sni_container_data=[SECRET_DATA],
+                   client_ca_tls_container_ref='https://barbican/secrets/c',
+                   client_ca_tls_container_data='PEM CA',
+                   client_authentication='MANDATORY')
+
+    driver.listener_create(tls)
+
+    job = posted[0][1]['listener']
+    assert job['default_tls_container_ref'] == 'https://barbican/secrets/a'
+    assert job['sni_container_refs'] == ['https://barbican/secrets/b']
+    assert job['client_authentication'] == 'MANDATORY'
+    assert not [key for key in job if key.endswith('_container_data')]
+    assert 'PEM KEY' not in repr(posted)
+
+
+def test_tls_pool_is_posted_with_refs_and_without_secrets(driver, posted,
+                                                          db):
+    driver.pool_create(pool(protocol='HTTP', tls_enabled=True,
+                            tls_container_ref='https://barbican/secrets/d',
+                            tls_container_data=SECRET_DATA,
+                            ca_tls_container_ref='https://barbican/secrets/e',
+                            ca_tls_container_data='PEM CA'))
+
+    job = posted[0][1]['pool']
+    assert job['tls_enabled'] is True
+    assert job['tls_container_ref'] == 'https://barbican/secrets/d'
+    assert job['ca_tls_container_ref'] == 'https://barbican/secrets/e'
+    assert 'PEM KEY' not in repr(posted) and 'PEM CA' not in repr(posted)
 
 
 @pytest.mark.parametrize('protocol, why', [
     ('UDP', 'haproxy does not proxy UDP and the amphora kernel has no IPVS'),
     ('SCTP', 'haproxy does not proxy SCTP and the amphora kernel has no '
              'IPVS'),
-    ('PROMETHEUS', 'do not run the metrics proxy'),
 ])
 def test_listener_protocols_without_engine_are_refused(
         driver, posted, released, db, protocol, why):
@@ -362,7 +392,8 @@ def test_listener_protocols_without_engine_are_refused(
         message = refusal(call, obj)
         assert message.startswith(f'protocol {protocol}: ')
         assert why in message
-        assert message.endswith('Supported: TCP, HTTP, HTTPS.')
+        assert message.endswith('Supported: TCP, HTTP, HTTPS, '
+                                'TERMINATED_HTTPS, PROMETHEUS.')
     assert posted == []
 
 
@@ -415,10 +446,6 @@ def test_pool_create_update_delete(driver, posted, db):
     ({'lb_algorithm': 'SOURCE_IP_PORT'},
      'lb_algorithm SOURCE_IP_PORT: not supported by the amphora-sriov '
      'provider; supported: ROUND_ROBIN, LEAST_CONNECTIONS, SOURCE_IP.'),
-    ({'tls_enabled': True}, 'tls_enabled: TLS towards the members is not '
-                            'supported by the amphora-sriov provider yet.'),
-    ({'ca_tls_container_ref': 'https://barbican/secrets/ca'},
-     'ca_tls_container_ref: TLS towards the members'),
 ])
 def test_unsupported_pool_options_are_named(driver, posted, db, change,
                                             expected):
@@ -472,16 +499,17 @@ def test_sriov_member_with_allow_member_sriov_is_posted(driver, posted, db):
     assert store['flavor']['allow_member_sriov'] is True
 
 
-def test_sriov_member_in_a_load_balancer_graph_is_not_implemented_yet(
+def test_sriov_member_in_a_load_balancer_graph_is_posted(
         driver, posted, released):
     lb = new_lb(flavor={'allow_member_sriov': True, 'sriov_vip': True},
                 pools=[pool(members=[member(vnic_type='direct')])])
-    with pytest.raises(lib_exceptions.NotImplementedError) as info:
-        driver.loadbalancer_create(lb)
-    assert 'create them once the load balancer is ACTIVE' in (
-        info.value.user_fault_string)
-    assert posted == []
-    assert released == [(released.conn, LB, PORT)]
+
+    driver.loadbalancer_create(lb)
+
+    assert posted[0][0] == 'loadbalancer.create'
+    assert posted[0][1]['loadbalancer']['pools'][0]['members'][0][
+        'vnic_type'] == 'direct'
+    assert released == []
 
 
 def test_sriov_member_needs_a_subnet(driver, posted, db):
@@ -526,18 +554,15 @@ def test_health_monitor_jobs(driver, posted, db):
                             'availability_zone': {}}
 
 
-def test_ping_health_monitor_is_refused(driver, posted, db):
+def test_ping_health_monitor_is_posted(driver, posted, db):
     ping = data_models.HealthMonitor(healthmonitor_id=HM, pool_id=POOL,
                                      type='PING', delay=5, timeout=3,
                                      max_retries=2)
-    assert refusal(driver.health_monitor_create, ping).startswith(
-        'type PING: ICMP checks are not supported')
-    tcp = data_models.HealthMonitor(healthmonitor_id=HM, pool_id=POOL,
-                                    type='TCP')
-    assert refusal(driver.health_monitor_update, tcp,
-                   data_models.HealthMonitor(type='PING')).startswith(
-        'type PING')
-    assert posted == []
+
+    driver.health_monitor_create(ping)
+
+    assert posted[0][0] == 'health_monitor.create'
+    assert posted[0][1]['health_monitor']['type'] == 'PING'
 
 
 def test_l7policy_needs_an_http_listener(driver, posted, db):

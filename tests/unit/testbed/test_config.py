@@ -18,8 +18,8 @@ from sriov_octavia_testbed import config
 def test_ports_follow_the_port_base():
     default = config.Testbed('/tmp/x')
     assert [default.port(s) for s in ('neutron', 'octavia-api', 'nova',
-                                      'redis')] == [19696, 19700, 19774,
-                                                    19379]
+                                      'redis', 'barbican')] == [
+        19696, 19700, 19774, 19379, 19311]
     other = config.Testbed('/tmp/x', port_base=29000)
     assert other.url('neutron') == 'http://127.0.0.1:29696'
 
@@ -61,5 +61,39 @@ def test_clouds_yaml_names_every_endpoint(tmp_path):
     assert region.get_endpoint('compute') == (
         'http://127.0.0.1:29774/compute/v2.1')
     assert region.get_endpoint('image') == 'http://127.0.0.1:29774/image'
-    assert region.config['auth_type'] == 'none'
     assert region.get_endpoint('identity') == 'http://127.0.0.1:29701/v3'
+    # The user logs in at the identity stand-in; Barbican is in its catalog
+    # only, as its client finds it nowhere else.
+    assert region.config['auth_type'] == 'password'
+    assert region.config['auth']['auth_url'] == 'http://127.0.0.1:29701/v3'
+    assert region.config['auth']['username'] == 'admin'
+    assert region.config['auth']['project_name'] == 'fake_project_id'
+    assert region.get_endpoint('key-manager') is None
+
+
+def test_without_the_identity_stand_in_no_login(tmp_path):
+    testbed = config.Testbed(str(tmp_path), port_base=29000)
+    entry = clouds.cloud(testbed, authenticated=False)
+    assert entry['auth_type'] == 'none'
+    assert 'auth' not in entry
+    assert entry['network_endpoint_override'] == 'http://127.0.0.1:29696/'
+
+
+def test_the_catalog_lists_the_endpoints_the_cli_is_given(tmp_path):
+    testbed = config.Testbed(str(tmp_path), port_base=29000)
+    entry = clouds.cloud(testbed)
+    catalog = {service['type']: service for service in clouds.catalog(
+        testbed)}
+    for service_type in ('identity', 'network', 'load-balancer', 'compute',
+                         'image'):
+        override = service_type.replace('-', '_') + '_endpoint_override'
+        urls = {e['url'] for e in catalog[service_type]['endpoints']}
+        assert urls == {entry[override]}, service_type
+    barbican = catalog['key-manager']
+    assert barbican['name'] == 'barbican'
+    assert sorted((e['interface'], e['region'], e['url'])
+                  for e in barbican['endpoints']) == [
+        (interface, 'RegionOne', 'http://127.0.0.1:29311')
+        for interface in ('admin', 'internal', 'public')]
+    # IDs are stable: the same catalog after every restart.
+    assert clouds.catalog(testbed) == clouds.catalog(testbed)
