@@ -239,8 +239,7 @@ class PlanMemberPorts(task.Task):
     def _after_change(self, before, provider_object, members, pool_id):
         """The state after the flow's change, and the members it creates."""
         if self.object_type == 'loadbalancer':
-            # Created in one call with its graph: Octavia holds it all, and
-            # every member is new.
+            # Created in one call with its graph: every member is new.
             return before, [member for pool in before.get('pools') or ()
                             if pool for member in pool.get('members') or ()
                             if member]
@@ -258,7 +257,12 @@ class PlanMemberPorts(task.Task):
 
     def execute(self, loadbalancer_id, flavor, availability_zone,
                 provider_object=None, members=None, pool_id=None):
-        before = status.StatusReporter().get_loadbalancer(loadbalancer_id)
+        if self.object_type == 'loadbalancer':
+            # The create job holds the whole graph created with it.
+            before = provider_object
+        else:
+            before = status.StatusReporter().get_loadbalancer(
+                loadbalancer_id)
         after, created = self._after_change(before, provider_object,
                                             members, pool_id)
         created_subnets = member_subnets({'pools': [{'members': created}]})

@@ -31,6 +31,47 @@ from octavia_lib.common import constants as lib_consts
 _PROVISIONED = lib_consts.ACTIVE
 
 
+# Fields Octavia's models take as the provider dicts hold them, by model
+# attribute. TLS secrets are refs in Barbican, as Octavia keeps them.
+_LISTENER_FIELDS = {
+    'protocol': lib_consts.PROTOCOL,
+    'protocol_port': lib_consts.PROTOCOL_PORT,
+    'connection_limit': lib_consts.CONNECTION_LIMIT,
+    'insert_headers': lib_consts.INSERT_HEADERS,
+    'timeout_client_data': lib_consts.TIMEOUT_CLIENT_DATA,
+    'timeout_member_connect': lib_consts.TIMEOUT_MEMBER_CONNECT,
+    'timeout_member_data': lib_consts.TIMEOUT_MEMBER_DATA,
+    'timeout_tcp_inspect': lib_consts.TIMEOUT_TCP_INSPECT,
+    'allowed_cidrs': lib_consts.ALLOWED_CIDRS,
+    'project_id': lib_consts.PROJECT_ID,
+    'tls_certificate_id': lib_consts.DEFAULT_TLS_CONTAINER_REF,
+    'client_ca_tls_certificate_id': lib_consts.CLIENT_CA_TLS_CONTAINER_REF,
+    'client_authentication': lib_consts.CLIENT_AUTHENTICATION,
+    'client_crl_container_id': lib_consts.CLIENT_CRL_CONTAINER_REF,
+    'tls_ciphers': lib_consts.TLS_CIPHERS,
+    'tls_versions': lib_consts.TLS_VERSIONS,
+    'alpn_protocols': lib_consts.ALPN_PROTOCOLS,
+    'hsts_max_age': lib_consts.HSTS_MAX_AGE,
+    'hsts_include_subdomains': lib_consts.HSTS_INCLUDE_SUBDOMAINS,
+    'hsts_preload': lib_consts.HSTS_PRELOAD,
+}
+# A pool's own TLS towards its members: its client certificate, the CA and
+# CRL that check the members'.
+_POOL_TLS_FIELDS = {
+    'tls_certificate_id': lib_consts.TLS_CONTAINER_REF,
+    'ca_tls_certificate_id': lib_consts.CA_TLS_CONTAINER_REF,
+    'crl_container_id': lib_consts.CRL_CONTAINER_REF,
+    'tls_ciphers': lib_consts.TLS_CIPHERS,
+    'tls_versions': lib_consts.TLS_VERSIONS,
+    'alpn_protocols': lib_consts.ALPN_PROTOCOLS,
+    'project_id': lib_consts.PROJECT_ID,
+}
+
+
+def _copied(provider, fields):
+    return {attribute: provider.get(key) for attribute, key in fields.items()}
+
+
 def _enabled(obj):
     return obj.get(lib_consts.ADMIN_STATE_UP) is not False
 
@@ -100,17 +141,8 @@ def pool(provider_pool):
         session_persistence=_session_persistence(
             pool_id, provider_pool.get(lib_consts.SESSION_PERSISTENCE)),
         tls_enabled=bool(provider_pool.get(lib_consts.TLS_ENABLED)),
-        # The pool's own TLS towards its members: a client certificate, the
-        # CA and CRL that check the members' (secret refs in Barbican).
-        tls_certificate_id=provider_pool.get(lib_consts.TLS_CONTAINER_REF),
-        ca_tls_certificate_id=provider_pool.get(
-            lib_consts.CA_TLS_CONTAINER_REF),
-        crl_container_id=provider_pool.get(lib_consts.CRL_CONTAINER_REF),
-        tls_ciphers=provider_pool.get(lib_consts.TLS_CIPHERS),
-        tls_versions=provider_pool.get(lib_consts.TLS_VERSIONS),
-        alpn_protocols=provider_pool.get(lib_consts.ALPN_PROTOCOLS),
-        project_id=provider_pool.get(lib_consts.PROJECT_ID),
-        provisioning_status=_PROVISIONED)
+        provisioning_status=_PROVISIONED,
+        **_copied(provider_pool, _POOL_TLS_FIELDS))
     for child in result.members:
         child.pool = result
     if result.health_monitor:
@@ -188,43 +220,14 @@ def listener(provider_listener, pools, provider_pools):
             used.append(policy.redirect_pool)
     result = data_models.Listener(
         id=provider_listener[lib_consts.LISTENER_ID],
-        protocol=provider_listener.get(lib_consts.PROTOCOL),
-        protocol_port=provider_listener.get(lib_consts.PROTOCOL_PORT),
-        connection_limit=provider_listener.get(lib_consts.CONNECTION_LIMIT),
-        enabled=_enabled(provider_listener),
-        insert_headers=provider_listener.get(lib_consts.INSERT_HEADERS),
-        timeout_client_data=provider_listener.get(
-            lib_consts.TIMEOUT_CLIENT_DATA),
-        timeout_member_connect=provider_listener.get(
-            lib_consts.TIMEOUT_MEMBER_CONNECT),
-        timeout_member_data=provider_listener.get(
-            lib_consts.TIMEOUT_MEMBER_DATA),
-        timeout_tcp_inspect=provider_listener.get(
-            lib_consts.TIMEOUT_TCP_INSPECT),
-        allowed_cidrs=provider_listener.get(lib_consts.ALLOWED_CIDRS),
-        project_id=provider_listener.get(lib_consts.PROJECT_ID),
-        # TLS termination: secret refs in Barbican, as Octavia keeps them.
-        tls_certificate_id=provider_listener.get(
-            lib_consts.DEFAULT_TLS_CONTAINER_REF),
         sni_containers=[
             data_models.SNI(listener_id=provider_listener[
                 lib_consts.LISTENER_ID], position=position,
                 tls_container_id=ref)
             for position, ref in enumerate(provider_listener.get(
                 lib_consts.SNI_CONTAINER_REFS) or ())],
-        client_ca_tls_certificate_id=provider_listener.get(
-            lib_consts.CLIENT_CA_TLS_CONTAINER_REF),
-        client_authentication=provider_listener.get(
-            lib_consts.CLIENT_AUTHENTICATION),
-        client_crl_container_id=provider_listener.get(
-            lib_consts.CLIENT_CRL_CONTAINER_REF),
-        tls_ciphers=provider_listener.get(lib_consts.TLS_CIPHERS),
-        tls_versions=provider_listener.get(lib_consts.TLS_VERSIONS),
-        alpn_protocols=provider_listener.get(lib_consts.ALPN_PROTOCOLS),
-        hsts_max_age=provider_listener.get(lib_consts.HSTS_MAX_AGE),
-        hsts_include_subdomains=provider_listener.get(
-            lib_consts.HSTS_INCLUDE_SUBDOMAINS),
-        hsts_preload=provider_listener.get(lib_consts.HSTS_PRELOAD),
+        enabled=_enabled(provider_listener),
+        **_copied(provider_listener, _LISTENER_FIELDS),
         default_pool=default_pool,
         default_pool_id=default_pool.id if default_pool else None,
         pools=used,

@@ -20,6 +20,10 @@ and below the kernel's range for outgoing connections (``testbed.config``)::
     @pytest.fixture(scope='session')
     def testbed(testbed_factory):
         return testbed_factory(port_base=25000, prefix='tdrv')
+
+A test module with an instance of its own declares ``PORT_BASE`` and
+``PREFIX`` (its own, so that modules running beside each other never share
+ports, namespaces or the management subnet) and uses ``tb`` and ``conn``.
 """
 
 import contextlib
@@ -51,3 +55,18 @@ def testbed(testbed_factory):
     return testbed_factory(
         port_base=int(os.environ.get('SRIOV_TESTBED_PORT_BASE', 21000)),
         prefix=os.environ.get('SRIOV_TESTBED_PREFIX', 'ftb'))
+
+
+@pytest.fixture(scope='module')
+def tb(request, testbed_factory):
+    """The test module's own instance, on its PORT_BASE and PREFIX."""
+    return testbed_factory(port_base=request.module.PORT_BASE,
+                           prefix=request.module.PREFIX)
+
+
+@pytest.fixture(scope='module')
+def conn(tb):
+    """An openstacksdk connection to ``tb``."""
+    connection = tb.connect()
+    yield connection
+    connection.close()

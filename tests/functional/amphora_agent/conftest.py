@@ -31,6 +31,7 @@ import pytest
 import requests
 
 from amphora_agent.engine import layout
+from sriov_octavia.amphora import client as agent_client
 from sriov_octavia_testbed import certs
 from sriov_octavia_testbed import netlab
 
@@ -201,6 +202,23 @@ class AgentProcess:
     def state(self):
         with open(self.state_file) as state:
             return json.load(state)
+
+
+def agent_api(agent, pki):
+    """An AgentClient of ``agent`` (a context manager), without retries."""
+    return agent_client.AgentClient(agent.url, pki.client, pki.ca,
+                                    retries=0)
+
+
+@pytest.fixture
+def api(lab, pki):
+    """The AgentClient of the agent of the test module's ``lab`` fixture.
+
+    For the engine tests, whose module-scoped ``lab`` (engine_lab) holds
+    the agent they drive.
+    """
+    with agent_api(lab.agent, pki) as client:
+        yield client
 
 
 @pytest.fixture

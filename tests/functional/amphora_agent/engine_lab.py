@@ -19,18 +19,23 @@ namespaces hold veths that are not taken for VFs, so the firewall leaves
 them alone: these tests are about haproxy and keepalived.
 """
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import types
 
 from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import conftest
 
 PREFIX = f'teng-{os.getpid()}'
 AGENT_PORTS = range(19480, 19500)
+# The addresses of amphora_lab's VIP and client.
+VIP = '203.0.113.10'
+CLIENT = '203.0.113.20'
 # How long something that must happen may take on a busy machine; every
 # wait returns as soon as it happened.
 PATIENCE = 30.0
@@ -72,6 +77,19 @@ def start_agent(workdir, pki, namespace, name):
     raise AssertionError('no port of the engine tests stayed free')
 
 
+def loadbalancer_ids(tag):
+    """``(LB, LISTENER, POOL, AMPHORA)`` of a test module's load balancer.
+
+    The ids end in ``tag`` (12 characters at most), so that modules never
+    share one; AMPHORA is the amphora dict the controller renders for.
+    """
+    def uuid(head):
+        return f'{head}-0000-4000-8000-{tag:0>12}'
+    return (uuid('5e1c0000'), uuid('a0000000'), uuid('b0000000'),
+            {'id': uuid('f0000000'), 'role': 'MASTER',
+             'mgmt_ip': '198.18.35.5'})
+
+
 def namespace_pids(namespace):
     result = netlab.run(None, ['ip', 'netns', 'pids', namespace],
                         check=False)
@@ -102,6 +120,50 @@ def end_processes(namespace, program=None):
 def stop_agent(agent):
     agent.stop()
     shutil.rmtree(agent.base_path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def amphora_lab(tmp_path_factory, pki, name, clients=(f'{CLIENT}/24',),
+                members=(), gateways=('198.51.100.1/24',)):
+    """An engine agent's data namespace between a client and members.
+
+    Namespaces ``<name>amp``, ``<name>cli`` and, with ``members``,
+    ``<name>mem``: the amphora's vf0 holds the VIP and is linked to the
+    client's eth0, which holds ``clients``; its vf1 holds ``gateways`` and
+    is linked to the member's eth0, which holds ``members``. The agent
+    (``start_agent``) runs on the amphora. Yields ``lab`` (the netlab.Lab),
+    ``amp``, ``client``, ``member`` (None without members) and ``agent``;
+    after, the agent is stopped, what runs in the namespaces is SIGKILLed,
+    by PID, and the lab closed.
+    """
+    names = [f'{name}amp', f'{name}cli'] + ([f'{name}mem'] if members
+                                            else [])
+    lab = netlab.Lab(PREFIX)
+    agent = None
+    try:
+        amp, client = lab.namespace(names[0]), lab.namespace(names[1])
+        lab.veth(amp, 'vf0', client, 'eth0')
+        netlab.add_address(amp, 'vf0', f'{VIP}/24')
+        for cidr in clients:
+            netlab.add_address(client, 'eth0', cidr)
+        member = None
+        if members:
+            member = lab.namespace(names[2])
+            lab.veth(amp, 'vf1', member, 'eth0')
+            for cidr in gateways:
+                netlab.add_address(amp, 'vf1', cidr)
+            for cidr in members:
+                netlab.add_address(member, 'eth0', cidr)
+        agent = start_agent(str(tmp_path_factory.mktemp(f'{name}-agent')),
+                            pki, amp, name)
+        yield types.SimpleNamespace(lab=lab, amp=amp, client=client,
+                                    member=member, agent=agent)
+    finally:
+        if agent is not None:
+            stop_agent(agent)
+        for namespace in names:
+            end_processes(lab.name(namespace))
+        lab.close()
 
 
 def wait_until(condition, patience=PATIENCE):

@@ -22,17 +22,13 @@ import signal
 import socket
 import subprocess
 import threading
-import types
 
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
-from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import engine_lab
 from tests.functional.amphora_agent import firewall_lab
 
-VIP = '203.0.113.10'
-CLIENT = '203.0.113.20'
 MEMBER_1 = '198.51.100.5'
 MEMBER_2 = '198.51.100.6'
 HTTP_PORT = 45530
@@ -45,44 +41,18 @@ AMPHORA_ID = 'amphora-1'
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory, pki):
-    lab = netlab.Lab(engine_lab.PREFIX)
-    agent = None
-    try:
-        amp = lab.namespace('amp')
-        client = lab.namespace('cli')
-        member = lab.namespace('mem')
-        lab.veth(amp, 'vf0', client, 'eth0')
-        lab.veth(amp, 'vf1', member, 'eth0')
-        netlab.add_address(amp, 'vf0', f'{VIP}/24')
-        netlab.add_address(client, 'eth0', f'{CLIENT}/24')
-        netlab.add_address(amp, 'vf1', '198.51.100.1/24')
-        netlab.add_address(member, 'eth0', f'{MEMBER_1}/24')
-        netlab.add_address(member, 'eth0', f'{MEMBER_2}/24')
+    with engine_lab.amphora_lab(tmp_path_factory, pki, 'h',
+                                members=(f'{MEMBER_1}/24',
+                                         f'{MEMBER_2}/24')) as lab:
         content = tmp_path_factory.mktemp('www')
         (content / 'hello.txt').write_text('hello from a member\n')
-        agent = engine_lab.start_agent(
-            str(tmp_path_factory.mktemp('engine-agent')), pki, amp, 'h')
-        yield types.SimpleNamespace(lab=lab, amp=amp, client=client,
-                                    member=member, agent=agent,
-                                    content=str(content))
-    finally:
-        if agent is not None:
-            engine_lab.stop_agent(agent)
-        for name in ('amp', 'cli', 'mem'):
-            engine_lab.end_processes(lab.name(name))
-        lab.close()
+        lab.content = str(content)
+        yield lab
 
 
 @pytest.fixture
 def agent(lab):
     return lab.agent
-
-
-@pytest.fixture
-def api(agent, pki):
-    with agent_client.AgentClient(agent.url, pki.client, pki.ca,
-                                  retries=0) as client:
-        yield client
 
 
 @pytest.fixture
@@ -122,7 +92,7 @@ def haproxy_config(agent, loadbalancer_id, servers=(MEMBER_1,), extra=''):
         '    timeout client 120s',
         '    timeout server 120s',
         'frontend listener-1',
-        f'    bind {VIP}:{LISTENER_PORT}',
+        f'    bind {engine_lab.VIP}:{LISTENER_PORT}',
         '    default_backend pool-1:listener-1',
         'backend pool-1:listener-1',
     ]
@@ -140,7 +110,7 @@ def upload_and_start(agent, api, loadbalancer):
 
 
 def listener_url(port=LISTENER_PORT):
-    return f'http://{VIP}:{port}/hello.txt'
+    return f'http://{engine_lab.VIP}:{port}/hello.txt'
 
 
 def serves(lab, port=LISTENER_PORT):
@@ -284,7 +254,7 @@ class EchoServer(firewall_lab.BackgroundServer):
 def tcp_listener(port):
     return (f'frontend tcp-{port}\n'
             '    mode tcp\n'
-            f'    bind {VIP}:{port}\n'
+            f'    bind {engine_lab.VIP}:{port}\n'
             '    default_backend echo\n')
 
 
@@ -303,7 +273,7 @@ def connect(lab, port):
                                           socket.SOCK_STREAM)
     connection.settimeout(engine_lab.PATIENCE)
     try:
-        connection.connect((VIP, port))
+        connection.connect((engine_lab.VIP, port))
     except OSError:
         connection.close()
         return None

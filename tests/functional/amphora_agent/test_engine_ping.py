@@ -24,24 +24,17 @@ lab's veths are not taken for VFs.
 
 import os
 import stat
-import types
 
 import pytest
 
-from sriov_octavia.amphora import client as agent_client
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import engine_lab
 
-VIP = '203.0.113.10'
 MEMBER4 = '198.51.100.5'
 MEMBER6 = '2001:db8:51::5'
 LISTENER_PORT = 45550
-LB = '5e1c0000-0000-4000-8000-00000000ping'
-LISTENER = 'a0000000-0000-4000-8000-00000000ping'
-POOL = 'b0000000-0000-4000-8000-00000000ping'
-AMPHORA = {'id': 'f0000000-0000-4000-8000-00000000ping', 'role': 'MASTER',
-           'mgmt_ip': '198.18.35.5'}
+LB, LISTENER, POOL, AMPHORA = engine_lab.loadbalancer_ids('ping')
 SERVERS = {'member-4': MEMBER4, 'member-6': MEMBER6}
 IGNORE_ECHO = ('net.ipv4.icmp_echo_ignore_all',
                'net.ipv6.icmp.echo_ignore_all')
@@ -49,44 +42,18 @@ IGNORE_ECHO = ('net.ipv4.icmp_echo_ignore_all',
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory, pki):
-    lab = netlab.Lab(engine_lab.PREFIX)
-    agent = None
-    try:
-        amp = lab.namespace('pamp')
-        member = lab.namespace('pmem')
-        client = lab.namespace('pcli')
-        lab.veth(amp, 'vf0', client, 'eth0')
-        lab.veth(amp, 'vf1', member, 'eth0')
-        netlab.add_address(amp, 'vf0', f'{VIP}/24')
-        netlab.add_address(client, 'eth0', '203.0.113.20/24')
-        netlab.add_address(amp, 'vf1', '198.51.100.1/24')
-        netlab.add_address(amp, 'vf1', '2001:db8:51::1/64')
-        netlab.add_address(member, 'eth0', f'{MEMBER4}/24')
-        netlab.add_address(member, 'eth0', f'{MEMBER6}/64')
-        agent = engine_lab.start_agent(
-            str(tmp_path_factory.mktemp('ping-agent')), pki, amp, 'p')
-        yield types.SimpleNamespace(lab=lab, amp=amp, member=member,
-                                    agent=agent)
-    finally:
-        if agent is not None:
-            engine_lab.stop_agent(agent)
-        for name in ('pamp', 'pmem', 'pcli'):
-            engine_lab.end_processes(lab.name(name))
-        lab.close()
-
-
-@pytest.fixture
-def api(lab, pki):
-    with agent_client.AgentClient(lab.agent.url, pki.client, pki.ca,
-                                  retries=0) as client:
-        yield client
+    with engine_lab.amphora_lab(
+            tmp_path_factory, pki, 'p',
+            members=(f'{MEMBER4}/24', f'{MEMBER6}/64'),
+            gateways=('198.51.100.1/24', '2001:db8:51::1/64')) as lab:
+        yield lab
 
 
 def state():
     """The provider dicts of a TCP listener whose pool is PING-monitored."""
     return {
         'loadbalancer_id': LB, 'project_id': 'project-ping',
-        'vip_address': VIP,
+        'vip_address': engine_lab.VIP,
         # The default limit makes haproxy ask for more file descriptors
         # than a test machine may give.
         'listeners': [{'listener_id': LISTENER, 'protocol': 'TCP',

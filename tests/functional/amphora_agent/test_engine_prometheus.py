@@ -20,66 +20,37 @@ client address, so that its counters have something to count.
 """
 
 import re
-import types
 
 import pytest
 
-from sriov_octavia.amphora import client as agent_client
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia_testbed import netlab
+from tests.functional.amphora_agent import conftest
 from tests.functional.amphora_agent import engine_lab
 from tests.unit.amphora_agent.prometheus_text import parse
 
-VIP = '203.0.113.10'
-CLIENT = '203.0.113.20'
+LB, LISTENER, POOL, AMPHORA = engine_lab.loadbalancer_ids('m1')
+TCP_LISTENER = 'a0000000-0000-4000-8000-0000000000m2'
 STRANGER = '203.0.113.21'
 PROMETHEUS_PORT = 45580
 TCP_PORT = 45581
-LB = '5e1c0000-0000-4000-8000-0000000000m1'
-LISTENER = 'a0000000-0000-4000-8000-0000000000m1'
-TCP_LISTENER = 'a0000000-0000-4000-8000-0000000000m2'
-POOL = 'b0000000-0000-4000-8000-0000000000m1'
-AMPHORA = {'id': 'f0000000-0000-4000-8000-0000000000m1', 'role': 'MASTER',
-           'mgmt_ip': '198.18.35.5'}
 FIREWALL = 'octavia_sriov_firewall_'
 LISTENER_LABELS = (('protocol', 'TCP'), ('port', str(PROMETHEUS_PORT)))
 
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory, pki):
-    lab = netlab.Lab(engine_lab.PREFIX)
-    agent = None
-    try:
-        amp = lab.namespace('mamp')
-        client = lab.namespace('mcli')
-        lab.veth(amp, 'vf0', client, 'eth0')
-        netlab.add_address(amp, 'vf0', f'{VIP}/24')
-        netlab.add_address(client, 'eth0', f'{CLIENT}/24')
-        netlab.add_address(client, 'eth0', f'{STRANGER}/24')
-        agent = engine_lab.start_agent(
-            str(tmp_path_factory.mktemp('prometheus-agent')), pki, amp, 'm')
-        yield types.SimpleNamespace(lab=lab, amp=amp, client=client,
-                                    agent=agent)
-    finally:
-        if agent is not None:
-            engine_lab.stop_agent(agent)
-        for name in ('mamp', 'mcli'):
-            engine_lab.end_processes(lab.name(name))
-        lab.close()
-
-
-@pytest.fixture
-def api(lab, pki):
-    with agent_client.AgentClient(lab.agent.url, pki.client, pki.ca,
-                                  retries=0) as client:
-        yield client
+    with engine_lab.amphora_lab(tmp_path_factory, pki, 'm',
+                                clients=(f'{engine_lab.CLIENT}/24',
+                                         f'{STRANGER}/24')) as lab:
+        yield lab
 
 
 def state():
     """A PROMETHEUS listener, and a TCP one whose member haproxy counts."""
     return {
         'loadbalancer_id': LB, 'project_id': 'project-prometheus',
-        'vip_address': VIP,
+        'vip_address': engine_lab.VIP,
         'listeners': [
             {'listener_id': LISTENER, 'protocol': 'PROMETHEUS',
              'protocol_port': PROMETHEUS_PORT, 'connection_limit': 1000},
@@ -95,14 +66,13 @@ def state():
 
 @pytest.fixture(scope='module')
 def exported(lab, pki):
-    """The load balancer served, its listener opened to CLIENT only."""
-    with agent_client.AgentClient(lab.agent.url, pki.client, pki.ca,
-                                  retries=0) as api:
+    """The load balancer served, its listener opened to the client only."""
+    with conftest.agent_api(lab.agent, pki) as api:
         text = haproxy_config.render(state(), AMPHORA, api.get_info())
         api.set_security_group({
-            'vip_interfaces': [VIP],
+            'vip_interfaces': [engine_lab.VIP],
             'listeners': [{'protocol': 'TCP', 'port': port,
-                           'allowed_cidrs': [f'{CLIENT}/32']}
+                           'allowed_cidrs': [f'{engine_lab.CLIENT}/32']}
                           for port in (PROMETHEUS_PORT, TCP_PORT)]})
         api.upload_haproxy_config(AMPHORA['id'], LB, text)
         api.loadbalancer_action(LB, 'start')
@@ -110,12 +80,12 @@ def exported(lab, pki):
         api.delete_loadbalancer(LB)
 
 
-def scrape(lab, source=CLIENT, timeout=5):
+def scrape(lab, source=engine_lab.CLIENT, timeout=5):
     """``(HTTP status, body)`` of GET /metrics through the listener."""
     result = netlab.run(
         lab.client, ['curl', '-s', '-m', str(timeout), '--interface', source,
                      '-o', '-', '-w', '\n%{http_code}',
-                     f'http://{VIP}:{PROMETHEUS_PORT}/metrics'],
+                     f'http://{engine_lab.VIP}:{PROMETHEUS_PORT}/metrics'],
         check=False, timeout=timeout + 30)
     body, _, status = result.stdout.rpartition('\n')
     return int(status or 0), body

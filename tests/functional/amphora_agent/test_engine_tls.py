@@ -33,18 +33,12 @@ from sriov_octavia.amphora import client as agent_client
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import engine_lab
-from tests.unit.amphora_agent import tls_material as tm
+from tests import tls_material as tm
 
-VIP = '203.0.113.10'
-CLIENT = '203.0.113.20'
 MEMBER = '198.51.100.5'
 HTTP_PORT = 45570
 TLS_PORT = 45571
-LB = '5e1c0000-0000-4000-8000-0000000000t1'
-LISTENER = 'a0000000-0000-4000-8000-0000000000t1'
-POOL = 'b0000000-0000-4000-8000-0000000000t1'
-AMPHORA = {'id': 'f0000000-0000-4000-8000-0000000000t1', 'role': 'MASTER',
-           'mgmt_ip': '198.18.35.5'}
+LB, LISTENER, POOL, AMPHORA = engine_lab.loadbalancer_ids('t1')
 WWW = 'www.example.test'
 API = 'api.example.test'
 
@@ -65,48 +59,23 @@ with socket.create_connection((sys.argv[2], int(sys.argv[3])), 10) as raw:
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory, pki):
-    lab = netlab.Lab(engine_lab.PREFIX)
-    agent = server = None
-    try:
-        amp = lab.namespace('tamp')
-        client = lab.namespace('tcli')
-        member = lab.namespace('tmem')
-        lab.veth(amp, 'vf0', client, 'eth0')
-        lab.veth(amp, 'vf1', member, 'eth0')
-        netlab.add_address(amp, 'vf0', f'{VIP}/24')
-        netlab.add_address(client, 'eth0', f'{CLIENT}/24')
-        netlab.add_address(amp, 'vf1', '198.51.100.1/24')
-        netlab.add_address(member, 'eth0', f'{MEMBER}/24')
+    with engine_lab.amphora_lab(tmp_path_factory, pki, 't',
+                                members=(f'{MEMBER}/24',)) as lab:
         content = tmp_path_factory.mktemp('tls-www')
         (content / 'hello.txt').write_text('hello over TLS\n')
-        server = engine_lab.HttpServer(member, MEMBER, HTTP_PORT,
+        server = engine_lab.HttpServer(lab.member, MEMBER, HTTP_PORT,
                                        str(content))
-        agent = engine_lab.start_agent(
-            str(tmp_path_factory.mktemp('tls-agent')), pki, amp, 't')
-        yield types.SimpleNamespace(
-            lab=lab, amp=amp, client=client, agent=agent,
-            files=tmp_path_factory.mktemp('tls-client'),
-            directory=os.path.join(agent.base_cert_dir, LB))
-    finally:
-        if server is not None:
+        lab.files = tmp_path_factory.mktemp('tls-client')
+        lab.directory = os.path.join(lab.agent.base_cert_dir, LB)
+        try:
+            yield lab
+        finally:
             server.stop()
-        if agent is not None:
-            engine_lab.stop_agent(agent)
-        for name in ('tamp', 'tcli', 'tmem'):
-            engine_lab.end_processes(lab.name(name))
-        lab.close()
 
 
 @pytest.fixture(scope='module')
 def tls_pki():
     return tm.Pki()
-
-
-@pytest.fixture
-def api(lab, pki):
-    with agent_client.AgentClient(lab.agent.url, pki.client, pki.ca,
-                                  retries=0) as client:
-        yield client
 
 
 @pytest.fixture
@@ -134,7 +103,7 @@ class Certificate:
 def state():
     return {
         'loadbalancer_id': LB, 'project_id': 'project-tls',
-        'vip_address': VIP,
+        'vip_address': engine_lab.VIP,
         'listeners': [{
             'listener_id': LISTENER, 'protocol': 'TERMINATED_HTTPS',
             'protocol_port': TLS_PORT, 'default_pool_id': POOL,
@@ -174,8 +143,8 @@ def ca_file(lab, tls_pki):
 
 def connect(lab, tls_pki, hostname, client_pem=None):
     """``(serial served, HTTP status line)``, or None if TLS failed."""
-    argv = [sys.executable, '-c', _PEER_SERIAL, ca_file(lab, tls_pki), VIP,
-            str(TLS_PORT), hostname]
+    argv = [sys.executable, '-c', _PEER_SERIAL, ca_file(lab, tls_pki),
+            engine_lab.VIP, str(TLS_PORT), hostname]
     if client_pem:
         argv.append(client_pem)
     result = netlab.run(lab.client, argv, check=False, timeout=60)

@@ -9,11 +9,11 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""A testbed instance per test module that asks for one.
+"""What the tests of a module's own testbed instance use besides it.
 
-A module declares ``PORT_BASE`` and ``PREFIX`` (its own, so that modules
-running beside each other never share ports, namespaces or the management
-subnet) and uses ``tb``, ``conn``, ``fabric`` and ``faults``.
+A module declares ``PORT_BASE`` and ``PREFIX`` and uses ``tb`` and
+``conn`` (tests/functional/conftest.py), ``fabric``, ``faults`` and
+``hosts``.
 """
 
 import pytest
@@ -21,19 +21,6 @@ import requests
 
 from sriov_octavia_testbed import plumbing
 from tests.functional.sriov_octavia import http_service
-
-
-@pytest.fixture(scope='module')
-def tb(request, testbed_factory):
-    return testbed_factory(port_base=request.module.PORT_BASE,
-                           prefix=request.module.PREFIX)
-
-
-@pytest.fixture(scope='module')
-def conn(tb):
-    connection = tb.connect()
-    yield connection
-    connection.close()
 
 
 @pytest.fixture(scope='module')

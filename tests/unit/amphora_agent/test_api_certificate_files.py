@@ -24,8 +24,8 @@ import stat
 import pytest
 
 from amphora_agent.engine import certificates
+from tests import tls_material as tm
 from tests.unit.amphora_agent import fakes
-from tests.unit.amphora_agent import tls_material as tm
 
 LB = 'lb-1'
 BASE = f'/1.0/loadbalancer/amp-1/{LB}/certificates'

@@ -23,7 +23,7 @@ import pytest
 
 from amphora_agent.engine import tls_files
 from amphora_agent import pem
-from tests.unit.amphora_agent import tls_material as tm
+from tests import tls_material as tm
 
 
 @pytest.fixture(scope='module')

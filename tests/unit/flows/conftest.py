@@ -12,15 +12,18 @@
 """Fixtures of the load balancer flow task tests: a fake cloud, options."""
 
 import contextlib
+import copy
 import re
 from unittest import mock
 
+from openstack import exceptions as os_exceptions
 from oslo_config import cfg
 import pytest
 from taskflow import engines
 from taskflow import exceptions as tf_exceptions
 
 from flows.tasks import compute
+from flows.tasks import member_ports
 from sriov_octavia.amphora import client as agent_client
 from sriov_octavia import conf as sriov_conf
 from sriov_octavia import flavor as sriov_flavor
@@ -32,6 +35,11 @@ LB_ID = 'lb-0001'
 AGENT_INFO = {'haproxy_version': '2.6.12',
               'haproxy_base_path': '/var/lib/amphora-agent/haproxy',
               'vrrp_check_script': '/var/lib/amphora-agent/vrrp-check'}
+# The one listener and pool of the member tests' load balancer.
+POOL = {'pool_id': 'p-1', 'protocol': 'TCP', 'members': [],
+        'healthmonitor': None}
+LISTENER = {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
+            'default_pool_id': 'p-1'}
 
 
 @pytest.fixture
@@ -41,6 +49,21 @@ def cloud(monkeypatch):
     monkeypatch.setattr(compute, 'POLL_INTERVAL', 0)
     with mock.patch('sriov_octavia.clients.connection', return_value=fake):
         yield fake
+
+
+@pytest.fixture
+def reporter():
+    """The StatusReporter the flows report to (a mock)."""
+    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
+        yield cls.return_value
+
+
+@pytest.fixture
+def no_engine():
+    """No haproxy or keepalived configuration pushed to the agents."""
+    with mock.patch('flows.tasks.engine.push_haproxy'), \
+            mock.patch('flows.tasks.engine.configure_vrrp'):
+        yield
 
 
 @pytest.fixture
@@ -144,3 +167,61 @@ def create_lb(reporter, agents, flavor):
     for agent in agents.values():
         agent.reset_mock()
     return flavor
+
+
+def octavia_lb(members=()):
+    """The member tests' load balancer as the driver-agent returns it."""
+    return dict(make_loadbalancer(), listeners=[LISTENER],
+                pools=[dict(POOL, members=copy.deepcopy(list(members)))])
+
+
+def create_member_lb(reporter, agents, topology, allow_member_sriov):
+    """Create a load balancer whose agents plug member ports as eth2."""
+    flavor = make_flavor(topology)
+    flavor[sriov_flavor.ALLOW_MEMBER_SRIOV] = allow_member_sriov
+    create_lb(reporter, agents, flavor)
+    for agent in agents.values():
+        agent.plug_network.return_value = {'name': 'eth2'}
+    return flavor
+
+
+def last_update(reporter):
+    """What the flows last reported to Octavia."""
+    return reporter.update_status.call_args.args[0]
+
+
+def member_ports_in(cloud, network_id=None):
+    """The member ports in ``cloud`` (on ``network_id``), by name."""
+    return sorted((port for port in cloud.network.ports_by_id.values()
+                   if (port.name or '').startswith('octavia-lb-member-') and
+                   network_id in (None, port.network_id)),
+                  key=lambda port: port.name)
+
+
+def attached(cloud):
+    """``{port id: server id}`` of every interface Nova holds."""
+    return {interface.port_id: server_id
+            for server_id, interfaces in cloud.compute.interfaces.items()
+            for interface in interfaces}
+
+
+@contextlib.contextmanager
+def failing_attach(cloud, message):
+    """Nova refuses to attach interfaces, saying ``message``.
+
+    What runs inside must fail with MemberPortError and leave no member
+    port and no interface behind.
+    """
+    attached_before = attached(cloud)
+    cloud.compute.attach_error = os_exceptions.BadRequestException(message)
+    with pytest.raises(member_ports.MemberPortError):
+        yield
+    assert member_ports_in(cloud) == []
+    assert attached(cloud) == attached_before
+
+
+def assert_firewalls_admit(agents, *members):
+    """Every agent's firewall was last set to admit ``members``."""
+    for agent in agents.values():
+        body = agent.set_security_group.call_args.args[0]
+        assert body['members'] == list(members)

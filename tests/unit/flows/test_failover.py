@@ -309,10 +309,11 @@ def test_the_new_amphora_takes_over_the_member_ports(cloud, reporter,
     member = {'member_id': 'm-1', 'pool_id': 'p-1',
               'address': '198.51.100.30', 'protocol_port': 8080,
               'subnet_id': fake_cloud.MEMBER_SUBNET, 'vnic_type': 'direct'}
-    reporter.get_loadbalancer.return_value = dict(
-        _loadbalancer(), pools=[{'pool_id': 'p-1', 'protocol': 'TCP',
-                                 'members': [member]}])
-    store = dict(_store(SINGLE), flavor=flavor)
+    created = dict(_loadbalancer(), pools=[{
+        'pool_id': 'p-1', 'protocol': 'TCP', 'members': [member]}])
+    reporter.get_loadbalancer.return_value = created
+    # Created in one call with its member.
+    store = dict(_store(SINGLE), flavor=flavor, loadbalancer=created)
     conftest.run_flow('loadbalancer.create', store=store)
     [old] = cloud.compute.servers_by_id
     # The member port the create flow gave the amphora for the member

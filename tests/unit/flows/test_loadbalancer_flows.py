@@ -41,12 +41,6 @@ ONE_CALL_LB = dict(conftest.make_loadbalancer(), listeners=[
 
 
 @pytest.fixture
-def reporter():
-    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
-        yield cls.return_value
-
-
-@pytest.fixture
 def agents(worker_conf):
     agent = mock.MagicMock()
     agent.__enter__.return_value = agent

@@ -12,7 +12,6 @@
 """The amphora firewall follows listeners, pools, members and monitors."""
 
 import copy
-from unittest import mock
 
 import pytest
 
@@ -166,12 +165,6 @@ def test_member_batch_replaces_the_pools_members():
 
 
 # The tasks in their flows, on amphorae the load balancer flow made.
-
-
-@pytest.fixture
-def reporter():
-    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
-        yield cls.return_value
 
 
 def _create_lb(reporter, agents, sriov_vip=True):

@@ -19,12 +19,10 @@ fake cloud is checked here; SR-IOV member ports alone are in
 test_tasks_member_ports.
 """
 
-import copy
 import functools
 import logging
 from unittest import mock
 
-from openstack import exceptions as os_exceptions
 from openstack.network.v2 import port as port_resource
 import pytest
 
@@ -38,10 +36,6 @@ from tests.unit.flows import fake_cloud
 LB_ID = conftest.LB_ID
 SINGLE = sriov_flavor.TOPOLOGY_SINGLE
 ACTIVE_STANDBY = sriov_flavor.TOPOLOGY_ACTIVE_STANDBY
-POOL = {'pool_id': 'p-1', 'protocol': 'TCP', 'members': [],
-        'healthmonitor': None}
-LISTENER = {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
-            'default_pool_id': 'p-1'}
 APP = {'member_id': 'm-app', 'pool_id': 'p-1', 'address': '192.0.2.20',
        'protocol_port': 8080, 'subnet_id': fake_cloud.APP_SUBNET,
        'vnic_type': 'normal'}
@@ -55,65 +49,26 @@ APP_PLUG = {'subnet_cidr': '192.0.2.0/24', 'gateway': '192.0.2.1',
                              'nexthop': '192.0.2.254'}]}
 
 
-@pytest.fixture
-def reporter():
-    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
-        yield cls.return_value
-
-
-@pytest.fixture(autouse=True)
-def engine():
-    """haproxy and keepalived configuration are not what is tested here."""
-    with mock.patch('flows.tasks.engine.push_haproxy'), \
-            mock.patch('flows.tasks.engine.configure_vrrp'):
-        yield
-
-
-def octavia_lb(members=()):
-    """The load balancer as the driver-agent returns it."""
-    return dict(conftest.make_loadbalancer(), listeners=[LISTENER],
-                pools=[dict(POOL, members=copy.deepcopy(list(members)))])
+pytestmark = pytest.mark.usefixtures('no_engine')
 
 
 def _create_lb(reporter, agents, topology=ACTIVE_STANDBY,
                allow_member_sriov=False):
-    flavor = conftest.make_flavor(topology)
-    flavor[sriov_flavor.ALLOW_MEMBER_SRIOV] = allow_member_sriov
-    conftest.create_lb(reporter, agents, flavor)
-    for agent in agents.values():
-        agent.plug_network.return_value = {'name': 'eth2'}
-    return flavor
+    return conftest.create_member_lb(reporter, agents, topology,
+                                     allow_member_sriov)
 
 
 def _run(flow_name, flavor, reporter, existing=(), **objects):
     """Run a flow with Octavia holding the ``existing`` members."""
-    reporter.get_loadbalancer.return_value = octavia_lb(existing)
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb(existing)
     conftest.run_flow(flow_name, store=dict(
         objects, loadbalancer_id=LB_ID, flavor=flavor,
         availability_zone={}))
 
 
-def _member_ports(cloud, network_id=None):
-    return sorted((port for port in cloud.network.ports_by_id.values()
-                   if (port.name or '').startswith('octavia-lb-member-') and
-                   network_id in (None, port.network_id)),
-                  key=lambda port: port.name)
-
-
-def _attached(cloud):
-    """``{port id: server id}`` of every interface Nova holds."""
-    return {interface.port_id: server_id
-            for server_id, interfaces in cloud.compute.interfaces.items()
-            for interface in interfaces}
-
-
 def _roles(cloud):
     return {server.id: server.metadata[naming.META_ROLE]
             for server in cloud.compute.servers_by_id.values()}
-
-
-def _last_update(reporter):
-    return reporter.update_status.call_args.args[0]
 
 
 def _plugged_macs(agents):
@@ -127,9 +82,9 @@ def test_a_member_off_the_amphorae_networks_gets_a_normal_port_each(
     flavor = _create_lb(reporter, agents)
     _run('member.create', flavor, reporter, member=APP)
 
-    ports = _member_ports(cloud)
+    ports = conftest.member_ports_in(cloud)
     roles = _roles(cloud)
-    attached = _attached(cloud)
+    attached = conftest.attached(cloud)
     assert [port.name for port in ports] == [
         naming.member_port_name(LB_ID, role, fake_cloud.APP_NET)
         for role in ('BACKUP', 'MASTER')]
@@ -149,16 +104,15 @@ def test_a_member_off_the_amphorae_networks_gets_a_normal_port_each(
         assert call.args[1] == [dict(
             APP_PLUG, ip_address=port.fixed_ips[0]['ip_address'])]
         assert call.kwargs == {'mtu': 1450}
-        body = agent.set_security_group.call_args.args[0]
-        assert body['members'] == [
-            {'address': '192.0.2.20', 'protocol': 'TCP', 'port': 8080}]
-    assert _last_update(reporter)['members'] == [
+    conftest.assert_firewalls_admit(
+        agents, {'address': '192.0.2.20', 'protocol': 'TCP', 'port': 8080})
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-app', 'provisioning_status': 'ACTIVE'}]
 
 
 def test_the_plan_of_a_normal_member(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
-    reporter.get_loadbalancer.return_value = octavia_lb()
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb()
     plan = member_port_plan.PlanMemberPorts('member').execute(
         LB_ID, flavor, {}, provider_object=APP)
     assert sorted(amphora['role'] for amphora in plan['amphorae']) == [
@@ -241,7 +195,7 @@ def test_a_member_the_vip_port_reaches_gets_no_port(cloud, reporter, agents,
     _run('member.create', flavor, reporter, member=member)
     assert set(cloud.network.ports_by_id) == ports_before
     assert not any(agent.plug_network.called for agent in agents.values())
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-app', 'provisioning_status': 'ACTIVE'}]
 
 
@@ -255,8 +209,8 @@ def test_a_network_an_amphora_is_attached_to_already_gets_no_port(
         fixed_ips=[{'subnet_id': fake_cloud.APP_SUBNET}])
     cloud.compute.create_server_interface(server_id, port_id=by_hand.id)
     _run('member.create', flavor, reporter, member=APP)
-    assert _member_ports(cloud) == []
-    assert _last_update(reporter)['members'] == [
+    assert conftest.member_ports_in(cloud) == []
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-app', 'provisioning_status': 'ACTIVE'}]
     assert f'with port {by_hand.id} already' in caplog.text
 
@@ -265,7 +219,7 @@ def test_a_direct_member_where_the_member_ports_are_normal_is_error(
         cloud, reporter, agents, caplog):
     flavor = _create_lb(reporter, agents, allow_member_sriov=True)
     _run('member.create', flavor, reporter, member=NORMAL)
-    normal_ports = {port.id for port in _member_ports(cloud)}
+    normal_ports = {port.id for port in conftest.member_ports_in(cloud)}
     assert len(normal_ports) == 2
     for agent in agents.values():
         agent.reset_mock()
@@ -274,14 +228,15 @@ def test_a_direct_member_where_the_member_ports_are_normal_is_error(
                        match='non-SR-IOV member ports'):
         _run('member.create', flavor, reporter, existing=[NORMAL],
              member=DIRECT)
-    update = _last_update(reporter)
+    update = conftest.last_update(reporter)
     assert update['members'] == [{'id': 'm-direct',
                                   'provisioning_status': 'ERROR'}]
     assert update['loadbalancers'] == [{'id': LB_ID,
                                         'provisioning_status': 'ACTIVE'}]
     # The normal member keeps its ports, attached and plugged.
-    assert {port.id for port in _member_ports(cloud)} == normal_ports
-    assert normal_ports <= set(_attached(cloud))
+    assert {port.id
+            for port in conftest.member_ports_in(cloud)} == normal_ports
+    assert normal_ports <= set(conftest.attached(cloud))
     assert not any(agent.unplug_network.called or
                    agent.set_security_group.called
                    for agent in agents.values())
@@ -292,24 +247,24 @@ def test_a_normal_member_uses_the_sriov_member_ports(cloud, reporter,
                                                      agents):
     flavor = _create_lb(reporter, agents, allow_member_sriov=True)
     _run('member.create', flavor, reporter, member=DIRECT)
-    ports = _member_ports(cloud)
+    ports = conftest.member_ports_in(cloud)
     assert {port.binding_vnic_type for port in ports} == {'direct'}
 
     _run('member.create', flavor, reporter, existing=[DIRECT],
          member=NORMAL)
-    assert _member_ports(cloud) == ports
-    assert _last_update(reporter)['members'] == [
+    assert conftest.member_ports_in(cloud) == ports
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-normal', 'provisioning_status': 'ACTIVE'}]
 
     # The direct member leaving leaves them to the normal one.
     _run('member.delete', flavor, reporter, existing=[DIRECT, NORMAL],
          member=DIRECT)
-    assert _member_ports(cloud) == ports
+    assert conftest.member_ports_in(cloud) == ports
     assert not any(agent.unplug_network.called for agent in agents.values())
     _run('member.delete', flavor, reporter, existing=[NORMAL],
          member=NORMAL)
-    assert _member_ports(cloud) == []
-    assert not {port.id for port in ports} & set(_attached(cloud))
+    assert conftest.member_ports_in(cloud) == []
+    assert not {port.id for port in ports} & set(conftest.attached(cloud))
 
 
 def test_a_second_subnet_of_the_network_is_added_to_its_port(
@@ -319,7 +274,7 @@ def test_a_second_subnet_of_the_network_is_added_to_its_port(
     ipv6 = dict(NORMAL, member_id='m-v6', address='2001:db8:2::30',
                 subnet_id=fake_cloud.MEMBER_SUBNET_2)
     _run('member.create', flavor, reporter, existing=[NORMAL], member=ipv6)
-    [port] = _member_ports(cloud)
+    [port] = conftest.member_ports_in(cloud)
     assert port.binding_vnic_type == 'normal'
     assert sorted(ip['subnet_id'] for ip in port.fixed_ips) == [
         fake_cloud.MEMBER_SUBNET, fake_cloud.MEMBER_SUBNET_2]
@@ -331,15 +286,15 @@ def test_one_batch_with_direct_and_normal_members_makes_sriov_ports(
     _run('member.batch_update', flavor, reporter,
          members=[NORMAL, DIRECT, APP], pool_id='p-1')
     kinds = {port.network_id: port.binding_vnic_type
-             for port in _member_ports(cloud)}
+             for port in conftest.member_ports_in(cloud)}
     assert kinds == {fake_cloud.MEMBER_NET: 'direct',
                      fake_cloud.APP_NET: 'normal'}
-    assert len(_member_ports(cloud)) == 4
+    assert len(conftest.member_ports_in(cloud)) == 4
     assert len(_plugged_macs(agents)) == 4
 
     _run('member.batch_update', flavor, reporter,
          existing=[NORMAL, DIRECT, APP], members=[], pool_id='p-1')
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_the_last_member_of_a_network_takes_its_normal_ports(
@@ -347,21 +302,21 @@ def test_the_last_member_of_a_network_takes_its_normal_ports(
     flavor = _create_lb(reporter, agents)
     _run('member.create', flavor, reporter, member=APP)
     _run('member.create', flavor, reporter, existing=[APP], member=APP_2)
-    ports = _member_ports(cloud)
+    ports = conftest.member_ports_in(cloud)
     assert len(ports) == 2
 
     _run('member.delete', flavor, reporter, existing=[APP, APP_2],
          member=APP)
-    assert _member_ports(cloud) == ports
+    assert conftest.member_ports_in(cloud) == ports
     assert not any(agent.unplug_network.called for agent in agents.values())
 
     _run('member.delete', flavor, reporter, existing=[APP_2], member=APP_2)
-    assert _member_ports(cloud) == []
-    assert not {port.id for port in ports} & set(_attached(cloud))
+    assert conftest.member_ports_in(cloud) == []
+    assert not {port.id for port in ports} & set(conftest.attached(cloud))
     unplugged = sorted(agent.unplug_network.call_args.args[0]
                        for agent in agents.values())
     assert unplugged == sorted(port.mac_address for port in ports)
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-app-2', 'provisioning_status': 'DELETED'}]
 
 
@@ -369,31 +324,31 @@ def test_pool_delete_takes_the_normal_ports_of_its_members(
         cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     _run('member.create', flavor, reporter, member=APP)
-    assert len(_member_ports(cloud)) == 2
+    assert len(conftest.member_ports_in(cloud)) == 2
     _run('pool.delete', flavor, reporter, existing=[APP],
-         pool=dict(POOL, members=[APP]))
-    assert _member_ports(cloud) == []
+         pool=dict(conftest.POOL, members=[APP]))
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_load_balancer_delete_removes_the_normal_ports(cloud, reporter,
                                                        agents):
     flavor = _create_lb(reporter, agents)
     _run('member.create', flavor, reporter, member=APP)
-    assert len(_member_ports(cloud)) == 2
-    reporter.get_loadbalancer.return_value = octavia_lb([APP])
+    assert len(conftest.member_ports_in(cloud)) == 2
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([APP])
     with mock.patch('sriov_octavia.vip.delete_vip_port'):
         conftest.run_flow('loadbalancer.delete', store={
             'loadbalancer': conftest.make_loadbalancer(),
             'loadbalancer_id': LB_ID, 'cascade': True})
     assert cloud.compute.servers_by_id == {}
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_the_replacement_amphorae_get_the_normal_ports(cloud, reporter,
                                                        agents):
     flavor = _create_lb(reporter, agents)
     _run('member.create', flavor, reporter, member=APP)
-    ports = {port.id: port for port in _member_ports(cloud)}
+    ports = {port.id: port for port in conftest.member_ports_in(cloud)}
     old_servers = set(cloud.compute.servers_by_id)
     for agent in agents.values():
         agent.reset_mock()
@@ -403,8 +358,8 @@ def test_the_replacement_amphorae_get_the_normal_ports(cloud, reporter,
 
     roles = _roles(cloud)
     assert not set(roles) & old_servers
-    attached = _attached(cloud)
-    assert {port.id for port in _member_ports(cloud)} == set(ports)
+    attached = conftest.attached(cloud)
+    assert {port.id for port in conftest.member_ports_in(cloud)} == set(ports)
     for port_id, port in ports.items():
         assert roles[attached[port_id]].lower() in port.name
     # The new amphorae's agents plugged them, as the member flow did.
@@ -415,14 +370,9 @@ def test_the_replacement_amphorae_get_the_normal_ports(cloud, reporter,
 def test_a_normal_port_nova_cannot_attach_leaves_the_member_error(
         cloud, reporter, agents, caplog):
     flavor = _create_lb(reporter, agents)
-    attached_before = _attached(cloud)
-    cloud.compute.attach_error = os_exceptions.BadRequestException(
-        'Binding failed for port')
-    with pytest.raises(member_ports.MemberPortError):
+    with conftest.failing_attach(cloud, 'Binding failed for port'):
         _run('member.create', flavor, reporter, member=APP)
-    assert _member_ports(cloud) == []
-    assert _attached(cloud) == attached_before
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-app', 'provisioning_status': 'ERROR'}]
     assert 'binding_vif_type' in caplog.text
     assert 'free VFs' not in caplog.text
@@ -440,7 +390,7 @@ def test_a_plan_from_before_normal_member_ports_makes_vfs(cloud, reporter,
             'release': []}
     [made] = member_ports.CreateMemberPorts().execute(LB_ID, flavor, plan)
     assert made['vnic_type'] == 'direct'
-    [port] = _member_ports(cloud)
+    [port] = conftest.member_ports_in(cloud)
     assert port.security_group_ids == []
 
 
@@ -451,17 +401,18 @@ def test_members_created_with_the_load_balancer_get_their_ports(
     for agent in agents.values():
         agent.plug_network.return_value = {'name': 'eth2'}
     # Octavia holds the whole graph the user created in one call.
-    reporter.get_loadbalancer.return_value = octavia_lb([APP, DIRECT])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([APP, DIRECT])
 
     conftest.run_flow('loadbalancer.create', store={
-        'loadbalancer': octavia_lb([APP, DIRECT]), 'loadbalancer_id': LB_ID,
+        'loadbalancer': conftest.octavia_lb([APP, DIRECT]),
+        'loadbalancer_id': LB_ID,
         'flavor': flavor, 'availability_zone': {}})
 
     kinds = {(port.network_id, port.binding_vnic_type)
-             for port in _member_ports(cloud)}
+             for port in conftest.member_ports_in(cloud)}
     assert kinds == {(fake_cloud.APP_NET, 'normal'),
                      (fake_cloud.MEMBER_NET, 'direct')}
-    assert len(_member_ports(cloud)) == 4
-    attached = _attached(cloud)
-    assert all(port.id in attached for port in _member_ports(cloud))
+    assert len(conftest.member_ports_in(cloud)) == 4
+    attached = conftest.attached(cloud)
+    assert all(port.id in attached for port in conftest.member_ports_in(cloud))
     assert len(_plugged_macs(agents)) == 4

@@ -14,7 +14,6 @@
 Normal member ports are in test_tasks_member_networks.
 """
 
-import copy
 from unittest import mock
 
 from openstack import exceptions as os_exceptions
@@ -35,30 +34,7 @@ LB_ID = conftest.LB_ID
 DIRECT = {'member_id': 'm-1', 'pool_id': 'p-1', 'address': '198.51.100.20',
           'protocol_port': 8080, 'subnet_id': fake_cloud.MEMBER_SUBNET,
           'vnic_type': 'direct'}
-POOL = {'pool_id': 'p-1', 'protocol': 'TCP', 'members': [],
-        'healthmonitor': None}
-LISTENER = {'listener_id': 'l-1', 'protocol': 'TCP', 'protocol_port': 80,
-            'default_pool_id': 'p-1'}
-
-
-@pytest.fixture
-def reporter():
-    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
-        yield cls.return_value
-
-
-@pytest.fixture(autouse=True)
-def engine():
-    """haproxy and keepalived configuration are not what is tested here."""
-    with mock.patch('flows.tasks.engine.push_haproxy'), \
-            mock.patch('flows.tasks.engine.configure_vrrp'):
-        yield
-
-
-def octavia_lb(members=()):
-    """The load balancer as the driver-agent returns it."""
-    return dict(conftest.make_loadbalancer(), listeners=[LISTENER],
-                pools=[dict(POOL, members=copy.deepcopy(list(members)))])
+pytestmark = pytest.mark.usefixtures('no_engine')
 
 
 def member(member_id, **fields):
@@ -67,12 +43,8 @@ def member(member_id, **fields):
 
 def _create_lb(reporter, agents,
                topology=sriov_flavor.TOPOLOGY_ACTIVE_STANDBY):
-    flavor = conftest.make_flavor(topology)
-    flavor[sriov_flavor.ALLOW_MEMBER_SRIOV] = True
-    conftest.create_lb(reporter, agents, flavor)
-    for agent in agents.values():
-        agent.plug_network.return_value = {'name': 'eth2'}
-    return flavor
+    return conftest.create_member_lb(reporter, agents, topology,
+                                     allow_member_sriov=True)
 
 
 def _store(flavor, **objects):
@@ -80,25 +52,13 @@ def _store(flavor, **objects):
                 availability_zone={})
 
 
-def _member_ports(cloud):
-    return sorted((port for port in cloud.network.ports_by_id.values()
-                   if (port.name or '').startswith('octavia-lb-member-')),
-                  key=lambda port: port.name)
-
-
 def _attached_ports(cloud):
-    return {interface.port_id
-            for interfaces in cloud.compute.interfaces.values()
-            for interface in interfaces}
-
-
-def _last_update(reporter):
-    return reporter.update_status.call_args.args[0]
+    return set(conftest.attached(cloud))
 
 
 def _create_member(flavor, reporter, new, existing=()):
     # Octavia has not committed the new member yet.
-    reporter.get_loadbalancer.return_value = octavia_lb(existing)
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb(existing)
     conftest.run_flow('member.create',
                       store=_store(flavor, member=new))
 
@@ -108,7 +68,7 @@ def test_direct_member_gets_a_plugged_vf_on_each_amphora(
     flavor = _create_lb(reporter, agents)
     _create_member(flavor, reporter, DIRECT)
 
-    ports = _member_ports(cloud)
+    ports = conftest.member_ports_in(cloud)
     servers = {server.id: server.metadata[naming.META_ROLE]
                for server in cloud.compute.servers_by_id.values()}
     assert [port.name for port in ports] == [
@@ -134,22 +94,20 @@ def test_direct_member_gets_a_plugged_vf_on_each_amphora(
             'host_routes': []}]
         assert call.kwargs == {'mtu': 8950}
     # The firewall admits the member's replies on every amphora.
-    for agent in agents.values():
-        body = agent.set_security_group.call_args.args[0]
-        assert body['members'] == [
-            {'address': '198.51.100.20', 'protocol': 'TCP', 'port': 8080}]
-    assert _last_update(reporter)['members'] == [
+    conftest.assert_firewalls_admit(
+        agents, {'address': '198.51.100.20', 'protocol': 'TCP', 'port': 8080})
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'ACTIVE'}]
 
 
 def test_later_direct_members_share_the_ports(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     _create_member(flavor, reporter, DIRECT)
-    first = [port.id for port in _member_ports(cloud)]
+    first = [port.id for port in conftest.member_ports_in(cloud)]
     _create_member(flavor, reporter, member('m-2', address='198.51.100.21'),
                    existing=[DIRECT])
-    assert [port.id for port in _member_ports(cloud)] == first
-    assert _last_update(reporter)['members'] == [
+    assert [port.id for port in conftest.member_ports_in(cloud)] == first
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-2', 'provisioning_status': 'ACTIVE'}]
 
 
@@ -163,7 +121,7 @@ def test_a_second_subnet_of_the_network_is_added_to_the_ports(
                    member('m-6', address='2001:db8:2::20',
                           subnet_id=fake_cloud.MEMBER_SUBNET_2),
                    existing=[DIRECT])
-    [port] = _member_ports(cloud)
+    [port] = conftest.member_ports_in(cloud)
     assert sorted(ip['subnet_id'] for ip in port.fixed_ips) == [
         fake_cloud.MEMBER_SUBNET, fake_cloud.MEMBER_SUBNET_2]
     [call] = agent.plug_network.call_args_list
@@ -174,14 +132,10 @@ def test_a_second_subnet_of_the_network_is_added_to_the_ports(
 def test_vf_attach_failure_marks_the_member_error_and_leaves_nothing(
         cloud, reporter, agents, caplog):
     flavor = _create_lb(reporter, agents)
-    attached_before = _attached_ports(cloud)
-    cloud.compute.attach_error = os_exceptions.BadRequestException(
-        'Failed to claim PCI device during interface attach')
-    with pytest.raises(member_ports.MemberPortError):
+    with conftest.failing_attach(
+            cloud, 'Failed to claim PCI device during interface attach'):
         _create_member(flavor, reporter, DIRECT)
-    assert _member_ports(cloud) == []
-    assert _attached_ports(cloud) == attached_before
-    update = _last_update(reporter)
+    update = conftest.last_update(reporter)
     assert update['members'] == [{'id': 'm-1',
                                   'provisioning_status': 'ERROR'}]
     assert update['loadbalancers'] == [{'id': LB_ID,
@@ -210,7 +164,7 @@ def test_attach_failing_on_the_second_amphora_detaches_the_first(
         _create_member(flavor, reporter, DIRECT)
     assert len(calls) == 2
     assert _attached_ports(cloud) == attached_before
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_plug_failure_unplugs_detaches_and_deletes(cloud, reporter, agents):
@@ -222,10 +176,10 @@ def test_plug_failure_unplugs_detaches_and_deletes(cloud, reporter, agents):
             'fixed_ips[0].gateway', 'bad')
     with pytest.raises(agent_client.AgentRejected):
         _create_member(flavor, reporter, DIRECT)
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
     assert _attached_ports(cloud) == attached_before
     assert any(agent.unplug_network.called for agent in agents.values())
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'ERROR'}]
 
 
@@ -239,8 +193,8 @@ def test_network_attached_with_a_normal_port_is_refused(cloud, reporter,
     cloud.compute.create_server_interface(server_id, port_id=normal.id)
     with pytest.raises(member_ports.MemberPortError, match='non-SR-IOV'):
         _create_member(flavor, reporter, DIRECT)
-    assert _member_ports(cloud) == []
-    assert _last_update(reporter)['members'] == [
+    assert conftest.member_ports_in(cloud) == []
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'ERROR'}]
     assert f'attached to network {fake_cloud.MEMBER_NET} already' in (
         caplog.text)
@@ -253,8 +207,8 @@ def test_direct_member_on_the_vip_network_is_refused(cloud, reporter,
         _create_member(flavor, reporter, member(
             'm-3', address='203.0.113.30',
             subnet_id=fake_cloud.VIP_SUBNET))
-    assert _member_ports(cloud) == []
-    assert _last_update(reporter)['loadbalancers'] == [
+    assert conftest.member_ports_in(cloud) == []
+    assert conftest.last_update(reporter)['loadbalancers'] == [
         {'id': LB_ID, 'provisioning_status': 'ACTIVE'}]
 
 
@@ -270,7 +224,7 @@ def test_normal_member_touches_no_port_even_beside_a_failed_one(
                           vnic_type='normal'),
                    existing=[DIRECT])
     assert set(cloud.network.ports_by_id) == ports_before
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-4', 'provisioning_status': 'ACTIVE'}]
 
 
@@ -280,48 +234,50 @@ def test_deleting_the_last_direct_member_releases_the_ports(cloud, reporter,
     second = member('m-2', address='198.51.100.21')
     _create_member(flavor, reporter, DIRECT)
     _create_member(flavor, reporter, second, existing=[DIRECT])
-    ports = _member_ports(cloud)
+    ports = conftest.member_ports_in(cloud)
 
-    reporter.get_loadbalancer.return_value = octavia_lb([DIRECT, second])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb(
+        [DIRECT, second])
     conftest.run_flow('member.delete',
                       store=_store(flavor, member=DIRECT))
-    assert _member_ports(cloud) == ports
+    assert conftest.member_ports_in(cloud) == ports
     assert not any(agent.unplug_network.called for agent in agents.values())
 
-    reporter.get_loadbalancer.return_value = octavia_lb([second])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([second])
     conftest.run_flow('member.delete',
                       store=_store(flavor, member=second))
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
     assert not {port.id for port in ports} & _attached_ports(cloud)
     unplugged = sorted(agent.unplug_network.call_args.args[0]
                        for agent in agents.values())
     assert unplugged == sorted(port.mac_address for port in ports)
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-2', 'provisioning_status': 'DELETED'}]
 
 
 def test_member_batch_update_plugs_and_releases(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
-    reporter.get_loadbalancer.return_value = octavia_lb()
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb()
     conftest.run_flow('member.batch_update', store=_store(
         flavor, members=[DIRECT], pool_id='p-1'))
-    assert len(_member_ports(cloud)) == 2
+    assert len(conftest.member_ports_in(cloud)) == 2
 
-    reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([DIRECT])
     conftest.run_flow('member.batch_update', store=_store(
         flavor, members=[], pool_id='p-1'))
-    assert _member_ports(cloud) == []
-    assert _last_update(reporter)['members'] == [
+    assert conftest.member_ports_in(cloud) == []
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'DELETED'}]
 
 
 def test_pool_delete_releases_its_members_ports(cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     _create_member(flavor, reporter, DIRECT)
-    reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([DIRECT])
     conftest.run_flow('pool.delete',
-                      _store(flavor, pool=dict(POOL, members=[DIRECT])))
-    assert _member_ports(cloud) == []
+                      _store(flavor,
+                             pool=dict(conftest.POOL, members=[DIRECT])))
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_load_balancer_delete_tasks_remove_the_member_ports(cloud, reporter,
@@ -333,13 +289,13 @@ def test_load_balancer_delete_tasks_remove_the_member_ports(cloud, reporter,
              compute.DeleteAmphorae(),
              member_ports.DeleteLoadBalancerMemberPorts())
     engines.run(flow, store={'loadbalancer_id': LB_ID})
-    assert _member_ports(cloud) == []
+    assert conftest.member_ports_in(cloud) == []
 
 
 def test_members_without_a_subnet_ask_no_cloud(reporter):
     # Reached through the VIP subnet: no member port to plan.
     flavor = conftest.make_flavor()
-    reporter.get_loadbalancer.return_value = octavia_lb()
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb()
     no_subnet = {'member_id': 'm-9', 'pool_id': 'p-1',
                  'address': '203.0.113.9', 'protocol_port': 8080}
     with mock.patch('sriov_octavia.clients.connection') as connection:
@@ -359,7 +315,7 @@ def test_an_unattached_leftover_port_is_deleted_with_its_member(
         network_id=fake_cloud.MEMBER_NET,
         fixed_ips=[{'subnet_id': fake_cloud.MEMBER_SUBNET}],
         binding_vnic_type='direct')
-    reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([DIRECT])
     conftest.run_flow('member.delete',
                       store=_store(flavor, member=DIRECT))
     assert leftover.id not in cloud.network.ports_by_id
@@ -372,9 +328,9 @@ def test_deleting_a_member_that_never_got_its_vf_releases_nothing(
         cloud, reporter, agents):
     flavor = _create_lb(reporter, agents)
     ports_before = set(cloud.network.ports_by_id)
-    reporter.get_loadbalancer.return_value = octavia_lb([DIRECT])
+    reporter.get_loadbalancer.return_value = conftest.octavia_lb([DIRECT])
     conftest.run_flow('member.delete',
                       store=_store(flavor, member=DIRECT))
     assert set(cloud.network.ports_by_id) == ports_before
-    assert _last_update(reporter)['members'] == [
+    assert conftest.last_update(reporter)['members'] == [
         {'id': 'm-1', 'provisioning_status': 'DELETED'}]

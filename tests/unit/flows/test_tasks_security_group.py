@@ -39,12 +39,6 @@ def _lb(*listeners, **fields):
                 listeners=list(listeners), pools=[])
 
 
-@pytest.fixture
-def reporter():
-    with mock.patch('sriov_octavia.octavia_status.StatusReporter') as cls:
-        yield cls.return_value
-
-
 def _rules(cloud, group_id):
     return sorted((rule.ether_type, rule.protocol, rule.port_range_min,
                    rule.port_range_max, rule.remote_ip_prefix,

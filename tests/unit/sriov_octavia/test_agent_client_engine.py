@@ -11,81 +11,17 @@
 # under the License.
 """AgentClient's engine calls against a stub agent over mutual TLS.
 
-The stub records each request's method, path, Content-Type and raw body,
-and answers what the test tells it; the real agent answers these calls in
+The stub (conftest's ``stub``) records each request's method, path,
+Content-Type and raw body, and answers what the test tells it; the real
+agent answers these calls in
 tests/functional/amphora_agent/test_engine_haproxy.py.
 """
-
-import http.server
-import json
-import ssl
-import types
 
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
-from sriov_octavia_testbed import certs
-from tests.unit.sriov_octavia import http_stub
 
 CONFIG = 'global\n    maxconn 100\n# \u00e9t\u00e9\n'
-
-
-@pytest.fixture(scope='module')
-def pki(tmp_path_factory):
-    path = tmp_path_factory.mktemp('engine-client-pki')
-    ca = certs.CertificateAuthority.create(str(path / 'ca.pem'), 'test CA')
-    return types.SimpleNamespace(
-        ca=ca.path,
-        server=ca.issue_server(str(path / 'server.pem'),
-                               hostnames=['amphora-1'], ips=['127.0.0.1']),
-        client=ca.issue_client(str(path / 'client.pem'), 'controller'))
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-    def _answer(self):
-        length = int(self.headers.get('Content-Length') or 0)
-        self.server.received.append(types.SimpleNamespace(
-            method=self.command, path=self.path,
-            content_type=self.headers.get('Content-Type'),
-            body=self.rfile.read(length) if length else b''))
-        status, answer = self.server.answers.get(
-            (self.command, self.path),
-            (404, {'field': 'path', 'reason': 'no resource'}))
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_DELETE = _answer
-
-
-@pytest.fixture
-def stub(pki):
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server)
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(pki.ca)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.answers = {}
-    server.received = []
-    with http_stub.serving(server):
-        yield server
-
-
-@pytest.fixture
-def api(stub, pki):
-    with agent_client.AgentClient(('127.0.0.1', stub.server_address[1]),
-                                  pki.client, pki.ca, retries=0,
-                                  timeout=(5, 10)) as client:
-        yield client
-
-
 OK = (202, {'message': 'OK', 'details': 'done'})
 
 

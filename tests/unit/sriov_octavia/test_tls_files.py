@@ -16,22 +16,17 @@ a stand-in certificate manager with Octavia's interface; haproxy checks
 the rendered configuration with the files in place when it is installed.
 """
 
-import datetime
 import os
 import shutil
 import subprocess
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 import pytest
 
 from sriov_octavia.engine import haproxy_config
 from sriov_octavia.engine import octavia_models
 from sriov_octavia.engine import tls_files
 from sriov_octavia import provider_secrets
+from tests import tls_material as tm
 
 LB = '4f9c1b8e-1111-4222-8333-944455556666'
 LISTENER = 'a0000000-0000-4000-8000-000000000001'
@@ -39,30 +34,9 @@ POOL = 'b0000000-0000-4000-8000-000000000001'
 AMPHORA = {'id': 'f0000000-0000-4000-8000-000000000001', 'role': 'MASTER',
            'mgmt_ip': '198.18.35.5'}
 BASE = '/var/lib/octavia/certs'
-NOW = datetime.datetime.now(datetime.timezone.utc)
-
-
-def _key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _certificate(name, key, start=-1, end=30):
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    return (x509.CertificateBuilder().subject_name(subject)
-            .issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW + datetime.timedelta(days=start))
-            .not_valid_after(NOW + datetime.timedelta(days=end))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(name)]), critical=False)
-            .sign(key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.PEM))
+NOW = tm.now()
+# Signs the listener certificates (haproxy does not check their chain).
+CA = tm.Authority('tls-files test CA')
 
 
 class Cert:
@@ -104,9 +78,11 @@ class Manager:
         return self.secrets[ref]
 
 
-def _pair(name, **validity):
-    key = _key()
-    return Cert(_certificate(name, key, **validity), _pem_key(key))
+def _pair(name, start=-1, end=30):
+    """A certificate valid from ``start`` to ``end`` days from now, its key."""
+    certificate, key = CA.issue(name, not_before=NOW + start * tm.DAY,
+                                not_after=NOW + end * tm.DAY)
+    return Cert(tm.cert_pem(certificate), tm.key_pem(key))
 
 
 def _state(listener=None, pool=None):
@@ -156,13 +132,14 @@ def test_no_tls_reads_nothing():
 
 
 @pytest.mark.parametrize('cert, reason', [
-    (Cert(_certificate('www.example.com', _key()), _pem_key(_key())),
+    (Cert(_pair('www.example.com').get_certificate(),
+          tm.key_pem(tm.new_key())),
      'the private key does not belong to the certificate'),
     (_pair('www.example.com', start=-30, end=-1),
      'the certificate expired on'),
     (_pair('www.example.com', start=2, end=30),
      'the certificate is not valid before'),
-    (Cert(b'not a certificate', _pem_key(_key())),
+    (Cert(b'not a certificate', tm.key_pem(tm.new_key())),
      'the certificate is not a PEM X.509 certificate'),
 ])
 def test_a_certificate_haproxy_cannot_serve_is_named_with_why(cert, reason):
@@ -183,8 +160,7 @@ def test_a_secret_the_manager_cannot_read_is_named():
 
 
 def test_client_authentication_and_pool_tls_files():
-    ca_key = _key()
-    ca = _certificate('client CA', ca_key)
+    ca = tm.Authority('client CA').pem
     manager = Manager(
         {'ref-www': _pair('www.example.com'),
          'ref-client': _pair('amphora-client')},

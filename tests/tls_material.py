@@ -9,11 +9,14 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Certificates, keys and CRLs for the tests of a load balancer's TLS files.
+"""Certificates, keys and CRLs, in memory, for the tests of TLS files.
 
 A root CA signs an intermediate CA, which signs the listener certificates:
 the shape of a real certificate bundle (certificate, key, intermediates),
-with dates a test chooses.
+with dates a test chooses. The controller's tests (what it reads from the
+certificate manager) and the agent's (what it stores for haproxy) make
+theirs here; certificates written to files for the agent's own mutual TLS
+come from sriov_octavia_testbed.certs.
 """
 
 import datetime
