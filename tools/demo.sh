@@ -88,7 +88,7 @@ run openstack server list --long -c Name -c Status -c Host -c Networks
 
 step "Neutron: the direct VRRP base port holds a VF and the VIP"
 vrrp_port=$(openstack port list -f value -c ID -c Name \
-    | awk -v lb="octavia-lb-vrrp-$lb_id" 'index($2, lb) == 1 {print $1; exit}')
+    | awk -v lb="octavia-lb-vrrp-$lb_id" 'index($2, lb) == 1 && !n++ {print $1}')
 run openstack port show "$vrrp_port" -c name -c binding_vnic_type \
     -c binding_vif_type -c binding_host_id -c binding_profile \
     -c allowed_address_pairs -c security_group_ids
