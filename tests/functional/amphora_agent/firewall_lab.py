@@ -47,6 +47,13 @@ AMP_MEMBER_SIDE4 = '198.51.100.1'
 MEMBER4 = '198.51.100.5'
 AMP_MEMBER_SIDE6 = '2001:db8:2::1'
 MEMBER6 = '2001:db8:2::5'
+# The member entries both firewall test modules post: every protocol the
+# firewall admits replies for, on both families and the VIP subnet.
+MEMBERS = [{'address': MEMBER4, 'protocol': 'TCP', 'port': 8080},
+           {'address': MEMBER4, 'protocol': 'UDP', 'port': 5353},
+           {'address': MEMBER4, 'protocol': 'ICMP'},
+           {'address': MEMBER6, 'protocol': 'TCP', 'port': 8080},
+           {'address': VIP_SUBNET_MEMBER4, 'protocol': 'TCP', 'port': 8080}]
 
 
 def build(lab):

@@ -43,12 +43,7 @@ WEB = {'protocol': 'TCP', 'port': 80,
        'allowed_cidrs': [fl.ALLOWED4 + '/32', fl.ALLOWED6 + '/128']}
 OPEN = {'protocol': 'TCP', 'port': 8000}
 PEERS = [fl.PEER4, fl.PEER6]
-MEMBERS = [{'address': fl.MEMBER4, 'protocol': 'TCP', 'port': 8080},
-           {'address': fl.MEMBER4, 'protocol': 'UDP', 'port': 5353},
-           {'address': fl.MEMBER4, 'protocol': 'ICMP'},
-           {'address': fl.MEMBER6, 'protocol': 'TCP', 'port': 8080},
-           {'address': fl.VIP_SUBNET_MEMBER4, 'protocol': 'TCP',
-            'port': 8080}]
+MEMBERS = fl.MEMBERS
 
 
 def request(listeners=(WEB, OPEN), members=MEMBERS, vips=(fl.VIP4,)):

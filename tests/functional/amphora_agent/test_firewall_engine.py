@@ -45,12 +45,7 @@ WEB = {'protocol': 'TCP', 'port': 80,
 DNS = {'protocol': 'UDP', 'port': 5000,
        'allowed_cidrs': ['203.0.113.20/32', '2001:db8:1::20/128']}
 OPEN = {'protocol': 'TCP', 'port': 8000}
-MEMBERS = [{'address': fl.MEMBER4, 'protocol': 'TCP', 'port': 8080},
-           {'address': fl.MEMBER4, 'protocol': 'UDP', 'port': 5353},
-           {'address': fl.MEMBER4, 'protocol': 'ICMP'},
-           {'address': fl.MEMBER6, 'protocol': 'TCP', 'port': 8080},
-           {'address': fl.VIP_SUBNET_MEMBER4, 'protocol': 'TCP',
-            'port': 8080}]
+MEMBERS = fl.MEMBERS
 
 
 def request(listeners=(WEB, DNS, OPEN), members=MEMBERS, peers=PEERS,

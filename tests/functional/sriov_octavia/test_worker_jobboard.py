@@ -320,44 +320,55 @@ def test_unknown_flow_is_refused(worker_env):
     assert _board_jobs(worker_env) == 0
 
 
-def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
-    first = workers(worker_env, 'worker-a')
-    second = workers(worker_env, 'worker-b')
-    record_dir = worker_env['record_dir']
-    # Each worker runs one job at a time (max_simultaneous_jobs = 1): two
-    # blocked jobs must be held by the two workers.
-    blocked = [_post_blocking_job(worker_env) for _ in range(2)]
-    quick = [_listener_store(worker_env) for _ in range(10)]
+def start_shared_jobs(env, workers, quick_count):
+    """Two workers, two blocked jobs (one held by each), quick jobs queued.
+
+    Each worker runs one job at a time (max_simultaneous_jobs = 1): the
+    two blocked jobs must be held by the two workers. Returns the workers,
+    the blocked and the quick jobs' stores.
+    """
+    first = workers(env, 'worker-a')
+    second = workers(env, 'worker-b')
+    blocked = [_post_blocking_job(env) for _ in range(2)]
+    quick = [_listener_store(env) for _ in range(quick_count)]
     for store in quick:
         jobboard.post_factory_job(worker_flows.recording_flow,
                                   'test.recording ' + store['job_key'], store)
 
     def started(store):
         return [pid for what, pid in worker_flows.records(
-            record_dir, store['job_key']) if what == 'block-started']
+            env['record_dir'], store['job_key']) if what == 'block-started']
 
     wait_until(lambda: all(started(store) for store in blocked),
                'both blocking jobs to start')
     assert {started(store)[0] for store in blocked} == {first.pid,
                                                         second.pid}
-    for store in blocked:
-        _release(worker_env, store['job_key'])
-    wait_until(lambda: _board_jobs(worker_env) == 0, 'all jobs to run')
+    return (first, second), blocked, quick
 
+
+def finish_shared_jobs(env, pair, blocked, quick):
+    """Release the blocked jobs; every job ran once, on one of the pair."""
+    for store in blocked:
+        _release(env, store['job_key'])
+    wait_until(lambda: _board_jobs(env) == 0, 'all jobs to run')
     for store in quick:
-        ran = worker_flows.records(record_dir, store['job_key'])
+        ran = worker_flows.records(env['record_dir'], store['job_key'])
         assert [what for what, _ in ran] == ['work']
-        assert ran[0][1] in (first.pid, second.pid)
+        assert ran[0][1] in {worker.pid for worker in pair}
     for store in blocked:
         assert [what for what, _ in worker_flows.records(
-            record_dir, store['job_key'])] == [
+            env['record_dir'], store['job_key'])] == [
                 'first', 'block-started', 'block-released', 'last']
-    agent = worker_env['agent']
     for store in blocked + quick:
-        assert agent.provisioning(
+        assert env['agent'].provisioning(
             'listeners', store['listener']['listener_id']) == ['ACTIVE']
-    assert first.stop() == 0
-    assert second.stop() == 0
+
+
+def test_two_workers_share_jobs_each_runs_once(worker_env, workers):
+    pair, blocked, quick = start_shared_jobs(worker_env, workers, 10)
+    finish_shared_jobs(worker_env, pair, blocked, quick)
+    for worker in pair:
+        assert worker.stop() == 0
 
 
 @pytest.mark.parametrize('claim_expiry', [SHORT_CLAIM_EXPIRY])

@@ -29,7 +29,6 @@ import sqlalchemy
 from taskflow.persistence.backends.sqlalchemy import migration
 
 from sriov_octavia import conf as sriov_conf
-from sriov_octavia.worker import jobboard
 from sriov_octavia.worker import persistence
 from tests.functional.sriov_octavia import test_worker_jobboard as redis_tests
 from tests.functional.sriov_octavia import worker_fixtures
@@ -93,25 +92,7 @@ def _blocked_state(states, store):
 def test_two_workers_share_the_persistence(shared_env,
                                            workers):  # noqa: F811
     env = shared_env
-    first = workers(env, 'worker-a')
-    second = workers(env, 'worker-b')
-    record_dir = env['record_dir']
-    # One job at a time per worker: the two blocked jobs are one each.
-    blocked = [redis_tests._post_blocking_job(env) for _ in range(2)]
-    quick = [redis_tests._listener_store(env) for _ in range(4)]
-    for store in quick:
-        jobboard.post_factory_job(
-            worker_flows.recording_flow,
-            'test.recording ' + store['job_key'], store)
-
-    def started(store):
-        return [pid for what, pid in worker_flows.records(
-            record_dir, store['job_key']) if what == 'block-started']
-
-    wait_until(lambda: all(started(store) for store in blocked),
-               'both blocking jobs to start')
-    assert {started(store)[0] for store in blocked} == {first.pid,
-                                                        second.pid}
+    pair, blocked, quick = redis_tests.start_shared_jobs(env, workers, 4)
     # Each worker's progress is in the one database, where any worker
     # (and this process) reads it.
     states = _flow_states(env['conf'])
@@ -119,25 +100,12 @@ def test_two_workers_share_the_persistence(shared_env,
         assert _blocked_state(states, store) == (
             'SUCCESS', 'RUNNING', 'PENDING')
 
-    for store in blocked:
-        redis_tests._release(env, store['job_key'])
-    wait_until(lambda: redis_tests._board_jobs(env) == 0, 'all jobs to run')
-    for store in quick:
-        ran = worker_flows.records(record_dir, store['job_key'])
-        assert [what for what, _ in ran] == ['work']
-        assert ran[0][1] in (first.pid, second.pid)
-    for store in blocked:
-        assert [what for what, _ in worker_flows.records(
-            record_dir, store['job_key'])] == [
-                'first', 'block-started', 'block-released', 'last']
-    for store in blocked + quick:
-        assert env['agent'].provisioning(
-            'listeners', store['listener']['listener_id']) == ['ACTIVE']
+    redis_tests.finish_shared_jobs(env, pair, blocked, quick)
     # Finished jobs leave no flow state behind, whichever worker ran them.
     wait_until(lambda: _flow_states(env['conf']) == {},
                'the finished flows to leave the persistence')
-    assert first.stop() == 0
-    assert second.stop() == 0
+    for worker in pair:
+        assert worker.stop() == 0
 
 
 # The survivor takes the job over once the dead worker's claim expires.
