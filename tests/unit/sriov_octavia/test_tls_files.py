@@ -123,7 +123,10 @@ def test_default_and_sni_certificates_become_pems_and_a_crt_list():
     assert set(manager.contexts) == {'project-1'}
 
 
-def test_no_tls_reads_nothing():
+def test_no_tls_reads_nothing(monkeypatch):
+    def no_manager():
+        raise AssertionError('the certificate manager was loaded')
+    monkeypatch.setattr(tls_files, 'cert_manager', no_manager)
     state = _state({'protocol': 'HTTP', 'default_tls_container_ref': None})
 
     result = tls_files.gather(octavia_models.load_balancer(state))
