@@ -118,6 +118,16 @@ engine_opts = [
                      'prometheus proxy does, and the SR-IOV firewall\'s). '
                      'Octavia\'s haproxy template forwards those listeners '
                      'to 127.0.0.1:9102. 0 turns it off.'),
+    cfg.FloatOpt('l4_refresh_interval', default=2.0, min=0,
+                 help='Seconds between two re-shares of the new flows of '
+                      'UDP and SCTP pools with the LEAST_CONNECTIONS '
+                      'algorithm: the active flows of each member are '
+                      'counted in conntrack and the members with the '
+                      'fewest per unit of weight get the next interval\'s '
+                      'new flows first. Shorter follows load changes '
+                      'sooner at the cost of reading conntrack more '
+                      'often. 0 turns the re-sharing off (the weights '
+                      'alone then share the flows).'),
 ]
 
 

@@ -130,7 +130,8 @@ _GROUPS['sriov_worker'] = [
 # [sriov_amphora]: how the controller reaches the amphora agents (port,
 # name check, timeouts, retries); the certificates are Octavia's own
 # [haproxy_amphora] client_cert and server_ca. Read by
-# sriov_octavia.amphora.client.
+# sriov_octavia.amphora.client; l4_flow_limit by
+# sriov_octavia.engine.l4_config.
 _GROUPS['sriov_amphora'] = [
     cfg.StrOpt('server_name_check', default='amphora_id',
                choices=[('amphora_id', 'The agent certificate must name the '
@@ -163,6 +164,15 @@ _GROUPS['sriov_amphora'] = [
     cfg.IntOpt('interface_timeout', default=60, min=1,
                help='Seconds to wait for a hot-plugged VF to show up in '
                     'the amphora.'),
+    cfg.IntOpt('l4_flow_limit', default=65536, min=1, max=4194304,
+               help='How many UDP and SCTP flows one amphora tracks at '
+                    'most, over all the UDP and SCTP listeners of its load '
+                    'balancer. Each tracked flow costs about 320 bytes of '
+                    'kernel memory (a conntrack entry with its NAT '
+                    'binding), so the default bounds them to about 20 MiB; '
+                    'a new flow beyond the limit is dropped and counted. '
+                    'A listener\'s connection_limit bounds its own flows '
+                    'within this one.'),
 ]
 
 

@@ -17,6 +17,8 @@ holder), and turns every other operation into a job for the workers
 new driver object for each request, so nothing is kept between calls.
 """
 
+import ipaddress
+
 from keystoneauth1 import exceptions as ks_exceptions
 from octavia_lib.api.drivers import exceptions as lib_exceptions
 from octavia_lib.api.drivers import provider_base
@@ -34,23 +36,21 @@ from sriov_octavia.worker import jobboard
 
 LOG = logging.getLogger(__name__)
 
+# haproxy serves TCP, HTTP, HTTPS, TERMINATED_HTTPS and PROMETHEUS, the
+# amphora's nftables L4 engine UDP and SCTP (sriov_octavia.engine).
 SUPPORTED_LISTENER_PROTOCOLS = (
     lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
     lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_TERMINATED_HTTPS,
-    lib_consts.PROTOCOL_PROMETHEUS)
+    lib_consts.PROTOCOL_PROMETHEUS, lib_consts.PROTOCOL_UDP,
+    lib_consts.PROTOCOL_SCTP)
 SUPPORTED_POOL_PROTOCOLS = (
     lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
     lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_PROXY,
-    lib_consts.PROTOCOL_PROXYV2)
-_NO_DATAGRAM_ENGINE = ('the amphora-sriov provider has no engine for it: '
-                       'haproxy does not proxy {0} and the amphora kernel '
-                       'has no IPVS (ip_vs).')
-# Protocols Octavia knows that the amphora engine (haproxy) cannot serve,
-# with why, for the listener and pool refusals.
-REFUSED_PROTOCOLS = {
-    lib_consts.PROTOCOL_UDP: _NO_DATAGRAM_ENGINE.format('UDP'),
-    lib_consts.PROTOCOL_SCTP: _NO_DATAGRAM_ENGINE.format('SCTP'),
-}
+    lib_consts.PROTOCOL_PROXYV2, lib_consts.PROTOCOL_UDP,
+    lib_consts.PROTOCOL_SCTP)
+# Pools the L4 engine balances: it hashes, counts and numbers flows, and
+# knows no cookies.
+L4_POOL_PROTOCOLS = (lib_consts.PROTOCOL_UDP, lib_consts.PROTOCOL_SCTP)
 SUPPORTED_LB_ALGORITHMS = (
     lib_consts.LB_ALGORITHM_ROUND_ROBIN,
     lib_consts.LB_ALGORITHM_LEAST_CONNECTIONS,
@@ -79,9 +79,8 @@ def _set(value):
 def _check_protocol(protocol, supported):
     if not protocol or protocol in supported:
         return
-    reason = REFUSED_PROTOCOLS.get(
-        protocol, 'not supported by the amphora-sriov provider.')
-    raise _unsupported(f'protocol {protocol}: {reason} Supported: '
+    raise _unsupported(f'protocol {protocol}: not supported by the '
+                       f'amphora-sriov provider. Supported: '
                        f'{", ".join(supported)}.')
 
 
@@ -89,13 +88,65 @@ def _check_listener(listener):
     _check_protocol(_set(listener.protocol), SUPPORTED_LISTENER_PROTOCOLS)
 
 
-def _check_pool(pool):
+# The L4 engine hashes the source from its first byte on.
+_MIN_GRANULARITY_PREFIX = 8
+
+
+def _prefix_length(mask):
+    """The number of leading ones of netmask ``mask`` (v4 or v6).
+
+    None when it is no address or has a one after a zero.
+    """
+    try:
+        address = ipaddress.ip_address(mask)
+    except ValueError:
+        return None
+    width = address.max_prefixlen
+    inverted = ~int(address) & ((1 << width) - 1)
+    # Only trailing zeros: the inverted mask plus one is a power of two.
+    if inverted & (inverted + 1):
+        return None
+    return width - inverted.bit_length()
+
+
+def _check_persistence(persistence, protocol):
+    """What the L4 engine can do with a pool's session persistence.
+
+    Octavia's API refuses cookies on UDP/SCTP pools it creates or updates
+    by themselves, but not in a load balancer created with its pools.
+    """
+    if not persistence:
+        return
+    # A dict in octavia-lib's Pool, not an object.
+    granularity = persistence.get(lib_consts.PERSISTENCE_GRANULARITY)
+    if granularity:
+        prefix = _prefix_length(granularity)
+        if prefix is None or prefix < _MIN_GRANULARITY_PREFIX:
+            raise _unsupported(
+                f'session_persistence.persistence_granularity '
+                f'{granularity}: the amphora-sriov provider hashes the '
+                f'client address masked by it, so it must be a netmask of '
+                f'at least {_MIN_GRANULARITY_PREFIX} leading ones, such as '
+                f'255.255.255.0.')
+    kind = persistence.get(lib_consts.TYPE)
+    if (protocol in L4_POOL_PROTOCOLS and kind and
+            kind != lib_consts.SESSION_PERSISTENCE_SOURCE_IP):
+        raise _unsupported(
+            f'session_persistence.type {kind}: a {protocol} pool keeps a '
+            f'client on its member by its address; only '
+            f'{lib_consts.SESSION_PERSISTENCE_SOURCE_IP} is supported.')
+
+
+def _check_pool(pool, original=None):
+    """``original``: an update's pool, whose protocol the change lacks."""
+    protocol = _set(pool.protocol) or (original and _set(original.protocol))
     _check_protocol(_set(pool.protocol), SUPPORTED_POOL_PROTOCOLS)
     algorithm = _set(pool.lb_algorithm)
     if algorithm and algorithm not in SUPPORTED_LB_ALGORITHMS:
         raise _unsupported(
             f'lb_algorithm {algorithm}: not supported by the amphora-sriov '
             f'provider; supported: {", ".join(SUPPORTED_LB_ALGORITHMS)}.')
+    _check_persistence(_set(pool.session_persistence), protocol)
 
 
 def _check_member(member, flavor):
@@ -115,6 +166,40 @@ def _check_member(member, flavor):
         message = ('vnic_type direct: SR-IOV members need a load balancer '
                    'flavor with sriov_vip as well as allow_member_sriov.')
         raise _unsupported(message)
+
+
+def _vip_families(loadbalancer):
+    """The IP versions of the load balancer's VIPs, additional ones too."""
+    addresses = [_set(loadbalancer.vip_address)]
+    for extra in _set(loadbalancer.additional_vips) or ():
+        addresses.append(extra.get('ip_address') if isinstance(extra, dict)
+                         else getattr(extra, 'ip_address', None))
+    return {ipaddress.ip_address(address).version
+            for address in addresses if address}
+
+
+def _check_l4_member_families(loadbalancer, pool, members):
+    """Members of a UDP/SCTP pool must share an IP version with a VIP.
+
+    The L4 engine translates the flow's destination to the member and
+    cannot change its IP version, as haproxy's proxies can; the amphora
+    agent would refuse the whole L4 document, and every change of the load
+    balancer after it, for one such member.
+    """
+    protocol = _set(pool.protocol)
+    if protocol not in L4_POOL_PROTOCOLS:
+        return
+    families = _vip_families(loadbalancer)
+    for member in members:
+        address = _set(member.address)
+        if not address or not families:
+            continue
+        version = ipaddress.ip_address(address).version
+        if version not in families:
+            raise _unsupported(
+                f'address {address}: a member of a {protocol} pool is '
+                f'reached at its own IP version, and this load balancer '
+                f'has no IPv{version} VIP.')
 
 
 def _check_l7policy_listener(listener_id, protocol):
@@ -206,6 +291,8 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
                 _check_pool(pool)
                 for member in _set(pool.members) or []:
                     _check_member(member, flavor)
+                _check_l4_member_families(loadbalancer, pool,
+                                          _set(pool.members) or [])
             _post('loadbalancer.create', loadbalancer.loadbalancer_id,
                   flavor, _set(loadbalancer.availability_zone),
                   loadbalancer=_dump(loadbalancer))
@@ -256,7 +343,7 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
         _post_for('pool.create', pool.loadbalancer_id, pool=_dump(pool))
 
     def pool_update(self, old_pool, new_pool):
-        _check_pool(new_pool)
+        _check_pool(new_pool, original=old_pool)
         _post_for('pool.update', old_pool.loadbalancer_id,
                   pool=_dump(new_pool), original_pool=_dump(old_pool))
 
@@ -270,6 +357,12 @@ class AmphoraSriovProviderDriver(provider_base.ProviderDriver):
         full_flavor = sriov_flavor.with_defaults(flavor)
         for member in checked:
             _check_member(member, full_flavor)
+        if any(_set(member.address) for member in checked):
+            # An update cannot change the address; a create or batch can.
+            loadbalancer = octavia_db.provider_load_balancer(lb_id)
+            for pool in _set(loadbalancer.pools) or []:
+                if pool.pool_id == parent_pool_id:
+                    _check_l4_member_families(loadbalancer, pool, checked)
         _post(flow_name, lb_id, flavor, zone, **objects)
 
     def member_create(self, member):

@@ -90,17 +90,22 @@ def main(argv=None):
         vf_link_kinds=agent_conf.vf_link_kinds)
     firewall.start()
     metrics = None
+    load_balancing = None
     try:
-        if agent_conf.prometheus_proxy_port:
-            # What Octavia's PROMETHEUS listeners forward to.
-            metrics = metrics_server.MetricsServer(
-                agent_conf.network_namespace or None, firewall,
-                port=agent_conf.prometheus_proxy_port)
-            metrics.start()
         # haproxy and keepalived keep running whatever the agent does; the
         # engine finds them again through their pid files, and starts
         # those that died with the amphora.
         load_balancing = engine_service.Engine.from_conf(CONF)
+        # The UDP and SCTP rules were left in the kernel; this puts the
+        # persisted document back after a reboot and starts the checks.
+        load_balancing.l4.start()
+        if agent_conf.prometheus_proxy_port:
+            # What Octavia's PROMETHEUS listeners forward to.
+            metrics = metrics_server.MetricsServer(
+                agent_conf.network_namespace or None, firewall,
+                port=agent_conf.prometheus_proxy_port,
+                l4=load_balancing.l4)
+            metrics.start()
         load_balancing.resume()
         load_balancing.start_verifying(stop_event)
         app = api_app.build_app(
@@ -123,6 +128,8 @@ def main(argv=None):
     finally:
         if metrics is not None:
             metrics.stop()
+        if load_balancing is not None and load_balancing.l4 is not None:
+            load_balancing.l4.stop()
         firewall.stop()
     LOG.info('Amphora agent stopped')
     return 0

@@ -10,7 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 """The engine as the API sees it: haproxy, keepalived, the load balancers'
-TLS files, and what /info says.
+TLS files, the UDP and SCTP load balancing (``l4``), and what /info says.
 
 Every ``verify_interval`` seconds it also checks that each configuration is
 the one the controller uploaded and that what was started still runs: a
@@ -20,6 +20,7 @@ repair is logged and counted in ``info()``.
 """
 
 import datetime
+import os
 import threading
 
 from oslo_log import log as logging
@@ -30,6 +31,7 @@ from amphora_agent.engine import haproxy
 from amphora_agent.engine import keepalived
 from amphora_agent.engine import layout as layout_mod
 from amphora_agent.engine import ping_wrapper
+from amphora_agent.l4 import engine as l4_engine
 
 LOG = logging.getLogger(__name__)
 
@@ -39,14 +41,16 @@ class Engine:
 
     ``base_cert_dir``: where the TLS files go, as the controller renders
     their paths into haproxy.cfg; ``ping_wrapper_path``: where to install
-    the PING health monitor script (None or empty: nowhere).
+    the PING health monitor script (None or empty: nowhere); ``l4``: the
+    UDP and SCTP engine (amphora_agent.l4.engine.L4Engine), None for none.
     """
 
     def __init__(self, base_path, namespace, haproxy_cmd, keepalived_cmd,
                  command_timeout, stop_timeout, verify_interval=0,
                  base_cert_dir=certificates.DEFAULT_BASE_DIR,
-                 ping_wrapper_path=None):
+                 ping_wrapper_path=None, l4=None):
         self.layout = layout_mod.Layout(base_path)
+        self.l4 = l4
         self.certificates = certificates.CertificateStore(base_cert_dir)
         self.haproxy = haproxy.Haproxy(self.layout, namespace, haproxy_cmd,
                                        command_timeout, stop_timeout)
@@ -68,10 +72,10 @@ class Engine:
     @classmethod
     def from_conf(cls, conf):
         agent = conf.amphora_agent
+        base_path = (conf.haproxy_amphora.base_path or
+                     layout_mod.default_base_path(agent.firewall_state_file))
         return cls(
-            base_path=(conf.haproxy_amphora.base_path or
-                       layout_mod.default_base_path(
-                           agent.firewall_state_file)),
+            base_path=base_path,
             namespace=agent.network_namespace or None,
             haproxy_cmd=conf.haproxy_amphora.haproxy_cmd,
             keepalived_cmd=agent.keepalived_cmd,
@@ -79,7 +83,11 @@ class Engine:
             stop_timeout=agent.engine_stop_timeout,
             verify_interval=agent.engine_verify_interval,
             base_cert_dir=conf.haproxy_amphora.base_cert_dir,
-            ping_wrapper_path=agent.ping_wrapper_path)
+            ping_wrapper_path=agent.ping_wrapper_path,
+            l4=l4_engine.L4Engine(
+                namespace=agent.network_namespace or None,
+                state_file=os.path.join(base_path, 'l4.json'),
+                refresh_interval=agent.l4_refresh_interval))
 
     def resume(self):
         """Start what was started before and died with the amphora.
@@ -128,9 +136,12 @@ class Engine:
         with self._repairs_lock:
             repairs = dict(self._repairs,
                            verify_interval=self.verify_interval)
-        return {'haproxy_version': self.haproxy_version,
+        info = {'haproxy_version': self.haproxy_version,
                 'haproxy_base_path': self.layout.base_path,
                 'haproxy_base_cert_dir': self.certificates.base_dir,
                 'ping_wrapper': self.ping_wrapper,
                 'vrrp_check_script': self.check_script,
                 'engine_repairs': repairs}
+        if self.l4 is not None:
+            info.update(self.l4.info())
+        return info

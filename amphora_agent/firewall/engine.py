@@ -38,7 +38,6 @@ import nftables
 from oslo_config import cfg
 from oslo_log import log as logging
 from pyroute2 import IPRoute
-from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.firewall import addresses
 from amphora_agent.firewall import bulk
@@ -48,6 +47,7 @@ from amphora_agent.firewall import model
 from amphora_agent.firewall import render
 from amphora_agent.firewall import repair
 from amphora_agent.firewall import state
+from amphora_agent import netns
 
 LOG = logging.getLogger(__name__)
 
@@ -123,9 +123,8 @@ class Firewall(repair.DriftRepair):
         with self._start_lock:
             if self._executor:
                 return
-            executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix='firewall-nft',
-                initializer=self._enter_namespace)
+            executor = netns.executor(self.namespace, 1, 'firewall-nft',
+                                      setup=self._open_thread_resources)
             self._executor = executor
             # Watch first, then scan: a change during the restore is then
             # seen by the restore's scan or reported afterwards.
@@ -213,9 +212,7 @@ class Firewall(repair.DriftRepair):
             raise NotStarted()
         return executor.submit(function, *args).result()
 
-    def _enter_namespace(self):
-        if self.namespace:
-            pyroute2_netns.setns(self.namespace, flags=0)
+    def _open_thread_resources(self):
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._ipr = IPRoute()

@@ -30,11 +30,12 @@ import http.server
 import threading
 
 from oslo_log import log as logging
-from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.metrics import firewall_metrics
 from amphora_agent.metrics import haproxy_metrics
+from amphora_agent.metrics import l4_metrics
 from amphora_agent.metrics import text_format
+from amphora_agent import netns
 
 LOG = logging.getLogger(__name__)
 
@@ -77,14 +78,17 @@ class MetricsServer:
 
     ``namespace``: the data namespace (None or '': the agent's own);
     ``firewall``: the firewall engine, whose counters() are added;
-    ``exporter_url``: haproxy's exporter as the template configures it.
+    ``exporter_url``: haproxy's exporter as the template configures it;
+    ``l4``: the UDP and SCTP engine, whose counters() are added (None:
+    none).
     """
 
     def __init__(self, namespace, firewall, port=DEFAULT_PORT,
                  address=ADDRESS, exporter_url=haproxy_metrics.EXPORTER_URL,
-                 retry_interval=5.0):
+                 retry_interval=5.0, l4=None):
         self.namespace = namespace or None
         self.firewall = firewall
+        self.l4 = l4
         self.address = address
         self.port = port
         self.exporter_url = exporter_url
@@ -109,7 +113,8 @@ class MetricsServer:
             return 200, (
                 text_format.render(haproxy_metrics.host_families()) +
                 ''.join(haproxy_metrics.rename(lines)) +
-                firewall_metrics.render(self._firewall_counters()))
+                firewall_metrics.render(self._firewall_counters()) +
+                self._l4_metrics())
         except Exception:
             LOG.exception('Cannot put the metrics together')
             return 500, ('cannot put the metrics together; see the amphora '
@@ -122,6 +127,17 @@ class MetricsServer:
             LOG.warning('Cannot read the firewall counters for the '
                         'metrics: %s', error)
             return None
+
+    def _l4_metrics(self):
+        if self.l4 is None:
+            return ''
+        try:
+            counters = self.l4.counters()
+        except Exception as error:
+            LOG.warning('Cannot read the L4 counters for the metrics: %s',
+                        error)
+            return l4_metrics.render(None, failed=True)
+        return l4_metrics.render(counters)
 
     # The serving thread ----------------------------------------------------
 
@@ -153,7 +169,7 @@ class MetricsServer:
         while not self._stop.is_set():
             try:
                 if not entered:
-                    pyroute2_netns.setns(self.namespace, flags=0)
+                    netns.enter(self.namespace)
                     entered = True
                 httpd = _Server((self.address, self.port), _Handler)
             except Exception as error:

@@ -38,9 +38,9 @@ import threading
 from oslo_log import log as logging
 from pyroute2 import IPRoute
 from pyroute2 import netlink
-from pyroute2 import netns as pyroute2_netns
 
 from amphora_agent.firewall import links
+from amphora_agent import netns
 from amphora_agent.network import announce
 from amphora_agent.network import model
 
@@ -188,7 +188,7 @@ class DataNamespace:
         self._own_ipr = IPRoute()
         if self.namespace:
             try:
-                pyroute2_netns.setns(self.namespace, flags=0)
+                netns.enter(self.namespace)
             except Exception:
                 LOG.exception('Cannot enter network namespace %s',
                               self.namespace)

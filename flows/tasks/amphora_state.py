@@ -9,13 +9,17 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""One push of an amphora's whole state: firewall, haproxy, keepalived.
+"""One push of an amphora's whole state: firewall, engines, keepalived.
 
 The create, child and failover flows all end their work on the amphorae
 with ``PushAmphoraState``: the amphora firewall (with ``sriov_vip``), then
-the haproxy configuration, then keepalived (ACTIVE_STANDBY), each in force
-on every amphora before the next starts, so VRRP adverts from the peer
-pass the firewall from the first one on.
+the L4 engine's document (UDP and SCTP listeners), then the haproxy
+configuration, then keepalived (ACTIVE_STANDBY), each in force on every
+amphora before the next starts, so VRRP adverts from the peer pass the
+firewall from the first one on, and a listener the firewall opens has
+its engine right after. The L4 document goes before haproxy: the agent
+refuses an invalid one before anything changes, so a refusal leaves
+haproxy as it was too.
 
 Every push carries the whole state (flows.tasks.lb_state), so nothing is
 undone on revert: the next successful push corrects whatever a failed one
@@ -31,6 +35,7 @@ from flows.tasks import network
 from sriov_octavia import amphorae as amphorae_lib
 from sriov_octavia import clients
 from sriov_octavia.engine import haproxy_config
+from sriov_octavia.engine import l4_config
 
 LOG = logging.getLogger(__name__)
 
@@ -50,8 +55,8 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
     :param keepalived: start keepalived with the peers' VRRP addresses
         (ACTIVE_STANDBY); a pair that lost an amphora waits for the peer.
     :param new: the amphorae were just booted with the load balancer: no
-        haproxy without listeners, and the state's pools are the provider
-        dict's as created.
+        haproxy without haproxy listeners, nothing to remove from the L4
+        engine, and the state's pools are the provider dict's as created.
     """
     lb_id = state['loadbalancer_id']
     if not amphorae:
@@ -60,6 +65,9 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
     # Before anything changes on an amphora: a secret haproxy could not use
     # fails the flow with the running configuration untouched.
     tls = engine.gather_tls(state) if serving else None
+    # Likewise an object the L4 engine cannot express.
+    l4_document = (l4_config.render(state) if l4_config.has_listeners(state)
+                   else None)
     if vrrp_ports is None and (firewall or keepalived):
         conn = clients.connection()
         vrrp_ports = [network.vrrp_port_facts(conn, state, amphora)
@@ -70,6 +78,7 @@ def push(state, amphorae, vrrp_ports, firewall=False, keepalived=False,
         firewall_tasks.push_firewall(
             state, amphorae, [port['ip_address'] for port in vrrp_ports],
             pools=None if new else state['pools'])
+    engine.push_l4(state, amphorae, new=new, document=l4_document)
     if not new or serving:
         engine.push_haproxy(state, amphorae, tls)
     if not keepalived:
@@ -110,7 +119,7 @@ class PushAmphoraState(task.Task):
     def revert(self, loadbalancer_id, *args, **kwargs):
         if self.new:
             return
-        LOG.warning('%s failed: the firewall, haproxy or keepalived of load '
-                    'balancer %s may hold the failed change on some '
-                    'amphorae until the next change pushes the whole state '
-                    'again', self.name, loadbalancer_id)
+        LOG.warning('%s failed: the firewall, the L4 engine, haproxy or '
+                    'keepalived of load balancer %s may hold the failed '
+                    'change on some amphorae until the next change pushes '
+                    'the whole state again', self.name, loadbalancer_id)

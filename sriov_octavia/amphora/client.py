@@ -423,6 +423,36 @@ class AgentClient:
                 return None
             raise
 
+    def upload_l4_config(self, amphora_id, loadbalancer_id, document):
+        """Put the L4 engine's whole ``document`` in force (UDP, SCTP).
+
+        The agent validates all of it before anything changes and applies
+        it atomically; an invalid one raises AgentRejected (400) whose
+        ``field`` is a JSON path into the document (e.g.
+        ``listeners[1].pool.members[0].weight``), and the document in
+        force stays. A document without listeners removes the L4 engine's
+        state and leaves haproxy alone. Another load balancer's document
+        held by the amphora raises AgentRejected (409).
+        """
+        return self._request(
+            'PUT', f'loadbalancer/{amphora_id}/{loadbalancer_id}/l4',
+            document)
+
+    def get_l4_config(self, loadbalancer_id):
+        """The L4 document in force with each member's ``health``.
+
+        None when the amphora holds none for the load balancer: the agent
+        answers 404, or 405 when it predates the L4 engine (the path is
+        then its haproxy action endpoint), and such an agent holds none
+        either.
+        """
+        try:
+            return self._request('GET', f'loadbalancer/{loadbalancer_id}/l4')
+        except AgentRejected as error:
+            if error.status in (404, 405):
+                return None
+            raise
+
     def upload_keepalived_config(self, config_text):
         """Store the keepalived configuration.
 

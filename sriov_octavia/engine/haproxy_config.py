@@ -39,9 +39,37 @@ INFO_HAPROXY_VERSION = 'haproxy_version'
 INFO_HAPROXY_BASE_PATH = 'haproxy_base_path'
 
 
+# The listener protocols haproxy serves; UDP and SCTP are the L4 engine's
+# (sriov_octavia.engine.l4_config).
+PROTOCOLS = (lib_consts.PROTOCOL_TCP, lib_consts.PROTOCOL_HTTP,
+             lib_consts.PROTOCOL_HTTPS, lib_consts.PROTOCOL_TERMINATED_HTTPS,
+             lib_consts.PROTOCOL_PROMETHEUS)
+
+
+def listeners(state):
+    """The state's listeners haproxy serves.
+
+    Disabled ones included: the templater leaves those out itself.
+    """
+    return [listener for listener in state.get(lib_consts.LISTENERS) or ()
+            if listener and listener.get(lib_consts.PROTOCOL) in PROTOCOLS]
+
+
 def has_listeners(state):
-    """Whether the load balancer has any listener for haproxy to serve."""
-    return any(state.get(lib_consts.LISTENERS) or ())
+    """Whether the load balancer has any listener for haproxy to serve.
+
+    A load balancer whose listeners are all UDP or SCTP runs no haproxy.
+    """
+    return bool(listeners(state))
+
+
+def served_state(state):
+    """``state`` with only the listeners haproxy serves.
+
+    Upstream's templater would render a UDP listener as a TCP frontend;
+    the pools only those listeners use are then not rendered either.
+    """
+    return dict(state, **{lib_consts.LISTENERS: listeners(state)})
 
 
 def socket_path(agent_info, loadbalancer_id):
@@ -58,15 +86,16 @@ def render(state, amphora, agent_info, conf=CONF, tls_certs=None):
     :param agent_info: that amphora agent's ``GET /info`` answer.
     :param tls_certs: the templater's view of the TLS files
         (``tls_files.gather``), None when there are none.
-    :raises ValueError: the load balancer has no listener (haproxy has
-        nothing to run; the agent's configuration is deleted instead).
+    :raises ValueError: the load balancer has no listener haproxy serves
+        (haproxy has nothing to run; it is stopped instead).
     """
     if not has_listeners(state):
         raise ValueError(f'load balancer {state[lib_consts.LOADBALANCER_ID]} '
-                         f'has no listener to render')
+                         f'has no listener for haproxy to render')
     host = octavia_models.amphora(amphora)
     loadbalancer = octavia_models.load_balancer(
-        state, topology=octavia_consts.TOPOLOGY_SINGLE, amphorae=[host])
+        served_state(state), topology=octavia_consts.TOPOLOGY_SINGLE,
+        amphorae=[host])
     group = conf.haproxy_amphora
     templater = jinja_cfg.JinjaTemplater(
         base_amp_path=agent_info[INFO_HAPROXY_BASE_PATH],

@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The firewall benchmarks still run and report (tools/bench/*.py --quick).
+"""The benchmarks still run and report (tools/bench/*.py --quick).
 
 Speed is not judged here: the benchmarks print their numbers and ratios and
 doc/source/performance.rst records them. This only keeps the scripts from
@@ -48,6 +48,7 @@ CASES = {
     'hitless.py': [
         'hitless_lost_fraction_ours', 'hitless_lost_fraction_upstream'],
     'memory.py': ['memory_peak_ours_over_upstream_500'],
+    'udp_lb.py': ['udp_pps_vip_over_direct'],
 }
 
 

@@ -461,12 +461,17 @@ class Bench:
                           [sys.executable, TRAFFIC_SCRIPT] + list(args),
                           **kwargs)
 
-    def finish(self, proc, timeout=30):
-        """Stop ``proc`` (SIGTERM) and return its parsed JSON report."""
+    def stop(self, proc, timeout=30):
+        """Stop ``proc`` (SIGTERM); its standard output and error."""
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=timeout)
         self._processes.remove(proc)
+        return out, err
+
+    def finish(self, proc, timeout=30):
+        """Stop ``proc`` (SIGTERM) and return its parsed JSON report."""
+        out, err = self.stop(proc, timeout)
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (IndexError, ValueError):

@@ -20,7 +20,12 @@
   reloaded without dropping connections, a stopped one is started).
 - ``DELETE /1.0/loadbalancer/<lb_id>`` (200): stop and forget; idempotent.
 - ``GET /1.0/loadbalancer/<lb_id>/status``: haproxy's own view of its
-  frontends, backends and servers; 404 when no haproxy runs for it.
+  frontends, backends and servers, with the UDP and SCTP listeners of the
+  L4 engine added in the same shape; 404 when neither serves it.
+- ``PUT /1.0/loadbalancer/<amphora_id>/<lb_id>/l4``, ``GET
+  /1.0/loadbalancer/<lb_id>/l4``: UDP and SCTP load balancing
+  (amphora_agent.api.controllers.l4); deleting the load balancer removes
+  it too.
 - ``/1.0/loadbalancer/[<amphora_id>/]<lb_id>/certificates/<filename>``:
   the load balancer's TLS files (amphora_agent.api.controllers.
   certificate_files); deleting the load balancer removes them too.
@@ -34,6 +39,8 @@ import pecan
 from amphora_agent.api.controllers import base
 from amphora_agent.api.controllers import certificate_files
 from amphora_agent.api.controllers import engine_answers
+from amphora_agent.api.controllers import l4
+from amphora_agent.engine import errors
 from amphora_agent.engine import haproxy
 
 LOG = logging.getLogger(__name__)
@@ -59,12 +66,27 @@ def _act(engine, loadbalancer_id, action):
 
 @base.engine_errors('haproxy')
 def _status(engine, loadbalancer_id):
-    return engine.haproxy.status(loadbalancer_id)
+    l4_view = l4.status(engine, loadbalancer_id)
+    try:
+        haproxy_view = engine.haproxy.status(loadbalancer_id)
+    except (errors.UnknownLoadBalancer, errors.NotRunning):
+        # A load balancer of UDP listeners only has no haproxy.
+        if l4_view is None:
+            raise
+        haproxy_view = {}
+    if l4_view is None:
+        return haproxy_view
+    return l4.merge_status(haproxy_view, l4_view)
 
 
 @base.engine_errors('haproxy')
 def _delete(engine, loadbalancer_id):
+    # First: the flows it balances must not outlive the load balancer
+    # even if stopping haproxy fails.
+    l4_removed = l4.delete(engine, loadbalancer_id)
     details = engine.haproxy.delete(loadbalancer_id)
+    if l4_removed:
+        details += '; L4 listeners removed'
     # After haproxy stopped: it never runs without the files it names.
     if engine.certificates.delete_all(loadbalancer_id):
         details += '; TLS files removed'
@@ -85,8 +107,13 @@ class LoadBalancerController:
                                                  first))
         elif len(remainder) == 1 and remainder[0] == 'status':
             endpoint = base.Endpoint(get=bind(_status, self._engine, first))
+        elif len(remainder) == 1 and remainder[0] == 'l4':
+            endpoint = base.Endpoint(get=bind(l4.show, self._engine, first))
         elif len(remainder) == 1:
             endpoint = base.Endpoint(put=bind(_act, self._engine, first,
+                                              remainder[0]))
+        elif len(remainder) == 2 and remainder[1] == 'l4':
+            endpoint = base.Endpoint(put=bind(l4.store, self._engine, first,
                                               remainder[0]))
         elif len(remainder) == 2 and remainder[1] == 'haproxy':
             endpoint = base.Endpoint(put=bind(_store, self._engine, first,

@@ -25,6 +25,7 @@ LOADBALANCER_ID = 'b5f6c2a4-0d3e-4c1b-9a8e-6f0d1c2b3a41'
 AMPHORA_ID = '1c9e3b7a-5d2f-4e80-b6a1-2f4d8c0e9b13'
 LISTENER_PORT = 80
 MEMBER_PORT = 8000
+SCTP_PORT = 3868
 MEMBER_BODY = 'served by the member behind a real VF\n'
 
 
@@ -40,12 +41,16 @@ def lab(tmp_path_factory):
 def security_group():
     return {
         'vip_interfaces': [igb_lab.VRRP_IP],
-        'listeners': [{'protocol': 'TCP', 'port': LISTENER_PORT,
+        'listeners': [{'protocol': protocol, 'port': port,
                        'allowed_cidrs': [f'{igb_lab.CLIENT_ALLOWED}/32',
-                                         f'{igb_lab.OUTSIDE_ALLOWED}/32']}],
+                                         f'{igb_lab.OUTSIDE_ALLOWED}/32']}
+                      for protocol, port in (('TCP', LISTENER_PORT),
+                                             ('SCTP', SCTP_PORT))],
         'vrrp_peers': [igb_lab.PEER_VRRP_IP],
-        'members': [{'address': igb_lab.MEMBER, 'protocol': 'TCP',
-                     'port': MEMBER_PORT}],
+        'members': [{'address': igb_lab.MEMBER, 'protocol': protocol,
+                     'port': port}
+                    for protocol, port in (('TCP', MEMBER_PORT),
+                                           ('SCTP', SCTP_PORT))],
     }
 
 

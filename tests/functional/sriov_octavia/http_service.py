@@ -63,16 +63,21 @@ def wait_for(what, check):
 
 
 class Host:
-    """A namespace on the VIP subnet with an address Neutron gave it."""
+    """A namespace on a VIP subnet with an address Neutron gave it."""
 
-    def __init__(self, conn, fabric, name):
+    # What serve() runs: argv[1] the host's name, argv[2] the port.
+    SERVER = MEMBER_SERVER
+
+    def __init__(self, conn, fabric, name, subnet_name=VIP_SUBNET):
         self.conn, self.fabric, self.name = conn, fabric, name
-        subnet = conn.network.find_subnet(VIP_SUBNET, ignore_missing=False)
+        subnet = conn.network.find_subnet(subnet_name, ignore_missing=False)
         self.port = conn.network.create_port(
             network_id=subnet.network_id, name=osc.unique(fabric, name),
             fixed_ips=[{'subnet_id': subnet.id}])
         self.address = self.port.fixed_ips[0]['ip_address']
         self.subnet_id = subnet.id
+        # The host alone, as an allowed CIDR.
+        self.cidr = f'{self.address}/{128 if ":" in self.address else 32}'
         self.server = None
         try:
             self.namespace = fabric.add_host(
@@ -83,11 +88,11 @@ class Host:
             raise
 
     def serve(self):
-        """Answer HTTP on MEMBER_PORT with the host's name."""
+        """Answer on MEMBER_PORT with the host's name (``SERVER``)."""
         # ip netns exec execs the server: the PID is the server's own.
         self.server = subprocess.Popen(
             ['ip', 'netns', 'exec', self.namespace, sys.executable, '-c',
-             MEMBER_SERVER, self.name, str(MEMBER_PORT)],
+             self.SERVER, self.name, str(MEMBER_PORT)],
             # Health checks hang up early; the tracebacks say nothing.
             stderr=subprocess.DEVNULL)
 

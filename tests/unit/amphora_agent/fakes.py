@@ -162,3 +162,52 @@ def assert_error(response, status, field):
     assert error['faultstring'] == f'{field}: {error["reason"]}'
     assert error['message'] == error['faultstring']
     assert error['code'] == status
+
+
+class FakeL4:
+    """The L4 engine (amphora_agent.l4.engine.L4Engine): one document."""
+
+    def __init__(self):
+        self.document = None
+        self.deleted = []
+
+    def apply(self, document):
+        from amphora_agent.l4 import errors as l4_errors
+        if (self.document is not None and
+                self.document.loadbalancer_id != document.loadbalancer_id):
+            raise l4_errors.Conflict(self.document.loadbalancer_id,
+                                     document.loadbalancer_id)
+        self.document = document
+        return self.current(document.loadbalancer_id)
+
+    def current(self, loadbalancer_id):
+        if (self.document is None or
+                self.document.loadbalancer_id != loadbalancer_id):
+            return None
+        return dict(self.document.to_dict(), health={})
+
+    def delete(self, loadbalancer_id):
+        self.deleted.append(loadbalancer_id)
+        held = self.current(loadbalancer_id) is not None
+        if held:
+            self.document = None
+        return held
+
+    def status(self, loadbalancer_id):
+        if self.current(loadbalancer_id) is None:
+            return None
+        return {'frontends': {'l-1': {'status': 'OPEN', 'scur': 1,
+                                      'stot': 2, 'bin': 0, 'bout': 0,
+                                      'ereq': 0}},
+                'backends': {'p-1:l-1': {'status': 'UP', 'servers': {}}}}
+
+
+L4_BODY = {
+    'loadbalancer_id': 'lb-1',
+    'listeners': [{'id': 'l-1', 'protocol': 'UDP', 'port': 53,
+                   'addresses': ['203.0.113.10'],
+                   'pool': {'id': 'p-1', 'algorithm': 'ROUND_ROBIN',
+                            'members': [{'id': 'm-1',
+                                         'address': '192.0.2.20',
+                                         'port': 53}]}}],
+}

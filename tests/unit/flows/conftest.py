@@ -60,8 +60,9 @@ def reporter():
 
 @pytest.fixture
 def no_engine():
-    """No haproxy or keepalived configuration pushed to the agents."""
+    """No haproxy, L4 or keepalived configuration pushed to the agents."""
     with mock.patch('flows.tasks.engine.push_haproxy'), \
+            mock.patch('flows.tasks.engine.push_l4'), \
             mock.patch('flows.tasks.engine.configure_vrrp'):
         yield
 
@@ -77,6 +78,8 @@ def agents(worker_conf):
         agent.plug_vip.return_value = {'name': 'eth1'}
         agent.wait_for_interface.return_value = {'name': 'eth1'}
         agent.get_info.return_value = AGENT_INFO
+        # An amphora without UDP or SCTP listeners holds no L4 document.
+        agent.get_l4_config.return_value = None
         return agent
 
     with mock.patch.object(agent_client.AgentClient, 'from_conf',

@@ -17,6 +17,8 @@ agent answers these calls in
 tests/functional/amphora_agent/test_engine_haproxy.py.
 """
 
+import json
+
 import pytest
 
 from sriov_octavia.amphora import client as agent_client
@@ -93,3 +95,49 @@ def test_keepalived_calls(stub, api):
             for sent in stub.received] == [
         ('PUT', '/1.0/vrrp/upload', b'vrrp_instance x {}\n'),
         ('PUT', '/1.0/vrrp/start', b'')]
+
+
+L4_DOCUMENT = {'loadbalancer_id': 'lb-1', 'flow_limit': 65536,
+               'listeners': [{'id': 'l-1', 'protocol': 'UDP', 'port': 53,
+                              'addresses': ['203.0.113.5'],
+                              'connection_limit': None, 'pool': None}]}
+
+
+def test_upload_l4_config_sends_the_document_as_json(stub, api):
+    stub.answers[('PUT', '/1.0/loadbalancer/amp-1/lb-1/l4')] = OK
+
+    assert api.upload_l4_config('amp-1', 'lb-1', L4_DOCUMENT) == OK[1]
+
+    [sent] = stub.received
+    assert sent.content_type == 'application/json'
+    assert json.loads(sent.body) == L4_DOCUMENT
+
+
+def test_refused_l4_document_names_the_field(stub, api):
+    stub.answers[('PUT', '/1.0/loadbalancer/amp-1/lb-1/l4')] = (400, {
+        'field': 'listeners[0].pool.members[0].weight',
+        'reason': '300 is greater than the maximum of 256'})
+
+    with pytest.raises(agent_client.AgentRejected) as raised:
+        api.upload_l4_config('amp-1', 'lb-1', L4_DOCUMENT)
+
+    assert raised.value.status == 400
+    assert raised.value.field == 'listeners[0].pool.members[0].weight'
+
+
+def test_get_l4_config(stub, api):
+    held = dict(L4_DOCUMENT, health={})
+    stub.answers[('GET', '/1.0/loadbalancer/lb-1/l4')] = (200, held)
+    stub.answers[('GET', '/1.0/loadbalancer/lb-2/l4')] = (404, {
+        'field': 'loadbalancer_id', 'reason': 'no L4 document in force'})
+    # An agent without the L4 engine: the path is its haproxy action.
+    stub.answers[('GET', '/1.0/loadbalancer/lb-3/l4')] = (405, {
+        'field': 'request', 'reason': 'method not allowed'})
+    stub.answers[('GET', '/1.0/loadbalancer/lb-4/l4')] = (500, {
+        'field': 'l4', 'reason': 'broken'})
+
+    assert api.get_l4_config('lb-1') == held
+    assert api.get_l4_config('lb-2') is None
+    assert api.get_l4_config('lb-3') is None
+    with pytest.raises(agent_client.AgentRejected):
+        api.get_l4_config('lb-4')

@@ -86,6 +86,9 @@ class FakeOctaviaDB:
         self.flavor = {}
         self.zone = {}
         self.listener_protocol = 'HTTP'
+        # The load balancer's pools and additional VIPs as Octavia has them.
+        self.pools = []
+        self.additional_vips = []
 
     def pool_load_balancer_id(self, pool_id):
         assert pool_id == POOL
@@ -106,7 +109,8 @@ class FakeOctaviaDB:
     def provider_load_balancer(self, loadbalancer_id):
         return data_models.LoadBalancer(
             loadbalancer_id=loadbalancer_id, vip_address='198.51.100.5',
-            vip_port_id=PORT, listeners=[], pools=[])
+            vip_port_id=PORT, listeners=[], pools=self.pools,
+            additional_vips=self.additional_vips)
 
 
 @pytest.fixture
@@ -243,8 +247,12 @@ def test_vip_security_groups_without_sriov_vip_pass(driver, posted):
 
 
 @pytest.mark.parametrize('graph, expected', [
-    ({'listeners': [listener(protocol='UDP')]},
-     'protocol UDP: the amphora-sriov provider has no engine for it'),
+    ({'listeners': [listener(protocol='QUIC')]},
+     'protocol QUIC: not supported by the amphora-sriov provider.'),
+    ({'pools': [pool(protocol='UDP', session_persistence={
+        'type': 'APP_COOKIE', 'cookie_name': 'c'})]},
+     'session_persistence.type APP_COOKIE: a UDP pool keeps a client on '
+     'its member by its address; only SOURCE_IP is supported.'),
     ({'pools': [pool(lb_algorithm='SOURCE_IP_PORT')]},
      'lb_algorithm SOURCE_IP_PORT: not supported'),
     ({'pools': [pool(members=[member(vnic_type='direct')])]},
@@ -379,31 +387,127 @@ def test_tls_pool_is_posted_with_refs_and_without_secrets(driver, posted,
     assert 'PEM KEY' not in repr(posted) and 'PEM CA' not in repr(posted)
 
 
-@pytest.mark.parametrize('protocol, why', [
-    ('UDP', 'haproxy does not proxy UDP and the amphora kernel has no IPVS'),
-    ('SCTP', 'haproxy does not proxy SCTP and the amphora kernel has no '
-             'IPVS'),
-])
-def test_listener_protocols_without_engine_are_refused(
-        driver, posted, released, db, protocol, why):
-    for call, obj in ((driver.listener_create, listener(protocol=protocol)),
-                      (driver.loadbalancer_create, new_lb(
-                          listeners=[listener(protocol=protocol)]))):
-        message = refusal(call, obj)
-        assert message.startswith(f'protocol {protocol}: ')
-        assert why in message
-        assert message.endswith('Supported: TCP, HTTP, HTTPS, '
-                                'TERMINATED_HTTPS, PROMETHEUS.')
+@pytest.mark.parametrize('protocol', ['UDP', 'SCTP'])
+def test_udp_and_sctp_listeners_pass(driver, posted, released, db,
+                                     protocol):
+    # The amphora's nftables L4 engine serves them.
+    driver.listener_create(listener(protocol=protocol, protocol_port=53))
+    driver.loadbalancer_create(new_lb(
+        listeners=[listener(protocol=protocol, protocol_port=53)],
+        pools=[pool(protocol=protocol, session_persistence={
+            'type': 'SOURCE_IP', 'persistence_granularity': '255.255.0.0'},
+            members=[member(protocol_port=53)])]))
+    assert [name for name, _ in posted] == ['listener.create',
+                                            'loadbalancer.create']
+    assert posted[0][1]['listener']['protocol'] == protocol
+    assert released == []
+
+
+def test_unknown_listener_protocol_is_refused(driver, posted, db):
+    message = refusal(driver.listener_create, listener(protocol='QUIC'))
+    assert message == ('protocol QUIC: not supported by the amphora-sriov '
+                       'provider. Supported: TCP, HTTP, HTTPS, '
+                       'TERMINATED_HTTPS, PROMETHEUS, UDP, SCTP.')
     assert posted == []
 
 
 @pytest.mark.parametrize('protocol', ['UDP', 'SCTP'])
-def test_pool_protocols_without_engine_are_refused(driver, posted, db,
-                                                   protocol):
-    message = refusal(driver.pool_create, pool(protocol=protocol))
-    assert message.startswith(f'protocol {protocol}: the amphora-sriov '
-                              f'provider has no engine for it')
+def test_udp_and_sctp_pools_pass(driver, posted, db, protocol):
+    driver.pool_create(pool(protocol=protocol, lb_algorithm='SOURCE_IP'))
+    driver.pool_update(pool(protocol=protocol), data_models.Pool(
+        pool_id=POOL, session_persistence={'type': 'SOURCE_IP'}))
+    assert [name for name, _ in posted] == ['pool.create', 'pool.update']
+
+
+@pytest.mark.parametrize('granularity', [
+    '255.255.255.255', '255.255.255.0', '255.128.0.0', '255.0.0.0',
+    'ffff:ffff:ffff:ffff::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'])
+def test_prefix_shaped_granularity_passes(driver, posted, db, granularity):
+    driver.pool_create(pool(protocol='UDP', session_persistence={
+        'type': 'SOURCE_IP', 'persistence_granularity': granularity}))
+    assert posted[0][1]['pool']['session_persistence'][
+        'persistence_granularity'] == granularity
+
+
+@pytest.mark.parametrize('granularity', [
+    '255.0.255.0', '0.0.0.255', '255.255.255.1', 'ffff::ffff',
+    '0.0.0.0', '254.0.0.0', 'fe00::', 'not-a-mask'])
+def test_granularity_that_is_no_netmask_is_refused(
+        driver, posted, db, granularity):
+    persistence = {'type': 'SOURCE_IP',
+                   'persistence_granularity': granularity}
+    expected = (f'session_persistence.persistence_granularity '
+                f'{granularity}: the amphora-sriov provider hashes the '
+                f'client address masked by it, so it must be a netmask of '
+                f'at least 8 leading ones, such as 255.255.255.0.')
+    assert refusal(driver.pool_create, pool(
+        protocol='UDP', session_persistence=persistence)) == expected
+    assert refusal(driver.pool_update, pool(protocol='UDP'),
+                   data_models.Pool(pool_id=POOL,
+                                    session_persistence=persistence)
+                   ) == expected
     assert posted == []
+
+
+@pytest.mark.parametrize('kind', ['HTTP_COOKIE', 'APP_COOKIE'])
+def test_cookie_persistence_on_a_udp_pool_is_refused(driver, posted, db,
+                                                     kind):
+    persistence = {'type': kind}
+    expected = (f'session_persistence.type {kind}: a SCTP pool keeps a '
+                f'client on its member by its address; only SOURCE_IP is '
+                f'supported.')
+    assert refusal(driver.pool_create, pool(
+        protocol='SCTP', session_persistence=persistence)) == expected
+    # An update carries the changed fields: the protocol is the pool's.
+    assert refusal(driver.pool_update, pool(protocol='SCTP'),
+                   data_models.Pool(pool_id=POOL,
+                                    session_persistence=persistence)
+                   ) == expected
+    assert posted == []
+
+
+@pytest.mark.parametrize('protocol', ['UDP', 'SCTP'])
+def test_udp_member_of_another_ip_version_than_the_vips_is_refused(
+        driver, posted, db, protocol):
+    db.pools = [pool(protocol=protocol)]
+    v6 = member(address='2001:db8::10')
+    expected = (f'address 2001:db8::10: a member of a {protocol} pool is '
+                f'reached at its own IP version, and this load balancer '
+                f'has no IPv6 VIP.')
+    assert refusal(driver.member_create, v6) == expected
+    assert refusal(driver.member_batch_update, POOL,
+                   [member(), v6]) == expected
+    assert posted == []
+    # With an IPv6 VIP among the additional ones, it is served.
+    db.additional_vips = [{'ip_address': '2001:db8::5',
+                           'subnet_id': SUBNET}]
+    driver.member_create(v6)
+    driver.member_create(member())
+    assert [name for name, _ in posted] == ['member.create'] * 2
+
+
+def test_member_of_another_ip_version_passes_where_haproxy_serves(
+        driver, posted, db):
+    db.pools = [pool(protocol='TCP')]
+    driver.member_create(member(address='2001:db8::10'))
+    assert posted[0][0] == 'member.create'
+
+
+def test_load_balancer_graph_with_a_udp_member_of_another_ip_version(
+        driver, posted, released):
+    lb = new_lb(pools=[pool(protocol='UDP', members=[
+        member(address='2001:db8::10')])])
+    assert refusal(driver.loadbalancer_create, lb) == (
+        'address 2001:db8::10: a member of a UDP pool is reached at its own '
+        'IP version, and this load balancer has no IPv6 VIP.')
+    assert posted == []
+    assert released == [(released.conn, LB, PORT)]
+
+
+def test_cookie_persistence_on_an_http_pool_passes(driver, posted, db):
+    driver.pool_create(pool(protocol='HTTP', session_persistence={
+        'type': 'APP_COOKIE', 'cookie_name': 'c'}))
+    assert posted[0][0] == 'pool.create'
 
 
 @pytest.mark.parametrize('protocol', ['PROXY', 'PROXYV2', 'HTTP'])

@@ -186,6 +186,48 @@ def test_without_listeners_there_is_nothing_to_render():
         render(state)
 
 
+UDP_LISTENER = 'a0000000-0000-4000-8000-000000000003'
+UDP_POOL = 'b0000000-0000-4000-8000-000000000003'
+SCTP_LISTENER = 'a0000000-0000-4000-8000-000000000004'
+
+
+def with_l4(state):
+    """``state`` plus a UDP listener with its pool and an SCTP listener."""
+    state = copy.deepcopy(state)
+    state['listeners'] += [
+        {'listener_id': UDP_LISTENER, 'protocol': 'UDP',
+         'protocol_port': 53, 'default_pool_id': UDP_POOL},
+        {'listener_id': SCTP_LISTENER, 'protocol': 'SCTP',
+         'protocol_port': 3868}]
+    state['pools'].append(
+        {'pool_id': UDP_POOL, 'protocol': 'UDP',
+         'lb_algorithm': 'ROUND_ROBIN', 'listener_id': UDP_LISTENER,
+         'members': [{'member_id': 'c0000000-0000-4000-8000-000000000009',
+                      'address': '203.0.113.53', 'protocol_port': 53}]})
+    return state
+
+
+def test_udp_and_sctp_listeners_are_not_haproxy_s():
+    # The amphora's L4 engine serves them (l4_config); upstream's
+    # templater would make TCP frontends of them.
+    text = render(with_l4(STATE))
+    assert text == render(STATE)
+    assert UDP_LISTENER not in text and UDP_POOL not in text
+    assert SCTP_LISTENER not in text
+    assert [listener['listener_id'] for listener in haproxy_config.listeners(
+        with_l4(STATE))] == [LISTENER, TCP_LISTENER]
+
+
+def test_only_udp_and_sctp_listeners_run_no_haproxy():
+    state = with_l4(dict(STATE, listeners=[]))
+    assert not haproxy_config.has_listeners(state)
+    with pytest.raises(ValueError, match='has no listener for haproxy'):
+        render(state)
+    state['listeners'].append(STATE['listeners'][1])
+    assert haproxy_config.has_listeners(state)
+    assert f'frontend {TCP_LISTENER}' in render(state)
+
+
 def test_converter_links_the_graph_both_ways():
     loadbalancer = octavia_models.load_balancer(STATE)
     listener = loadbalancer.listeners[0]
@@ -210,8 +252,10 @@ def _disabled(state, kind):
 @pytest.mark.skipif(shutil.which('haproxy') is None,
                     reason='haproxy is not installed')
 @pytest.mark.parametrize('state', [
-    STATE, _disabled(STATE, 'listeners'), _disabled(STATE, 'pools')],
-    ids=['all-enabled', 'listeners-disabled', 'pools-disabled'])
+    STATE, _disabled(STATE, 'listeners'), _disabled(STATE, 'pools'),
+    with_l4(STATE)],
+    ids=['all-enabled', 'listeners-disabled', 'pools-disabled',
+         'with-udp-and-sctp'])
 def test_haproxy_accepts_the_configuration(tmp_path, state):
     path = tmp_path / 'haproxy.cfg'
     path.write_text(render(state))
