@@ -54,6 +54,7 @@ LOG = logging.getLogger(__name__)
 # The drop-all base: essentials only, on every VF.
 BASE = repair.BASE
 _PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
+INLINE_CIDRS = state.INLINE_CIDRS
 
 # Named here for the engine's callers.
 FirewallError = errors.FirewallError
@@ -115,6 +116,7 @@ class Firewall(repair.DriftRepair):
         self._repairs = {'count': 0, 'failed': 0, 'last_repair_at': None,
                          'last_difference': None}
         self._verified_at = None
+        self._cidr_files = state.CidrFiles()
 
     # Public interface ----------------------------------------------------
 
@@ -411,18 +413,27 @@ class Firewall(repair.DriftRepair):
             self._generation += 1
             self._applied_at = repair.now()
             document = self._document()
-        if self.state_file:
-            state.save(self.state_file, document)
+        self._save(document)
         LOG.info('Firewall generation %d in force on %s', self._generation,
                  roles)
         return self.current()
 
     def _document(self):
-        """The state file's content; the caller holds the state lock."""
-        return {'security_group': self._sg_dict,
-                'generation': self._generation,
-                'applied_at': self._applied_at,
-                'repairs': dict(self._repairs)}
+        """The state file's content and the CIDR file it refers to.
+
+        See state.CidrFiles. The caller holds the state lock.
+        """
+        document = {'security_group': self._sg_dict,
+                    'generation': self._generation,
+                    'applied_at': self._applied_at,
+                    'repairs': dict(self._repairs)}
+        blobs = self._cidr_files.split(self._sg, document)
+        return document, blobs
+
+    def _save(self, document):
+        """Persist ``document`` as _document() returned it, if configured."""
+        if self.state_file:
+            state.save(self.state_file, *document)
 
     def _refresh(self):
         if not self._restored:

@@ -51,24 +51,27 @@ deletes the previous generation. Deleting it in the switch transaction
 itself still lost a few packets now and then (2-3 in one of six runs of ~40
 applies at ~10 kpps): a packet still walking the old rules at the commit
 looks up the old sets with the new generation mask, under which their
-elements are already gone. The essentials chain uses anonymous sets and is
-therefore never replaced, only created once (and refilled in place by a
-``repair``, when someone changed it).
+elements are already gone. A listener's source sets are named after their
+content instead (``s_<digest>_tcp_80_4``, see sourcesets): one the table
+holds already is kept, neither created nor deleted, so an apply that leaves
+the CIDRs alone (a member, a VRRP peer, a small new listener) re-creates
+only chains, the map and small sets. The essentials chain uses anonymous
+sets and is therefore never replaced, only created once (and refilled in
+place by a ``repair``, when someone changed it).
 
 Counters are named objects with stable names, so their values carry over a
 re-apply as long as the thing they count exists.
 """
 
 import dataclasses
-import re
 
 from amphora_agent.firewall import addresses
+from amphora_agent.firewall import inventory
 from amphora_agent.firewall import nft
+from amphora_agent.firewall import sourcesets
 
 FAMILY = nft.FAMILY
 TABLE = nft.TABLE
-ESSENTIALS_CHAIN = 'essentials'
-BASE_CHAIN_PREFIX = 'in_'
 DROP_COUNTER_PREFIX = 'drop_'
 LISTENER_COUNTER_PREFIX = 'listener_'
 SHARED_COUNTERS = ('essentials', 'fragments', 'members', 'vrrp')
@@ -79,28 +82,16 @@ BASE_CHAIN_PRIORITY = 0
 ROLE_VIP = 'vip'
 ROLE_MEMBER = 'member'
 
-_GENERATION_NAME = re.compile(r'^r(\d+)_')
-_ESCAPED = re.compile(r'_([0-9a-f]{2})')
 _VRRP = 112
 
-
-def encode_ifname(ifname):
-    """An interface name as an object-name suffix, reversibly.
-
-    Names are kept to [A-Za-z0-9_]; everything else, '_' included, becomes
-    '_xx' so that decode_ifname() can recover the exact interface name (nft
-    1.0.6 does not report a chain's device in JSON).
-    """
-    return ''.join(char if char.isascii() and char.isalnum()
-                   else '_%02x' % ord(char) for char in ifname)
-
-
-def decode_ifname(encoded):
-    return _ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), encoded)
-
-
-def base_chain_name(ifname):
-    return BASE_CHAIN_PREFIX + encode_ifname(ifname)
+# Named here for the renderer's callers.
+ESSENTIALS_CHAIN = inventory.ESSENTIALS_CHAIN
+BASE_CHAIN_PREFIX = inventory.BASE_CHAIN_PREFIX
+Installed = inventory.Installed
+installed_from_listing = inventory.installed_from_listing
+encode_ifname = inventory.encode_ifname
+decode_ifname = inventory.decode_ifname
+base_chain_name = inventory.base_chain_name
 
 
 def drop_counter_name(ifname):
@@ -113,58 +104,18 @@ def listener_counter_name(listener, verdict):
 
 
 @dataclasses.dataclass
-class Installed:
-    """What of ours the kernel holds, as far as a render needs to know."""
-
-    table: bool = False
-    essentials: bool = False
-    serial: int = 0
-    base_chains: dict = dataclasses.field(default_factory=dict)
-    chains: list = dataclasses.field(default_factory=list)
-    sets: list = dataclasses.field(default_factory=list)
-    maps: list = dataclasses.field(default_factory=list)
-    counters: set = dataclasses.field(default_factory=set)
-
-
-def installed_from_listing(objects):
-    """Build Installed from the JSON objects of ``list table``."""
-    installed = Installed()
-    for item in objects:
-        kind, = item.keys()
-        body = item[kind]
-        if kind == 'table':
-            installed.table = True
-            continue
-        if kind not in ('chain', 'set', 'map', 'counter'):
-            continue
-        name = body['name']
-        generation = _GENERATION_NAME.match(name)
-        if generation:
-            installed.serial = max(installed.serial,
-                                   int(generation.group(1)))
-            getattr(installed, kind + 's').append(name)
-        elif kind == 'counter':
-            installed.counters.add(name)
-        elif kind == 'chain' and name == ESSENTIALS_CHAIN:
-            installed.essentials = True
-        elif kind == 'chain' and name.startswith(BASE_CHAIN_PREFIX):
-            ifname = decode_ifname(name[len(BASE_CHAIN_PREFIX):])
-            installed.base_chains[ifname] = name
-    return installed
-
-
-@dataclasses.dataclass
 class Plan:
     """The transactions of one render.
 
     ``prepare`` is a list of transactions run in order, each creating
-    objects nothing in force refers to yet; ``rollback[i]`` removes what
-    ``prepare[i]`` created. Splitting the preparation (the table and
-    counters, one transaction per listener, then the shared sets and the
-    verdict map) bounds libnftables' memory by the largest listener instead
-    of the whole request: ~60 MB less peak RSS at 50k CIDRs. ``switch`` is
-    the one transaction that puts the new generation in force, ``cleanup``
-    then deletes the previous one.
+    objects nothing in force refers to yet (but for a repair's refill of a
+    kept set); ``rollback[i]`` removes what ``prepare[i]`` created.
+    Splitting the preparation (the table and counters, one transaction per
+    listener whose sets are created, then the other listeners' chains, the
+    shared sets and the verdict map) bounds libnftables' memory by the
+    largest listener instead of the whole request: ~60 MB less peak RSS at
+    50k CIDRs. ``switch`` is the one transaction that puts the new
+    generation in force, ``cleanup`` then deletes what it no longer uses.
     """
 
     prepare: list
@@ -197,6 +148,8 @@ class _Builder:
         self.sets = []
         self.maps = []
         self.counters = set(SHARED_COUNTERS)
+        self.kept = set()  # content-named sets in force, used as they are
+        self.installed_sets = set(installed.sets)
 
     def name(self, suffix):
         return f'r{self.serial}_{suffix}'
@@ -230,38 +183,77 @@ class _Builder:
             f'{suffix}_{family}', nft.ADDR_TYPE[family],
             addresses.interval_elements(family, intervals), interval=True)
 
-    def source_matches(self, cidrs, suffix):
-        """Matches of the sources in ``cidrs``, one a family they have.
+    def source_matches(self, sources, suffix, content_named=False):
+        """Matches of ``sources`` (sourcesets.of_networks), one a family.
 
-        A family ``cidrs`` covers entirely is matched by family alone,
-        another by a set of its intervals named after ``suffix``.
+        A family covered entirely is matched by family alone, another by a
+        set of its intervals named after ``suffix``: of this generation or,
+        ``content_named``, after its content too, and then kept as it is
+        when the table holds it already.
         """
         matches = []
-        for family in (4, 6):
-            intervals = addresses.collapse(cidrs, family)
-            if not intervals:
-                continue
-            if addresses.covers_everything(intervals, family):
+        for family, source in sorted(sources.items()):
+            if source.everything:
                 matches.append(nft.match(nft.NFPROTO,
                                          nft.NFPROTO_NAME[family]))
-            else:
-                matches.append(nft.match(
-                    nft.SADDR[family],
-                    self.source_set(suffix, family, intervals)))
+                continue
+            found = (self.content_set(source, suffix) if content_named else
+                     self.source_set(suffix, family, source.intervals))
+            matches.append(nft.match(nft.SADDR[family], found))
         return matches
+
+    def content_set(self, source, suffix):
+        name = source.name(suffix)
+        if name not in self.installed_sets:
+            self.create('set', name=name, type=nft.ADDR_TYPE[source.family],
+                        flags=['interval'],
+                        elem=addresses.interval_elements(source.family,
+                                                         source.intervals))
+        elif name not in self.kept:
+            self.kept.add(name)
+            self.sets.append(name)
+            if self.repair:
+                # Maybe edited by hand; no second set of its name can exist.
+                elements = addresses.interval_elements(source.family,
+                                                       source.intervals)
+                self.step.commands.extend([
+                    {'flush': nft.table_object('set', name=name)},
+                    {'add': nft.table_object('element', name=name,
+                                             elem=elements)}])
+        return '@' + name
+
+    def creates_sets(self, listener):
+        """Whether rendering ``listener`` creates (or refills) a set."""
+        suffix = self.listener_suffix(listener)
+        return any(not source.everything and (
+            self.repair or source.name(suffix) not in self.installed_sets)
+            for source in listener.sources.values())
 
     # Listeners --------------------------------------------------------
 
     def listener_map(self):
-        elements = []
-        for listener in self.sg.listeners:
-            self.begin_step()
-            chain = self.listener_chain(listener)
-            elements.append([
-                {'concat': [listener.protocol.lower(), listener.port]},
-                {'goto': {'target': chain}}])
+        """The verdict map, a step per listener whose sets are created.
+
+        The listeners whose sets are all kept (or need none) have their
+        chains made in the last step, with the map and the member and VRRP
+        sets: a change that leaves every listener's CIDRs alone is one
+        small prepare transaction.
+        """
+        chains = [None] * len(self.sg.listeners)  # not hashing Listeners
+        kept = []
+        for index, listener in enumerate(self.sg.listeners):
+            if self.creates_sets(listener):
+                self.begin_step()
+                chains[index] = self.listener_chain(listener)
+            else:
+                kept.append(index)
         # The map, the member and the VRRP sets share the last step.
         self.begin_step()
+        for index in kept:
+            chains[index] = self.listener_chain(self.sg.listeners[index])
+        elements = [[{'concat': [listener.protocol.lower(), listener.port]},
+                     {'goto': {'target': chain}}]
+                    for listener, chain in zip(self.sg.listeners, chains)]
         if not elements:
             return []
         name = self.name('listeners')
@@ -271,15 +263,20 @@ class _Builder:
                                              nft.payload('th', 'dport')]},
                           'data': '@' + name}}]
 
+    @staticmethod
+    def listener_suffix(listener):
+        return f'{listener.protocol.lower()}_{listener.port}'
+
     def listener_chain(self, listener):
-        suffix = f'{listener.protocol.lower()}_{listener.port}'
+        suffix = self.listener_suffix(listener)
         accepted = listener_counter_name(listener, 'accepted')
         dropped = listener_counter_name(listener, 'dropped')
         self.counters.update((accepted, dropped))
         rules = []
         if not listener.allowed_cidrs:
             rules.append([nft.counter(accepted), nft.ACCEPT])
-        for source in self.source_matches(listener.allowed_cidrs, suffix):
+        for source in self.source_matches(listener.sources, suffix,
+                                          content_named=True):
             rules.append([source, nft.counter(accepted), nft.ACCEPT])
         if listener.allowed_cidrs:
             rules.append([nft.counter(dropped), nft.DROP])
@@ -345,8 +342,8 @@ class _Builder:
     def vrrp_rules(self):
         return [[nft.match(nft.L4PROTO, _VRRP), source, nft.counter('vrrp'),
                  nft.ACCEPT]
-                for source in self.source_matches(self.sg.vrrp_peers,
-                                                  'vrrp')]
+                for source in self.source_matches(
+                    sourcesets.of_networks(self.sg.vrrp_peers), 'vrrp')]
 
     # Static parts -----------------------------------------------------
 
@@ -456,7 +453,10 @@ class _Builder:
                 switch.append(
                     {'delete': nft.table_object('chain', name=chain)})
         # Maps jump to chains and chains look up sets: delete in that order.
-        cleanup = _deletes(installed.maps, installed.chains, installed.sets)
+        # Kept sets stay in force.
+        cleanup = _deletes(installed.maps, installed.chains,
+                           [name for name in installed.sets
+                            if name not in self.kept])
         cleanup.extend({'delete': nft.table_object('counter', name=name)}
                        for name in sorted(installed.counters - self.counters))
 

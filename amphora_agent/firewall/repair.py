@@ -32,7 +32,6 @@ from amphora_agent.firewall import drift
 from amphora_agent.firewall import errors
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
-from amphora_agent.firewall import state
 
 LOG = logging.getLogger(__name__)
 
@@ -123,8 +122,7 @@ class DriftRepair(object):
             self._repairs['last_difference'] = message
             count = self._repairs['count']
             document = self._document()
-        if self.state_file:
-            state.save(self.state_file, document)
+        self._save(document)
         if remaining:
             LOG.error('The firewall table still differs from the state in '
                       'force after the repair: %s', drift.summary(remaining))

@@ -105,6 +105,14 @@ def applied(firewall, servers):
     return firewall
 
 
+def started(namespace, state_file):
+    """A firewall engine on ``namespace``'s veths, started."""
+    fw = engine.Firewall(namespace=namespace, state_file=state_file,
+                         vf_link_kinds=('veth',))
+    fw.start()
+    return fw
+
+
 def ns(lab, suffix):
     return lab.name(suffix)
 
@@ -335,18 +343,14 @@ def test_counters_count_accepts_and_drops_and_survive_reapply(lab, applied):
 def test_state_is_restored_after_a_reboot(lab, state_dir, servers):
     amp = ns(lab, fl.AMP)
     state_file = str(state_dir / 'reboot.json')
-    first = engine.Firewall(namespace=amp, state_file=state_file,
-                            vf_link_kinds=('veth',))
-    first.start()
+    first = started(amp, state_file)
     first.apply(request())
     before = first.current()
     first.stop()
     assert oct(os.stat(state_file).st_mode & 0o777) == '0o600'
     # A reboot empties the kernel; only the state file remains.
     netlab.run(amp, ['nft', 'delete', 'table', render.FAMILY, render.TABLE])
-    second = engine.Firewall(namespace=amp, state_file=state_file,
-                             vf_link_kinds=('veth',))
-    second.start()
+    second = started(amp, state_file)
     try:
         assert second.current()['security_group'] == before['security_group']
         assert second.current()['generation'] == before['generation']
@@ -358,15 +362,66 @@ def test_state_is_restored_after_a_reboot(lab, state_dir, servers):
         second.stop()
 
 
+# More than engine.INLINE_CIDRS: kept in a CIDR file beside the state.
+MANY_WEB = dict(WEB, allowed_cidrs=WEB['allowed_cidrs'] + [
+    f'10.{i}.0.0/16' for i in range(2, 200)])
+
+
+def test_state_with_cidr_files_is_restored_after_a_reboot(lab, state_dir,
+                                                          servers):
+    amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
+    state_file = str(state_dir / 'files.json')
+    first = started(amp, state_file)
+    first.apply(request(listeners=(WEB, DNS, OPEN)))
+    first.apply(request(listeners=(MANY_WEB, DNS, OPEN)))
+    before = first.current()
+    first.stop()
+    with open(state_file) as stream:
+        saved = json.load(stream)
+    web, = [listener for listener in saved['security_group']['listeners']
+            if listener['port'] == 80]
+    assert state.IN_FILE in web and 'allowed_cidrs' not in web
+    assert os.listdir(state_file + '.d') == [saved[state.CIDRS_FILE] +
+                                             '.json']
+    netlab.run(amp, ['nft', 'delete', 'table', render.FAMILY, render.TABLE])
+    second = started(amp, state_file)
+    try:
+        assert second.current()['security_group'] == before['security_group']
+        assert fl.tcp_request(client, fl.ALLOWED4, fl.VIP4, 80) == \
+            b'HTTP/1.0 200 OK'
+        assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
+        # Back to few CIDRs: inline again, the CIDR file goes.
+        second.apply(request(listeners=(WEB, DNS, OPEN)))
+        assert os.listdir(state_file + '.d') == []
+    finally:
+        second.stop()
+
+
+def test_a_missing_cidr_file_falls_back_to_the_drop_all_base(
+        lab, state_dir, servers):
+    amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
+    state_file = str(state_dir / 'missing.json')
+    first = started(amp, state_file)
+    first.apply(request(listeners=(MANY_WEB, DNS, OPEN)))
+    first.stop()
+    for name in os.listdir(state_file + '.d'):
+        os.unlink(os.path.join(state_file + '.d', name))
+    netlab.run(amp, ['nft', 'delete', 'table', render.FAMILY, render.TABLE])
+    second = started(amp, state_file)
+    try:
+        assert second.current()['security_group'] is None
+        assert fl.tcp_refused(client, fl.ALLOWED4, fl.VIP4, 8000)
+    finally:
+        second.stop()
+
+
 def test_corrupt_state_falls_back_to_the_drop_all_base(lab, state_dir,
                                                        servers):
     amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
     state_file = state_dir / 'corrupt.json'
     state_file.write_text('{"version": 1, "security_group": {"vip_')
     netlab.run(amp, ['nft', 'delete', 'table', render.FAMILY, render.TABLE])
-    fw = engine.Firewall(namespace=amp, state_file=str(state_file),
-                         vf_link_kinds=('veth',))
-    fw.start()
+    fw = started(amp, str(state_file))
     try:
         assert fw.current()['security_group'] is None
         assert fw.current()['interfaces'] == {'vip0': 'member',
@@ -425,9 +480,7 @@ def test_vip_interface_plugged_after_a_reboot(lab, state_dir, servers):
         'security_group': request(listeners=[OPEN],
                                   vips=['192.0.2.10']).to_dict(),
         'generation': 7, 'applied_at': '2026-01-01T00:00:00+00:00'})
-    fw = engine.Firewall(namespace=amp, state_file=state_file,
-                         vf_link_kinds=('veth',))
-    fw.start()
+    fw = started(amp, state_file)
     try:
         assert fw.current()['generation'] == 7
         lab.veth(amp, 'hot1', client, 'hotc')
@@ -464,6 +517,13 @@ def _generation_names(lab):
             if kind in item and item[kind]['name'].startswith('r'):
                 names.add(item[kind]['name'].split('_')[0])
     return names
+
+
+def _source_sets(lab):
+    listing = netlab.run(ns(lab, fl.AMP), [
+        'nft', '-t', '-j', 'list', 'sets', render.FAMILY]).stdout
+    return {item['set']['name'] for item in json.loads(listing)['nftables']
+            if 'set' in item and item['set']['name'].startswith('s_')}
 
 
 def test_refused_switch_keeps_the_old_rules_and_leaves_nothing(
@@ -503,24 +563,49 @@ def test_apply_recovers_when_someone_deleted_the_table(lab, applied):
     assert fl.tcp_refused(client, fl.REFUSED4, fl.VIP4, 80)
 
 
-def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers):
+def _changes(kind):
+    """Requests to alternate: each differs from the one before in ``kind``.
+
+    ``members`` and ``listener`` leave the UDP listener's CIDRs alone (its
+    set is kept, the incremental apply); ``cidrs`` changes them (its set is
+    replaced).
+    """
+    many = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 4000, 2)]
+    udp = {'protocol': 'UDP', 'port': 5000,
+           'allowed_cidrs': many + [fl.ALLOWED4 + '/32']}
+
+    def change(number):
+        listeners = [udp, {'protocol': 'TCP', 'port': 1}]
+        members = list(MEMBERS)
+        if kind == 'listener':
+            listeners[1] = {'protocol': 'TCP', 'port': 2 + number}
+        elif kind == 'members':
+            members.append({'address': fl.MEMBER4, 'protocol': 'TCP',
+                            'port': 9000 + number % 2})
+        else:
+            # Never the first one again: 192.0.2.1, .2, .1, .2...
+            host = number and 1 + number % 2
+            listeners[0] = dict(udp, allowed_cidrs=udp['allowed_cidrs'] + [
+                f'192.0.2.{host}/32'])
+        return request(listeners=listeners, members=members)
+    return change
+
+
+@pytest.mark.parametrize('kind', ['listener', 'members', 'cidrs'])
+def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers,
+                                                  kind):
     """Replacing the ruleset never leaves a moment without the rules.
 
     Measured here: with the new sets created in the same transaction as
     the rules switching to them, some tens of packets are lost per few
-    applies; the two-transaction replacement loses none.
+    applies; the two-transaction replacement loses none, whether the
+    listener's set is kept or replaced.
     """
     amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
-    many = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 4000, 2)]
-
-    def big_request(extra_port):
-        return request(listeners=[
-            {'protocol': 'UDP', 'port': 5000,
-             'allowed_cidrs': many + [fl.ALLOWED4 + '/32']},
-            {'protocol': 'TCP', 'port': extra_port}])
-
-    firewall.apply(big_request(1))
+    change = _changes(kind)
+    firewall.apply(change(0))
     before = firewall.counters()
+    sets_before = _source_sets(lab)
     receiver = fl.udp_receiver(amp, fl.VIP4, 5000)
     # Room for every datagram, so only the firewall can lose one.
     receiver.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
@@ -542,7 +627,7 @@ def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers):
     thread.start()
     applies = 0
     while not finished.is_set():
-        firewall.apply(big_request(2 + applies))
+        firewall.apply(change(1 + applies))
         applies += 1
     thread.join()
     sender.close()
@@ -552,6 +637,10 @@ def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers):
             received += 1
     after = firewall.counters()
     assert applies >= 2
+    # The incremental applies kept the listener's set, the others did not
+    # leave the old one behind.
+    assert len(_source_sets(lab)) == 1
+    assert (_source_sets(lab) == sets_before) == (kind != 'cidrs')
     assert received == count, {
         'applies': applies,
         'listener drops': (

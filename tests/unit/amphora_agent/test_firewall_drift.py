@@ -132,8 +132,12 @@ def test_only_the_generation_in_force_is_made_generic():
     # Listed as generation 7 but 6 is in force: every generation object
     # is unexpected, every wanted one missing.
     found = differences(listing(plan, serial=7), plan, serial=6)
-    assert 'unexpected set r7_tcp_80_4' in found
-    assert 'set r*_tcp_80_4 is missing' in found
+    assert 'unexpected set r7_members_4' in found
+    # Content-named sets belong to no generation: neither.
+    tcp_80_4 = render_tests.source_set_name(sg(), 'tcp_80', 4)
+    assert f'unexpected set {tcp_80_4}' not in found
+    assert f'set {tcp_80_4} is missing' not in found
+    assert 'set r*_members_4 is missing' in found
 
 
 @pytest.mark.parametrize('element', [
@@ -219,9 +223,10 @@ def test_a_changed_rule(plan, objects):
 
 
 def test_a_flushed_set(plan, objects):
-    del by_name(objects, 'set', 'r7_tcp_80_4')['elem']
+    name = render_tests.source_set_name(sg(), 'tcp_80', 4)
+    del by_name(objects, 'set', name)['elem']
     assert differences(objects, plan) == [
-        'r*_tcp_80_4: 1 element(s) missing: 10.0.0.0-10.255.255.255']
+        f'{name}: 1 element(s) missing: 10.0.0.0-10.255.255.255']
 
 
 def test_set_elements_added_and_changed(plan, objects):

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from amphora_agent.firewall import model
+from amphora_agent import validation
 
 VALID = {
     'vip_interfaces': ['203.0.113.10'],
@@ -257,3 +258,79 @@ def test_many_vip_interfaces_are_deduplicated_in_linear_time():
 
     assert time.monotonic() - started < 3
     assert len(sg.vip_interfaces) == 40000
+
+
+# The parse cache ------------------------------------------------------------
+
+def test_an_unchanged_cidr_list_is_not_parsed_again():
+    first = model.parse_security_group(body())
+    # A fresh body (other list and string objects), another member.
+    again = model.parse_security_group(body(members=[
+        {'address': '198.51.100.7', 'protocol': 'UDP', 'port': 53}]))
+    assert again.listeners[0] is first.listeners[0]
+    assert again.members != first.members
+    assert again.to_dict()['listeners'] == first.to_dict()['listeners']
+
+
+def test_a_changed_cidr_list_is_parsed_and_the_others_reused():
+    web = listener(allowed_cidrs=['10.0.0.0/8'])
+    dns = listener(protocol='UDP', port=53, allowed_cidrs=['192.0.2.0/24'])
+    first = model.parse_security_group(body(listeners=[web, dns]))
+    changed = model.parse_security_group(body(listeners=[
+        copy.deepcopy(web),
+        listener(protocol='UDP', port=53, allowed_cidrs=['192.0.2.0/25'])]))
+    assert changed.listeners[0] is first.listeners[0]
+    assert changed.listeners[1] is not first.listeners[1]
+    assert changed.listeners[1].cidr_texts == ['192.0.2.0/25']
+    # Same CIDRs on another port: another listener.
+    moved = model.parse_security_group(body(listeners=[
+        listener(port=81, allowed_cidrs=['10.0.0.0/8'])]))
+    assert moved.listeners[0].port == 81
+
+
+def test_the_cache_is_not_fooled_by_a_list_changed_after_parsing():
+    request_body = body()
+    model.parse_security_group(request_body)
+    request_body['listeners'][0]['allowed_cidrs'].append('10.0.0.0/33')
+    with pytest.raises(model.InvalidRequest) as caught:
+        model.parse_security_group(request_body)
+    assert caught.value.field == 'listeners[0].allowed_cidrs[3]'
+
+
+def test_listeners_on_one_port_are_merged_every_time():
+    parts = [listener(allowed_cidrs=['10.0.0.0/8']),
+             listener(allowed_cidrs=['192.0.2.0/24'])]
+    first = model.parse_security_group(body(listeners=parts))
+    again = model.parse_security_group(body(listeners=copy.deepcopy(parts)))
+    assert again.listeners == first.listeners
+    assert again.listeners[0].cidr_texts == ['10.0.0.0/8', '192.0.2.0/24']
+    # One of them alone is not the merged listener of before.
+    alone = model.parse_security_group(body(listeners=parts[:1]))
+    assert alone.listeners[0].cidr_texts == ['10.0.0.0/8']
+
+
+def test_an_invalid_request_reports_the_first_bad_entry_despite_the_cache():
+    model.parse_security_group(body())
+    bad = body(listeners=[
+        listener(protocol='UDP', port=1, allowed_cidrs=['bogus']),
+        copy.deepcopy(VALID['listeners'][0])])
+    with pytest.raises(model.InvalidRequest) as caught:
+        model.parse_security_group(bad)
+    assert caught.value.field == 'listeners[0].allowed_cidrs[0]'
+
+
+def test_a_long_list_of_strings_nested_too_deep_is_still_refused():
+    deep = ['10.0.0.0/8'] * 1000
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(model.InvalidRequest) as caught:
+        model.parse_security_group(body(vrrp_peers=deep))
+    assert 'nested deeper' in caught.value.reason
+
+
+def test_a_list_of_strings_at_the_depth_limit_is_refused():
+    error = validation.too_deep({'a': [['x', 'y']]}, limit=2)
+    assert error.field == 'a[0]'
+    assert validation.too_deep({'a': [['x', 'y']]}, limit=3) is None
+    assert validation.too_deep({'a': [['x', {'b': 1}]]}, limit=3).field == \
+        'a[0][1]'

@@ -154,6 +154,13 @@ def commands(plan_part, verb, kind):
             if verb in command and kind in command[verb]]
 
 
+def source_set_name(security_group, suffix, family):
+    """The content-named set of the listener ``suffix`` (``tcp_80``)."""
+    listener, = [listener for listener in security_group.listeners
+                 if f'{listener.protocol.lower()}_{listener.port}' == suffix]
+    return listener.sources[family].name(suffix)
+
+
 def rules_of(plan_part, chain):
     return [rule['expr'] for rule in commands(plan_part, 'add', 'rule')
             if rule['chain'] == chain]
@@ -206,11 +213,13 @@ def test_listener_chain_uses_collapsed_interval_sets():
     plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     sets = {item['name']: item for item in commands(prepared(plan), 'add',
                                                     'set')}
-    assert sets['r1_tcp_80_4'] == {
-        'family': 'inet', 'table': 'sriov_octavia', 'name': 'r1_tcp_80_4',
+    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4)
+    assert tcp_80_4.startswith('s_') and tcp_80_4.endswith('_tcp_80_4')
+    assert sets[tcp_80_4] == {
+        'family': 'inet', 'table': 'sriov_octavia', 'name': tcp_80_4,
         'type': 'ipv4_addr', 'flags': ['interval'],
         'elem': [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]}
-    assert sets['r1_tcp_80_6']['elem'] == [
+    assert sets[source_set_name(sg(), 'tcp_80', 6)]['elem'] == [
         {'prefix': {'addr': '2001:db8::', 'len': 32}}]
     assert len(rules_of(prepared(plan), 'r1_tcp_80')) == 3
     assert rules_of(prepared(plan), 'r1_tcp_80')[-1] == [
@@ -226,17 +235,16 @@ def test_listener_chain_uses_collapsed_interval_sets():
 def test_rule_count_does_not_grow_with_cidrs():
     many = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 20000, 2)]
     small = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
-    large = render.build(
-        sg(listeners=[{'protocol': 'TCP', 'port': 80,
-                       'allowed_cidrs': many + ['2001:db8::/32']},
-                      {'protocol': 'UDP', 'port': 53}]),
-        ROLES, EPHEMERAL, render.Installed())
+    large_sg = sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                              'allowed_cidrs': many + ['2001:db8::/32']},
+                             {'protocol': 'UDP', 'port': 53}])
+    large = render.build(large_sg, ROLES, EPHEMERAL, render.Installed())
     count = len(commands(prepared(small) + small.switch, 'add', 'rule'))
     assert len(commands(prepared(large) + large.switch, 'add',
                         'rule')) == count
     sets = {item['name']: item for item in commands(prepared(large), 'add',
                                                     'set')}
-    assert len(sets['r1_tcp_80_4']['elem']) == 10000
+    assert len(sets[source_set_name(large_sg, 'tcp_80', 4)]['elem']) == 10000
 
 
 def test_everything_cidr_needs_no_set():
@@ -245,7 +253,7 @@ def test_everything_cidr_needs_no_set():
                        'allowed_cidrs': ['0.0.0.0/1', '128.0.0.0/1']}]),
         ROLES, EPHEMERAL, render.Installed())
     assert not [item for item in commands(prepared(plan), 'add', 'set')
-                if item['name'].startswith('r1_tcp')]
+                if 'tcp' in item['name']]
     assert rules_of(prepared(plan), 'r1_tcp_80')[0][0] == {'match': {
         'op': '==', 'left': {'meta': {'key': 'nfproto'}}, 'right': 'ipv4'}}
 
@@ -324,7 +332,8 @@ def test_next_plan_replaces_the_previous_generation():
                for kind, item in command['delete'].items()]
     assert ('map', 'r1_listeners') in deleted
     assert deleted.index(('map', 'r1_listeners')) < deleted.index(
-        ('chain', 'r1_tcp_80')) < deleted.index(('set', 'r1_tcp_80_4'))
+        ('chain', 'r1_tcp_80')) < deleted.index(
+        ('set', source_set_name(sg(), 'tcp_80', 4)))
     assert ('counter', 'listener_UDP_53_accepted') in deleted
     assert ('counter', 'drop_eth2') in deleted
     assert ('counter', 'essentials') not in deleted
@@ -366,12 +375,14 @@ def test_installed_from_listing_recognises_our_objects():
 
 def test_preparation_is_split_per_listener_with_matching_undo():
     plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
-    assert len(plan.prepare) == len(plan.rollback) == 4
-    head, tcp, udp, shared = plan.prepare
+    # udp_53 needs no set: its chain is made in the shared last step.
+    assert len(plan.prepare) == len(plan.rollback) == 3
+    head, tcp, shared = plan.prepare
     assert [set(command['add']) for command in head[:1]] == [{'table'}]
     assert {item['name'] for item in commands(tcp, 'add', 'set')} == {
-        'r1_tcp_80_4', 'r1_tcp_80_6'}
-    assert {rule['chain'] for rule in commands(udp, 'add', 'rule')} == {
+        source_set_name(sg(), 'tcp_80', 4),
+        source_set_name(sg(), 'tcp_80', 6)}
+    assert {rule['chain'] for rule in commands(shared, 'add', 'rule')} == {
         'r1_udp_53'}
     assert commands(shared, 'add', 'map')[0]['name'] == 'r1_listeners'
     # Undo of a step deletes its chain before the sets the chain uses,
@@ -381,3 +392,111 @@ def test_preparation_is_split_per_listener_with_matching_undo():
     assert {'delete': {'counter': {
         'family': 'inet', 'table': 'sriov_octavia', 'name': 'essentials'}}} \
         not in plan.rollback[0]
+
+
+# Content-named source sets: kept while their CIDRs are ---------------------
+
+def content_sets(names):
+    return {name for name in names if name.startswith('s_')}
+
+
+def test_a_change_outside_the_cidrs_creates_and_deletes_no_listener_set():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    kept = content_sets(first.result.sets)
+    assert len(kept) == 2
+    for changed in (
+            sg(members=[{'address': '198.51.100.7', 'protocol': 'TCP',
+                         'port': 80}]),
+            sg(vrrp_peers=['203.0.113.12'])):
+        plan = render.build(changed, ROLES, EPHEMERAL, first.result)
+        assert not content_sets(item['name'] for item in commands(
+            prepared(plan), 'add', 'set'))
+        assert not content_sets(item['name'] for item in commands(
+            plan.cleanup, 'delete', 'set'))
+        assert not content_sets(item['name'] for item in commands(
+            undone(plan), 'delete', 'set'))
+        assert content_sets(plan.result.sets) == kept
+        # One small prepare transaction: chains, map, member and VRRP sets.
+        assert len(plan.prepare) == 1
+        assert {f'@{name}' for name in kept} <= set(
+            json.dumps(plan.prepare).replace('"', ' ').split())
+
+
+def test_a_new_small_listener_creates_only_its_own_set():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    body_listeners = [{'protocol': 'TCP', 'port': 80,
+                       'allowed_cidrs': ['10.0.0.0/8', '10.1.0.0/16',
+                                         '2001:db8::/32']},
+                      {'protocol': 'UDP', 'port': 53},
+                      {'protocol': 'TCP', 'port': 9443,
+                       'allowed_cidrs': ['192.0.2.0/24', '198.51.100.7']}]
+    changed = sg(listeners=body_listeners)
+    plan = render.build(changed, ROLES, EPHEMERAL, first.result)
+    assert content_sets(item['name'] for item in commands(
+        prepared(plan), 'add', 'set')) == {
+        source_set_name(changed, 'tcp_9443', 4)}
+    assert not content_sets(item['name'] for item in commands(
+        plan.cleanup, 'delete', 'set'))
+
+
+def test_a_changed_listener_replaces_exactly_its_changed_set():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    changed = sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                             'allowed_cidrs': ['10.0.0.0/8', '192.0.2.0/24',
+                                               '2001:db8::/32']},
+                            {'protocol': 'UDP', 'port': 53}])
+    plan = render.build(changed, ROLES, EPHEMERAL, first.result)
+    old4 = source_set_name(sg(), 'tcp_80', 4)
+    new4 = source_set_name(changed, 'tcp_80', 4)
+    same6 = source_set_name(changed, 'tcp_80', 6)
+    assert old4 != new4 and same6 == source_set_name(sg(), 'tcp_80', 6)
+    assert content_sets(item['name'] for item in commands(
+        prepared(plan), 'add', 'set')) == {new4}
+    assert content_sets(item['name'] for item in commands(
+        plan.cleanup, 'delete', 'set')) == {old4}
+    assert content_sets(item['name'] for item in commands(
+        undone(plan), 'delete', 'set')) == {new4}
+    assert content_sets(plan.result.sets) == {new4, same6}
+    # Its own step, before the shared one; the chain looks up both sets.
+    assert len(plan.prepare) == 2
+    assert {new4, same6} <= {
+        expr['match']['right'][1:] for rule in rules_of(prepared(plan),
+                                                        'r2_tcp_80')
+        for expr in rule if 'match' in expr}
+
+
+def test_the_same_cidrs_spelt_otherwise_are_the_same_set():
+    one = sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                         'allowed_cidrs': ['10.1.2.3/8', '2001:db8::/32']}])
+    other = sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                           'allowed_cidrs': ['2001:DB8::1/32', '10.0.0.0/8',
+                                             '10.0.0.0/08']}])
+    for family in (4, 6):
+        assert source_set_name(one, 'tcp_80', family) == source_set_name(
+            other, 'tcp_80', family)
+
+
+def test_a_repair_refills_kept_sets_in_place():
+    first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
+    plan = render.build(sg(), ROLES, EPHEMERAL, first.result, repair=True)
+    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4)
+    assert not content_sets(item['name'] for item in commands(
+        prepared(plan), 'add', 'set'))
+    assert tcp_80_4 in {item['name'] for item in commands(
+        prepared(plan), 'flush', 'set')}
+    refill, = [item for item in commands(prepared(plan), 'add', 'element')
+               if item['name'] == tcp_80_4]
+    assert refill['elem'] == [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]
+    assert not content_sets(item['name'] for item in commands(
+        plan.cleanup, 'delete', 'set'))
+
+
+def test_installed_from_listing_knows_content_named_sets():
+    name = 's_0123456789abcdef_tcp_80_4'
+    installed = render.installed_from_listing([
+        {'table': {'family': 'inet', 'name': 'sriov_octavia'}},
+        {'set': {'family': 'inet', 'table': 'sriov_octavia', 'name': name}},
+        {'set': {'family': 'inet', 'table': 'sriov_octavia',
+                 'name': 'r3_vrrp_4'}}])
+    assert installed.sets == [name, 'r3_vrrp_4']
+    assert installed.serial == 3
