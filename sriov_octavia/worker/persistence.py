@@ -17,6 +17,7 @@ stopped instead of running finished tasks again.
 """
 
 import contextlib
+import sqlite3
 import threading
 import time
 
@@ -59,6 +60,11 @@ _DATABASE_OPTIONS = (
 )
 
 
+# Seconds a connection waits for another one to release a new database
+# while both switch it to WAL, as long as the engine's busy timeout.
+_WAL_SWITCH_PATIENCE = 30
+
+
 def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor = dbapi_connection.cursor()
     # Every task state change is a commit. With the default rollback
@@ -68,10 +74,19 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     # lets workers read flow state while another one writes.
     # Switching the journal mode takes an exclusive lock without waiting
     # for it: only the first connection to a new database switches it (WAL
-    # is persistent), later ones only read it.
+    # is persistent), later ones only read it. Two processes opening a new
+    # database at once both try; the one refused finds it switched by the
+    # other once the lock is gone.
+    deadline = time.monotonic() + _WAL_SWITCH_PATIENCE
     cursor.execute('PRAGMA journal_mode')
-    if cursor.fetchone()[0].lower() != 'wal':
-        cursor.execute('PRAGMA journal_mode=WAL')
+    while cursor.fetchone()[0].lower() != 'wal':
+        try:
+            cursor.execute('PRAGMA journal_mode=WAL')
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            cursor.execute('PRAGMA journal_mode')
     cursor.execute('PRAGMA synchronous=NORMAL')
     cursor.close()
 

@@ -55,6 +55,39 @@ def test_sqlite_schema_is_created_and_logbooks_persist(conf, tmp_path):
         assert db.execute('PRAGMA journal_mode').fetchone() == ('wal',)
 
 
+class _ScriptedCursor:
+    """Answers the journal-mode pragmas as a racing database would."""
+
+    def __init__(self, modes, refusals):
+        self.modes, self.refusals, self.executed = list(modes), refusals, []
+
+    def execute(self, sql):
+        self.executed.append(sql)
+        if sql == 'PRAGMA journal_mode=WAL' and self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError('database is locked')
+        self._row = (self.modes.pop(0),) if 'journal_mode' in sql else None
+
+    def fetchone(self):
+        return self._row
+
+    def close(self):
+        pass
+
+
+def test_a_refused_switch_to_wal_is_tried_again_until_it_is_wal():
+    # Two processes open a new database at once, both read "delete" and
+    # both switch: SQLite refuses one at once (no busy wait), and the other
+    # one's switch is then found done.
+    cursor = _ScriptedCursor(['delete', 'wal'], refusals=1)
+
+    persistence._sqlite_pragmas(mock.Mock(cursor=lambda: cursor), None)
+
+    assert cursor.executed == [
+        'PRAGMA journal_mode', 'PRAGMA journal_mode=WAL',
+        'PRAGMA journal_mode', 'PRAGMA synchronous=NORMAL']
+
+
 def test_schema_upgrade_is_retried_when_another_process_races(conf):
     backend = mock.Mock()
     backend.get_connection.return_value.upgrade.side_effect = [
