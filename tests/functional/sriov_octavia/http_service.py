@@ -137,6 +137,18 @@ def load_balancer(tb, flavor):
         osc.cli(tb, 'loadbalancer', 'delete', '--cascade', lb['id'], '--wait')
 
 
+def add_members(tb, pool, hosts):
+    """Each host a member of ``pool`` on MEMBER_PORT; their ids by name."""
+    member_ids = {}
+    for member in hosts:
+        created = osc.cli_json(
+            tb, 'loadbalancer', 'member', 'create', '--name', member.name,
+            '--subnet-id', member.subnet_id, '--address', member.address,
+            '--protocol-port', str(MEMBER_PORT), '--wait', pool['id'])
+        member_ids[member.name] = created['id']
+    return member_ids
+
+
 def build_http_service(tb, lb, client, members):
     """Listener (client only), round-robin pool, members, health monitor."""
     listener = osc.cli_json(
@@ -149,13 +161,7 @@ def build_http_service(tb, lb, client, members):
         osc.unique(tb, 'pool'),
         '--listener', listener['id'], '--protocol', 'HTTP',
         '--lb-algorithm', 'ROUND_ROBIN', '--wait')
-    member_ids = {}
-    for member in members:
-        created = osc.cli_json(
-            tb, 'loadbalancer', 'member', 'create', '--name', member.name,
-            '--subnet-id', member.subnet_id, '--address', member.address,
-            '--protocol-port', str(MEMBER_PORT), '--wait', pool['id'])
-        member_ids[member.name] = created['id']
+    member_ids = add_members(tb, pool, members)
     osc.cli(tb, 'loadbalancer', 'healthmonitor', 'create', '--name',
             osc.unique(tb, 'monitor'), '--type', 'HTTP', '--delay', '1',
             '--timeout', '1', '--max-retries', '1', '--max-retries-down',

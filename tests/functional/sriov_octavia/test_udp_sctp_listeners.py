@@ -136,13 +136,7 @@ def udp_service(tb, lb, client, members, algorithm='ROUND_ROBIN',
         tb, 'loadbalancer', 'pool', 'create', '--name',
         osc.unique(tb, 'udp-pool'), '--listener', listener['id'],
         '--protocol', 'UDP', '--lb-algorithm', algorithm, '--wait')
-    member_ids = {}
-    for member in members:
-        created = osc.cli_json(
-            tb, 'loadbalancer', 'member', 'create', '--name', member.name,
-            '--subnet-id', member.subnet_id, '--address', member.address,
-            '--protocol-port', str(MEMBER_PORT), '--wait', pool['id'])
-        member_ids[member.name] = created['id']
+    member_ids = http_service.add_members(tb, pool, members)
     return listener, pool, member_ids
 
 
