@@ -16,6 +16,9 @@ apt_packages=(nftables python3-nftables iproute2 redis-server openssl
               iputils-ping curl iperf3 wrk
               # The UDP load-balancing benchmark's sender and receivers.
               socat
+              # Compiles the data-path benchmark's one-way UDP load
+              # (tools/bench/udp_blast.c).
+              gcc
               # The worker's other jobboards, for their functional tests.
               etcd-server zookeeper
               # The flow persistence production uses; its tests start a

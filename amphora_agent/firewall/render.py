@@ -19,11 +19,12 @@ Layout of the ``inet sriov_octavia`` table:
   and an ``inet`` ingress chain lets ARP through (only IP is classified);
 * VIP interfaces first look up a verdict map keyed on
   ``meta l4proto . th dport`` that jumps to one chain per listener. That
-  chain matches the source against per-listener ``interval`` sets, one per
-  address family, so classification cost does not grow with the number of
-  CIDRs (measured: 0.96 of the no-firewall packet rate at 10k entries, where
-  one concatenated interval set reached 0.86-0.89). A listener chain ends in
-  a drop: a listener port is decided by its CIDRs alone;
+  chain matches the source against the listener's own sets: per address
+  family, a fixed-size hash set for each common prefix length, looked up
+  with the source masked to that length, and one interval set for the rest
+  (see sourcesets). A packet's cost therefore grows with the number of
+  distinct prefix lengths, not with the number of CIDRs. A listener chain
+  ends in a drop: a listener port is decided by its CIDRs alone;
 * then IPv4 and IPv6 non-first fragments are accepted: the ingress hook sees
   fragments before reassembly, only the first fragment carries the ports and
   it is filtered, so a fragment train from a refused source never
@@ -178,18 +179,13 @@ class _Builder:
         self.create('chain', name=name)
         return name
 
-    def source_set(self, suffix, family, intervals):
-        return self.add_set(
-            f'{suffix}_{family}', nft.ADDR_TYPE[family],
-            addresses.interval_elements(family, intervals), interval=True)
-
     def source_matches(self, sources, suffix, content_named=False):
-        """Matches of ``sources`` (sourcesets.of_networks), one a family.
+        """Matches of ``sources`` (sourcesets.of_networks), any one admits.
 
-        A family covered entirely is matched by family alone, another by a
-        set of its intervals named after ``suffix``: of this generation or,
-        ``content_named``, after its content too, and then kept as it is
-        when the table holds it already.
+        A family covered entirely is matched by family alone, another by
+        its sets (sourcesets.Part), each named after ``suffix``: of this
+        generation or, ``content_named``, after its content too, and then
+        kept as it is when the table holds it already.
         """
         matches = []
         for family, source in sorted(sources.items()):
@@ -197,37 +193,50 @@ class _Builder:
                 matches.append(nft.match(nft.NFPROTO,
                                          nft.NFPROTO_NAME[family]))
                 continue
-            found = (self.content_set(source, suffix) if content_named else
-                     self.source_set(suffix, family, source.intervals))
-            matches.append(nft.match(nft.SADDR[family], found))
+            for part in source.parts:
+                name = (source.name(suffix, part) if content_named else
+                        self.name(f'{suffix}_{family}{part.suffix}'))
+                found = self.source_set(name, family, part)
+                key = nft.SADDR[family]
+                if part.prefixlen not in (None, addresses.BITS[family]):
+                    key = {'&': [key, sourcesets.mask(family,
+                                                      part.prefixlen)]}
+                matches.append(nft.match(key, found))
         return matches
 
-    def content_set(self, source, suffix):
-        name = source.name(suffix)
+    def source_set(self, name, family, part):
+        """Create the set of ``part`` unless it is content-named and in force.
+
+        A hash set gets a fixed size: the kernel then picks its fixed hash
+        (a plain bucket walk) over the resizable one.
+        """
         if name not in self.installed_sets:
-            self.create('set', name=name, type=nft.ADDR_TYPE[source.family],
-                        flags=['interval'],
-                        elem=addresses.interval_elements(source.family,
-                                                         source.intervals))
+            fields = {'type': nft.ADDR_TYPE[family], 'elem': part.elements}
+            if part.prefixlen is None:
+                fields['flags'] = ['interval']
+            else:
+                fields['size'] = len(part.elements)
+            self.create('set', name=name, **fields)
         elif name not in self.kept:
             self.kept.add(name)
             self.sets.append(name)
             if self.repair:
                 # Maybe edited by hand; no second set of its name can exist.
-                elements = addresses.interval_elements(source.family,
-                                                       source.intervals)
                 self.step.commands.extend([
                     {'flush': nft.table_object('set', name=name)},
                     {'add': nft.table_object('element', name=name,
-                                             elem=elements)}])
+                                             elem=part.elements)}])
         return '@' + name
 
     def creates_sets(self, listener):
         """Whether rendering ``listener`` creates (or refills) a set."""
+        if self.repair:
+            return any(not source.everything
+                       for source in listener.sources.values())
         suffix = self.listener_suffix(listener)
-        return any(not source.everything and (
-            self.repair or source.name(suffix) not in self.installed_sets)
-            for source in listener.sources.values())
+        return any(source.name(suffix, part) not in self.installed_sets
+                   for source in listener.sources.values()
+                   if not source.everything for part in source.parts)
 
     # Listeners --------------------------------------------------------
 
@@ -257,8 +266,9 @@ class _Builder:
         if not elements:
             return []
         name = self.name('listeners')
+        # A fixed size makes it the kernel's fixed hash, as for the sets.
         self.create('map', name=name, type=['inet_proto', 'inet_service'],
-                    map='verdict', elem=elements)
+                    map='verdict', size=len(elements), elem=elements)
         return [{'vmap': {'key': {'concat': [nft.L4PROTO,
                                              nft.payload('th', 'dport')]},
                           'data': '@' + name}}]

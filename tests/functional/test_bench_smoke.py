@@ -44,7 +44,9 @@ CASES = {
     'datapath.py': [
         'udp_ours_over_none_500', 'tcp_ours_over_none_500',
         'udp_upstream_over_none_500', 'tcp_upstream_over_none_500',
-        'udp_linear_over_none_500', 'tcp_linear_over_none_500'],
+        'udp_linear_over_none_500', 'tcp_linear_over_none_500',
+        'udp_oneway_ours_over_none_500', 'udp_oneway_upstream_over_none_500',
+        'udp_oneway_linear_over_none_500'],
     'hitless.py': [
         'hitless_lost_fraction_ours', 'hitless_lost_fraction_upstream'],
     'memory.py': ['memory_peak_ours_over_upstream_500'],

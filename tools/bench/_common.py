@@ -74,6 +74,9 @@ OTHER_LISTENERS = (('TCP', 80), ('TCP', 443), ('UDP', 53), ('TCP', 8080),
 
 UPSTREAM_TABLE = 'upstream_style'
 
+UDP_BLAST_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'udp_blast.c')
+
 
 # --- command line -------------------------------------------------------
 
@@ -522,6 +525,24 @@ def udp_delivered(pid):
     fields = dict(zip(rows[0][1:], (int(v) for v in rows[1][1:])))
     return fields['InDatagrams'] + fields['RcvbufErrors'], \
         fields['RcvbufErrors']
+
+
+def build_udp_blast(workdir):
+    """Compile udp_blast.c (the one-way UDP load) into ``workdir``.
+
+    Returns the binary's path. Call it once per run.
+    """
+    if shutil.which('cc') is None:
+        raise RuntimeError('no C compiler: cc is not on PATH '
+                           '(tools/install.sh installs gcc)')
+    binary = os.path.join(workdir, 'udp_blast')
+    done = subprocess.run(['cc', '-O2', '-Wall', '-o', binary,
+                           UDP_BLAST_SOURCE],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f'cc {UDP_BLAST_SOURCE} failed: '
+                           f'{done.stderr.strip()[-500:]}')
+    return binary
 
 
 def wait_for_port(namespace, port, protocol='tcp', proc=None, timeout=10):

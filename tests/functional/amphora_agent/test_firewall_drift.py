@@ -145,7 +145,7 @@ def accept_all(lab):
 
 
 def flush_listener_set(lab):
-    nft(lab, 'flush', 'set', *TABLE, object_name(lab, 'set', '_tcp_80_4'))
+    nft(lab, 'flush', 'set', *TABLE, object_name(lab, 'set', '_tcp_80_4_p32'))
 
 
 def delete_listener_rule(lab):
@@ -158,7 +158,7 @@ EDITS = {
     'accept-all rule added': (accept_all, refused_is_refused,
                               'in_vip0: unexpected rule at 1'),
     'set flushed': (flush_listener_set, allowed_connects,
-                    '_tcp_80_4: 1 element(s) missing: 203.0.113.20'),
+                    '_tcp_80_4_p32: 1 element(s) missing: 203.0.113.20'),
     'rule deleted': (delete_listener_rule, allowed_connects,
                      'in_vip0: rule 1 missing'),
 }

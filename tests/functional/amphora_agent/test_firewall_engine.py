@@ -16,6 +16,7 @@ side, facing a client namespace) and mem0 (member side, facing a member
 namespace). The engine runs in this process with namespace=<amphora>.
 """
 
+import ipaddress
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ import pytest
 from amphora_agent.firewall import engine
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
+from amphora_agent.firewall import sourcesets
 from amphora_agent.firewall import state
 from sriov_octavia_testbed import netlab
 from tests.functional.amphora_agent import firewall_lab as fl
@@ -151,6 +153,66 @@ def test_udp_listener(lab, applied):
         assert fl.receive(receiver) == b'allowed'
         fl.udp_send(client, fl.REFUSED4, fl.VIP4, 5000, b'refused')
         assert fl.receive(receiver, wait=fl.WAIT) is None
+
+
+# One CIDR of each of twelve IPv4 lengths, more than sourcesets.MAX_HASHED,
+# so that hash sets (masked lookups) and the interval set both decide.
+PREFIXES4 = ['100.64.0.1/32', '100.64.0.2/32', '100.64.1.0/31',
+             '100.64.2.0/30', '100.64.3.0/29', '100.64.4.0/28',
+             '100.64.5.0/27', '100.64.6.0/26', '100.64.7.0/25',
+             '100.64.8.0/24', '100.64.16.0/22', '100.64.32.0/20',
+             '100.65.0.0/16']
+PREFIXES6 = ['2001:db8:5::1/128', '2001:db8:6::/64', '2001:db8:7::/48']
+
+
+def _edges(cidr):
+    """The last address inside ``cidr`` and the first one after it."""
+    network = ipaddress.ip_network(cidr)
+    return str(network[-1]), str(network[-1] + 1)
+
+
+def test_every_prefix_length_decides_real_packets(lab, firewall, servers):
+    """Inside each CIDR's last address is admitted, the next one is not."""
+    assert len({ipaddress.ip_network(c).prefixlen for c in PREFIXES4}) > \
+        sourcesets.MAX_HASHED
+    listener = {'protocol': 'UDP', 'port': 5100,
+                'allowed_cidrs': PREFIXES4 + PREFIXES6}
+    firewall.apply(request(listeners=[WEB, DNS, OPEN, listener]))
+    amp, client = ns(lab, fl.AMP), ns(lab, fl.CLIENT)
+    inside, outside = set(), set()
+    for cidr in PREFIXES4 + PREFIXES6:
+        first_in, first_out = _edges(cidr)
+        inside.add(first_in)
+        outside.add(first_out)
+    outside -= inside  # 100.64.0.2 is both after .1 and a host of its own
+    assert outside
+    for address in sorted(inside | outside):
+        length = 128 if ':' in address else 32
+        netlab.add_address(client, 'c0', f'{address}/{length}')
+    before = firewall.counters()['listeners']['UDP:5100']
+    receivers = [fl.udp_receiver(amp, fl.VIP4, 5100),
+                 fl.udp_receiver(amp, fl.VIP6, 5100)]
+    try:
+        for address in sorted(inside | outside):
+            vip = fl.VIP6 if ':' in address else fl.VIP4
+            fl.udp_send(client, address, vip, 5100, address.encode())
+        received = set()
+        for receiver in receivers:
+            while (payload := fl.receive(receiver, wait=fl.WAIT)) is not None:
+                received.add(payload.decode())
+    finally:
+        for receiver in receivers:
+            receiver.close()
+        for address in sorted(inside | outside):
+            length = 128 if ':' in address else 32
+            netlab.run(client, ['ip', 'address', 'del', f'{address}/{length}',
+                                'dev', 'c0'])
+    assert received == inside
+    after = firewall.counters()['listeners']['UDP:5100']
+    assert (after['accepted']['packets'] - before['accepted']['packets'] ==
+            len(inside))
+    assert (after['dropped']['packets'] - before['dropped']['packets'] ==
+            len(outside))
 
 
 def test_large_udp_datagrams_are_fragmented_and_decided(lab, applied):
@@ -637,9 +699,9 @@ def test_reapplying_under_traffic_loses_no_packet(lab, firewall, servers,
             received += 1
     after = firewall.counters()
     assert applies >= 2
-    # The incremental applies kept the listener's set, the others did not
-    # leave the old one behind.
-    assert len(_source_sets(lab)) == 1
+    # The incremental applies kept the listener's sets, the others did not
+    # leave the old ones behind: one content's sets remain (s_<digest>_...).
+    assert len({name.split('_')[1] for name in _source_sets(lab)}) == 1
     assert (_source_sets(lab) == sets_before) == (kind != 'cidrs')
     assert received == count, {
         'applies': applies,

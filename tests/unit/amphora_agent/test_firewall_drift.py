@@ -37,6 +37,11 @@ sg = render_tests.sg
 EVERYTHING = [{'protocol': 'TCP', 'port': 80,
                'allowed_cidrs': ['0.0.0.0/1', '128.0.0.0/1']}]
 MANY = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 2000, 2)]
+# With MANY and two hosts: eleven prefix lengths, so /12, /10 and /9 go to
+# the interval set (sourcesets.MAX_HASHED).
+LENGTHS = ['20.0.0.0/20', '30.0.0.0/19', '40.0.0.0/18', '50.0.0.0/17',
+           '60.0.0.0/16', '70.0.0.0/15', '80.0.0.0/12', '90.0.0.0/10',
+           '100.0.0.0/9']
 # The rule sets of test_firewall_render.
 RULE_SETS = {
     'full': lambda: sg(),
@@ -51,6 +56,10 @@ RULE_SETS = {
          'allowed_cidrs': MANY + ['2001:db8::/32', '192.0.2.1',
                                   '192.0.2.2']},
         {'protocol': 'UDP', 'port': 53}]),
+    'many prefix lengths': lambda: sg(listeners=[
+        {'protocol': 'TCP', 'port': 80,
+         'allowed_cidrs': MANY + LENGTHS + ['192.0.2.1', '192.0.2.2',
+                                            '2001:db8::1']}]),
     'upstream': lambda: model.from_upstream_rules('203.0.113.10', [
         {'protocol': 'TCP', 'cidr': '198.51.100.0/24', 'port': 80},
         {'protocol': 'vrrp', 'cidr': None, 'port': 112}]),
@@ -134,7 +143,7 @@ def test_only_the_generation_in_force_is_made_generic():
     found = differences(listing(plan, serial=7), plan, serial=6)
     assert 'unexpected set r7_members_4' in found
     # Content-named sets belong to no generation: neither.
-    tcp_80_4 = render_tests.source_set_name(sg(), 'tcp_80', 4)
+    tcp_80_4 = render_tests.source_set_name(sg(), 'tcp_80', 4, 8)
     assert f'unexpected set {tcp_80_4}' not in found
     assert f'set {tcp_80_4} is missing' not in found
     assert 'set r*_members_4 is missing' in found
@@ -223,21 +232,38 @@ def test_a_changed_rule(plan, objects):
 
 
 def test_a_flushed_set(plan, objects):
-    name = render_tests.source_set_name(sg(), 'tcp_80', 4)
+    # A hash set holds network addresses (10.0.0.0/8 is 10.0.0.0 in _p8).
+    name = render_tests.source_set_name(sg(), 'tcp_80', 4, 8)
     del by_name(objects, 'set', name)['elem']
     assert differences(objects, plan) == [
-        f'{name}: 1 element(s) missing: 10.0.0.0-10.255.255.255']
+        f'{name}: 1 element(s) missing: 10.0.0.0']
+
+
+def test_a_flushed_interval_set_and_a_resized_hash_set():
+    security_group = RULE_SETS['many prefix lengths']()
+    plan = plan_of(security_group)
+    objects = listing(plan)
+    intervals = render_tests.source_set_name(security_group, 'tcp_80', 4,
+                                             None)
+    hosts = render_tests.source_set_name(security_group, 'tcp_80', 4, 32)
+    del by_name(objects, 'set', intervals)['elem']
+    by_name(objects, 'set', hosts)['size'] = 65536
+    assert differences(objects, plan) == [
+        f'set {hosts}: size 65536 (expected 2)',
+        f'{intervals}: 3 element(s) missing: '
+        '100.0.0.0-100.127.255.255, 80.0.0.0-80.15.255.255, '
+        '90.0.0.0-90.63.255.255']
 
 
 def test_set_elements_added_and_changed(plan, objects):
     members = by_name(objects, 'set', 'r7_members_4')
     members['elem'] = [{'concat': ['198.51.100.5', 'tcp', 8081]}]
-    by_name(objects, 'set', 'r7_vrrp_4')['elem'].append(
-        {'prefix': {'addr': '0.0.0.0', 'len': 0}})
+    by_name(objects, 'set', 'r7_vrrp_4_p32')['elem'].append(
+        '198.51.100.99')
     assert differences(objects, plan) == [
         'r*_members_4: 1 element(s) missing: 198.51.100.5 . 6 . 8080',
         'r*_members_4: 1 unexpected element(s): 198.51.100.5 . 6 . 8081',
-        'r*_vrrp_4: 1 unexpected element(s): 0.0.0.0-255.255.255.255']
+        'r*_vrrp_4_p32: 1 unexpected element(s): 198.51.100.99']
 
 
 def test_a_changed_map_element(plan, objects):
@@ -283,9 +309,9 @@ def test_objects_missing_and_unexpected(plan, objects):
 
 
 def test_a_leftover_generation_is_unexpected(plan, objects):
-    old = copy.deepcopy(by_name(objects, 'set', 'r7_vrrp_4'))
-    objects.append({'set': dict(old, name='r6_vrrp_4')})
-    assert differences(objects, plan) == ['unexpected set r6_vrrp_4']
+    old = copy.deepcopy(by_name(objects, 'set', 'r7_vrrp_4_p32'))
+    objects.append({'set': dict(old, name='r6_vrrp_4_p32')})
+    assert differences(objects, plan) == ['unexpected set r6_vrrp_4_p32']
 
 
 def test_summary_names_the_first_differences_and_counts_the_rest():

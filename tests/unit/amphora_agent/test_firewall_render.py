@@ -20,6 +20,7 @@ import pytest
 from amphora_agent.firewall import addresses
 from amphora_agent.firewall import model
 from amphora_agent.firewall import render
+from amphora_agent.firewall import sourcesets
 
 EPHEMERAL = (32768, 60999)
 
@@ -154,11 +155,29 @@ def commands(plan_part, verb, kind):
             if verb in command and kind in command[verb]]
 
 
-def source_set_name(security_group, suffix, family):
-    """The content-named set of the listener ``suffix`` (``tcp_80``)."""
+def source_parts(security_group, suffix, family):
+    """``{prefixlen: name}`` of the content-named sets of a listener.
+
+    ``suffix`` names the listener (``tcp_80``); the interval set, if any,
+    is under None.
+    """
     listener, = [listener for listener in security_group.listeners
                  if f'{listener.protocol.lower()}_{listener.port}' == suffix]
-    return listener.sources[family].name(suffix)
+    source = listener.sources[family]
+    return {part.prefixlen: source.name(suffix, part)
+            for part in source.parts}
+
+
+def source_set_name(security_group, suffix, family, prefixlen):
+    """The content-named set of one part (``prefixlen`` None: intervals)."""
+    return source_parts(security_group, suffix, family)[prefixlen]
+
+
+def source_set_names(security_group, suffix, *families):
+    """Every content-named set of the listener ``suffix`` in ``families``."""
+    return {name for family in families
+            for name in source_parts(security_group, suffix,
+                                     family).values()}
 
 
 def rules_of(plan_part, chain):
@@ -205,34 +224,103 @@ def test_sets_are_created_before_and_looked_up_after_the_switch():
         plan.switch, 'flush', 'chain')] == ['in_eth1', 'in_eth2']
     text = json.dumps(plan.switch)
     for name in ('r2_listeners', 'r2_members_4', 'r2_pinged_4',
-                 'r2_vrrp_4'):
+                 'r2_vrrp_4_p32'):
         assert f'"@{name}"' in text
 
 
-def test_listener_chain_uses_collapsed_interval_sets():
+ACCEPTED_80 = [{'counter': 'listener_TCP_80_accepted'}, {'accept': None}]
+SADDR_4 = {'payload': {'protocol': 'ip', 'field': 'saddr'}}
+SADDR_6 = {'payload': {'protocol': 'ip6', 'field': 'saddr'}}
+
+
+def lookup(left, name, netmask=None):
+    """A listener rule's source match, masked when ``netmask`` is given."""
+    if netmask is not None:
+        left = {'&': [left, netmask]}
+    return {'match': {'op': '==', 'left': left, 'right': '@' + name}}
+
+
+def test_listener_chain_looks_up_collapsed_sources_in_hash_sets():
     plan = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     sets = {item['name']: item for item in commands(prepared(plan), 'add',
                                                     'set')}
-    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4)
-    assert tcp_80_4.startswith('s_') and tcp_80_4.endswith('_tcp_80_4')
+    # 10.1.0.0/16 lies inside 10.0.0.0/8: one /8, hashed by its length.
+    assert list(source_parts(sg(), 'tcp_80', 4)) == [8]
+    assert list(source_parts(sg(), 'tcp_80', 6)) == [32]
+    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4, 8)
+    tcp_80_6 = source_set_name(sg(), 'tcp_80', 6, 32)
+    assert tcp_80_4.startswith('s_') and tcp_80_4.endswith('_tcp_80_4_p8')
+    assert tcp_80_6.startswith('s_') and tcp_80_6.endswith('_tcp_80_6_p32')
+    # A fixed-size hash set of network addresses, no interval flag.
     assert sets[tcp_80_4] == {
         'family': 'inet', 'table': 'sriov_octavia', 'name': tcp_80_4,
-        'type': 'ipv4_addr', 'flags': ['interval'],
-        'elem': [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]}
-    assert sets[source_set_name(sg(), 'tcp_80', 6)]['elem'] == [
-        {'prefix': {'addr': '2001:db8::', 'len': 32}}]
-    assert len(rules_of(prepared(plan), 'r1_tcp_80')) == 3
-    assert rules_of(prepared(plan), 'r1_tcp_80')[-1] == [
-        {'counter': 'listener_TCP_80_dropped'}, {'drop': None}]
+        'type': 'ipv4_addr', 'size': 1, 'elem': ['10.0.0.0']}
+    assert sets[tcp_80_6] == {
+        'family': 'inet', 'table': 'sriov_octavia', 'name': tcp_80_6,
+        'type': 'ipv6_addr', 'size': 1, 'elem': ['2001:db8::']}
+    # Looked up with the source masked to the set's prefix length.
+    assert rules_of(prepared(plan), 'r1_tcp_80') == [
+        [lookup(SADDR_4, tcp_80_4, '255.0.0.0')] + ACCEPTED_80,
+        [lookup(SADDR_6, tcp_80_6, 'ffff:ffff::')] + ACCEPTED_80,
+        [{'counter': 'listener_TCP_80_dropped'}, {'drop': None}]]
     assert rules_of(prepared(plan), 'r1_udp_53') == [
         [{'counter': 'listener_UDP_53_accepted'}, {'accept': None}]]
     listener_map, = commands(prepared(plan), 'add', 'map')
+    assert listener_map['size'] == 2
     assert listener_map['elem'] == [
         [{'concat': ['tcp', 80]}, {'goto': {'target': 'r1_tcp_80'}}],
         [{'concat': ['udp', 53]}, {'goto': {'target': 'r1_udp_53'}}]]
 
 
-def test_rule_count_does_not_grow_with_cidrs():
+def test_listener_chain_looks_up_longest_prefixes_first_and_intervals_last():
+    # Ten prefix lengths: the eight most common (ties: the longer) are
+    # hashed, /12 and /10 share the interval set.
+    cidrs = ['192.0.2.1', '192.0.2.3', '192.0.2.5', '198.51.100.0/24',
+             '203.0.113.0/24', '20.0.0.0/20', '30.0.0.0/19', '40.0.0.0/18',
+             '50.0.0.0/17', '60.0.0.0/16', '70.0.0.0/15', '80.0.0.0/12',
+             '90.0.0.0/10', '2001:db8::1', '2001:db8:1::/48']
+    changed = sg(listeners=[{'protocol': 'TCP', 'port': 80,
+                             'allowed_cidrs': cidrs}])
+    plan = render.build(changed, ROLES, EPHEMERAL, render.Installed())
+    sets = {item['name']: item for item in commands(prepared(plan), 'add',
+                                                    'set')}
+    v4 = source_parts(changed, 'tcp_80', 4)
+    v6 = source_parts(changed, 'tcp_80', 6)
+    assert list(v4) == [32, 24, 20, 19, 18, 17, 16, 15, None]
+    assert list(v6) == [128, 48]
+    assert v4[None].endswith('_tcp_80_4_iv')
+    assert v4[24].endswith('_tcp_80_4_p24')
+    assert sets[v4[32]]['elem'] == ['192.0.2.1', '192.0.2.3', '192.0.2.5']
+    assert sets[v4[32]]['size'] == 3 and 'flags' not in sets[v4[32]]
+    assert sets[v4[24]]['elem'] == ['198.51.100.0', '203.0.113.0']
+    assert sets[v4[None]] == {
+        'family': 'inet', 'table': 'sriov_octavia', 'name': v4[None],
+        'type': 'ipv4_addr', 'flags': ['interval'],
+        'elem': [{'prefix': {'addr': '80.0.0.0', 'len': 12}},
+                 {'prefix': {'addr': '90.0.0.0', 'len': 10}}]}
+    # Full-length parts match the address as it is, the others masked.
+    assert [rule[0] for rule in rules_of(prepared(plan), 'r1_tcp_80')] == [
+        lookup(SADDR_4, v4[32]),
+        lookup(SADDR_4, v4[24], '255.255.255.0'),
+        lookup(SADDR_4, v4[20], '255.255.240.0'),
+        lookup(SADDR_4, v4[19], '255.255.224.0'),
+        lookup(SADDR_4, v4[18], '255.255.192.0'),
+        lookup(SADDR_4, v4[17], '255.255.128.0'),
+        lookup(SADDR_4, v4[16], '255.255.0.0'),
+        lookup(SADDR_4, v4[15], '255.254.0.0'),
+        lookup(SADDR_4, v4[None]),
+        lookup(SADDR_6, v6[128]),
+        lookup(SADDR_6, v6[48], 'ffff:ffff:ffff::'),
+        {'counter': 'listener_TCP_80_dropped'}]
+
+
+def random_ipv4_cidrs(rng, count):
+    return [f'{ipaddress.IPv4Address(rng.getrandbits(32))}/'
+            f'{rng.randint(8, 32)}' for _ in range(count)]
+
+
+def test_rule_count_is_bounded_by_prefix_lengths_not_by_cidrs():
+    # Any number of CIDRs of one length: one hash set, one rule.
     many = [f'10.{i // 256}.{i % 256}.0/24' for i in range(0, 20000, 2)]
     small = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     large_sg = sg(listeners=[{'protocol': 'TCP', 'port': 80,
@@ -244,7 +332,27 @@ def test_rule_count_does_not_grow_with_cidrs():
                         'rule')) == count
     sets = {item['name']: item for item in commands(prepared(large), 'add',
                                                     'set')}
-    assert len(sets[source_set_name(large_sg, 'tcp_80', 4)]['elem']) == 10000
+    hashed = sets[source_set_name(large_sg, 'tcp_80', 4, 24)]
+    assert len(hashed['elem']) == hashed['size'] == 10000
+
+    # CIDRs of every length from /8 to /32: MAX_HASHED hash sets and one
+    # interval set for IPv4, however many CIDRs there are.
+    rng = random.Random(11)
+    elements = []
+    for number in (1000, 4000):
+        random_sg = sg(listeners=[
+            {'protocol': 'TCP', 'port': 80,
+             'allowed_cidrs': random_ipv4_cidrs(rng, number) + [
+                 '2001:db8::/32']}])
+        plan = render.build(random_sg, ROLES, EPHEMERAL, render.Installed())
+        parts = source_parts(random_sg, 'tcp_80', 4)
+        assert len(parts) == sourcesets.MAX_HASHED + 1 and None in parts
+        # The IPv4 lookups, the IPv6 one and the drop.
+        assert len(rules_of(prepared(plan), 'r1_tcp_80')) == (
+            sourcesets.MAX_HASHED + 1 + 1 + 1)
+        elements.append(sum(len(item['elem']) for item in commands(
+            prepared(plan), 'add', 'set') if item['name'] in parts.values()))
+    assert elements[1] > elements[0]
 
 
 def test_everything_cidr_needs_no_set():
@@ -263,7 +371,7 @@ def test_vip_and_member_interfaces_get_their_chains():
     vip = json.dumps(rules_of(plan.switch, 'in_eth1'))
     member = json.dumps(rules_of(plan.switch, 'in_eth2'))
     assert '"@r1_listeners"' in vip and '"@r1_listeners"' not in member
-    assert '"@r1_vrrp_4"' in vip and '"@r1_vrrp_4"' not in member
+    assert '"@r1_vrrp_4_p32"' in vip and '"@r1_vrrp_4_p32"' not in member
     for text in (vip, member):
         assert '"@r1_members_4"' in text and '"@r1_pinged_4"' in text
         assert '"range": [32768, 60999]' in text
@@ -319,7 +427,7 @@ def test_next_plan_replaces_the_previous_generation():
     assert {item['name'] for item in commands(prepared(second), 'add',
                                               'set')} == {'r2_members_4',
                                                           'r2_pinged_4',
-                                                          'r2_vrrp_4'}
+                                                          'r2_vrrp_4_p32'}
     # The switch refills the kept base chain and drops the vanished one;
     # the cleanup then deletes maps, chains, sets, counters of the old
     # generation.
@@ -333,7 +441,7 @@ def test_next_plan_replaces_the_previous_generation():
     assert ('map', 'r1_listeners') in deleted
     assert deleted.index(('map', 'r1_listeners')) < deleted.index(
         ('chain', 'r1_tcp_80')) < deleted.index(
-        ('set', source_set_name(sg(), 'tcp_80', 4)))
+        ('set', source_set_name(sg(), 'tcp_80', 4, 8)))
     assert ('counter', 'listener_UDP_53_accepted') in deleted
     assert ('counter', 'drop_eth2') in deleted
     assert ('counter', 'essentials') not in deleted
@@ -379,9 +487,8 @@ def test_preparation_is_split_per_listener_with_matching_undo():
     assert len(plan.prepare) == len(plan.rollback) == 3
     head, tcp, shared = plan.prepare
     assert [set(command['add']) for command in head[:1]] == [{'table'}]
-    assert {item['name'] for item in commands(tcp, 'add', 'set')} == {
-        source_set_name(sg(), 'tcp_80', 4),
-        source_set_name(sg(), 'tcp_80', 6)}
+    assert {item['name'] for item in commands(tcp, 'add', 'set')} == (
+        source_set_names(sg(), 'tcp_80', 4, 6))
     assert {rule['chain'] for rule in commands(shared, 'add', 'rule')} == {
         'r1_udp_53'}
     assert commands(shared, 'add', 'map')[0]['name'] == 'r1_listeners'
@@ -422,7 +529,7 @@ def test_a_change_outside_the_cidrs_creates_and_deletes_no_listener_set():
             json.dumps(plan.prepare).replace('"', ' ').split())
 
 
-def test_a_new_small_listener_creates_only_its_own_set():
+def test_a_new_small_listener_creates_only_its_own_sets():
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     body_listeners = [{'protocol': 'TCP', 'port': 80,
                        'allowed_cidrs': ['10.0.0.0/8', '10.1.0.0/16',
@@ -432,34 +539,43 @@ def test_a_new_small_listener_creates_only_its_own_set():
                        'allowed_cidrs': ['192.0.2.0/24', '198.51.100.7']}]
     changed = sg(listeners=body_listeners)
     plan = render.build(changed, ROLES, EPHEMERAL, first.result)
+    own = source_set_names(changed, 'tcp_9443', 4)
+    assert len(own) == 2  # the /32 and the /24
     assert content_sets(item['name'] for item in commands(
-        prepared(plan), 'add', 'set')) == {
-        source_set_name(changed, 'tcp_9443', 4)}
+        prepared(plan), 'add', 'set')) == own
     assert not content_sets(item['name'] for item in commands(
         plan.cleanup, 'delete', 'set'))
 
 
-def test_a_changed_listener_replaces_exactly_its_changed_set():
+def test_a_changed_listener_replaces_exactly_its_changed_family_sets():
+    """The digest covers a family: its sets change together, no others.
+
+    The IPv4 CIDRs change (a /24 joins the /8), so both IPv4 sets are new
+    (the /8 one too: its name carries the family's digest); the IPv6 set
+    is kept.
+    """
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     changed = sg(listeners=[{'protocol': 'TCP', 'port': 80,
                              'allowed_cidrs': ['10.0.0.0/8', '192.0.2.0/24',
                                                '2001:db8::/32']},
                             {'protocol': 'UDP', 'port': 53}])
     plan = render.build(changed, ROLES, EPHEMERAL, first.result)
-    old4 = source_set_name(sg(), 'tcp_80', 4)
-    new4 = source_set_name(changed, 'tcp_80', 4)
-    same6 = source_set_name(changed, 'tcp_80', 6)
-    assert old4 != new4 and same6 == source_set_name(sg(), 'tcp_80', 6)
+    old4 = source_set_names(sg(), 'tcp_80', 4)
+    new4 = source_set_names(changed, 'tcp_80', 4)
+    same6 = source_set_names(changed, 'tcp_80', 6)
+    assert len(old4) == 1 and len(new4) == 2 and len(same6) == 1
+    assert not old4 & new4
+    assert same6 == source_set_names(sg(), 'tcp_80', 6)
     assert content_sets(item['name'] for item in commands(
-        prepared(plan), 'add', 'set')) == {new4}
+        prepared(plan), 'add', 'set')) == new4
     assert content_sets(item['name'] for item in commands(
-        plan.cleanup, 'delete', 'set')) == {old4}
+        plan.cleanup, 'delete', 'set')) == old4
     assert content_sets(item['name'] for item in commands(
-        undone(plan), 'delete', 'set')) == {new4}
-    assert content_sets(plan.result.sets) == {new4, same6}
-    # Its own step, before the shared one; the chain looks up both sets.
+        undone(plan), 'delete', 'set')) == new4
+    assert content_sets(plan.result.sets) == new4 | same6
+    # Its own step, before the shared one; the chain looks up every set.
     assert len(plan.prepare) == 2
-    assert {new4, same6} <= {
+    assert new4 | same6 == {
         expr['match']['right'][1:] for rule in rules_of(prepared(plan),
                                                         'r2_tcp_80')
         for expr in rule if 'match' in expr}
@@ -472,31 +588,32 @@ def test_the_same_cidrs_spelt_otherwise_are_the_same_set():
                            'allowed_cidrs': ['2001:DB8::1/32', '10.0.0.0/8',
                                              '10.0.0.0/08']}])
     for family in (4, 6):
-        assert source_set_name(one, 'tcp_80', family) == source_set_name(
+        assert source_parts(one, 'tcp_80', family) == source_parts(
             other, 'tcp_80', family)
 
 
 def test_a_repair_refills_kept_sets_in_place():
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     plan = render.build(sg(), ROLES, EPHEMERAL, first.result, repair=True)
-    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4)
+    tcp_80_4 = source_set_name(sg(), 'tcp_80', 4, 8)
     assert not content_sets(item['name'] for item in commands(
         prepared(plan), 'add', 'set'))
     assert tcp_80_4 in {item['name'] for item in commands(
         prepared(plan), 'flush', 'set')}
     refill, = [item for item in commands(prepared(plan), 'add', 'element')
                if item['name'] == tcp_80_4]
-    assert refill['elem'] == [{'prefix': {'addr': '10.0.0.0', 'len': 8}}]
+    assert refill['elem'] == ['10.0.0.0']
     assert not content_sets(item['name'] for item in commands(
         plan.cleanup, 'delete', 'set'))
 
 
 def test_installed_from_listing_knows_content_named_sets():
-    name = 's_0123456789abcdef_tcp_80_4'
-    installed = render.installed_from_listing([
-        {'table': {'family': 'inet', 'name': 'sriov_octavia'}},
-        {'set': {'family': 'inet', 'table': 'sriov_octavia', 'name': name}},
-        {'set': {'family': 'inet', 'table': 'sriov_octavia',
-                 'name': 'r3_vrrp_4'}}])
-    assert installed.sets == [name, 'r3_vrrp_4']
+    names = ['s_0123456789abcdef_tcp_80_4_iv',
+             's_0123456789abcdef_tcp_80_4_p24',
+             'r3_vrrp_4_p32']
+    installed = render.installed_from_listing(
+        [{'table': {'family': 'inet', 'name': 'sriov_octavia'}}] +
+        [{'set': {'family': 'inet', 'table': 'sriov_octavia', 'name': name}}
+         for name in names])
+    assert installed.sets == names
     assert installed.serial == 3
