@@ -581,6 +581,33 @@ def test_a_changed_listener_replaces_exactly_its_changed_family_sets():
         for expr in rule if 'match' in expr}
 
 
+def test_sets_of_the_single_interval_layout_are_replaced_not_kept():
+    """After an upgrade, the old layout's set is no part of the new one.
+
+    The earlier layout named a family's one interval set without a suffix;
+    a table still holding it gets every part created and it deleted.
+    """
+    # More lengths than are hashed: this layout has an interval set too.
+    security_group = sg(listeners=[{
+        'protocol': 'TCP', 'port': 80,
+        'allowed_cidrs': [f'10.{length}.0.0/{length}'
+                          for length in range(16, 17 + sourcesets.MAX_HASHED)]
+    }])
+    digest = security_group.listeners[0].sources[4].digest
+    old_name = f'{sourcesets.PREFIX}{digest}_tcp_80_4'
+    installed = render.installed_from_listing(
+        [{'table': {'family': 'inet', 'name': 'sriov_octavia'}},
+         {'set': {'family': 'inet', 'table': 'sriov_octavia',
+                  'name': old_name}}])
+    plan = render.build(security_group, ROLES, EPHEMERAL, installed)
+    assert old_name not in plan.result.sets
+    assert old_name + '_iv' in plan.result.sets
+    assert source_set_names(security_group, 'tcp_80', 4) <= {
+        item['name'] for item in commands(prepared(plan), 'add', 'set')}
+    assert {'delete': {'set': {'family': 'inet', 'table': 'sriov_octavia',
+                               'name': old_name}}} in plan.cleanup
+
+
 def test_the_same_cidrs_spelt_otherwise_are_the_same_set():
     one = sg(listeners=[{'protocol': 'TCP', 'port': 80,
                          'allowed_cidrs': ['10.1.2.3/8', '2001:db8::/32']}])
