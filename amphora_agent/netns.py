@@ -23,11 +23,20 @@ import concurrent.futures
 
 from pyroute2 import netns as pyroute2_netns
 
+PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
+
 
 def enter(namespace):
     """Move the calling thread into ``namespace`` (None or '': stay)."""
     if namespace:
         pyroute2_netns.setns(namespace, flags=0)
+
+
+def ephemeral_ports():
+    """The calling thread's namespace's ephemeral ports: (first, last)."""
+    with open(PORT_RANGE) as stream:
+        first, last = stream.read().split()
+    return int(first), int(last)
 
 
 def executor(namespace, workers, name, setup=None):

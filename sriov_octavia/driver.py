@@ -28,6 +28,7 @@ from oslo_log import log as logging
 
 from sriov_octavia import availability_zone
 from sriov_octavia import clients
+from sriov_octavia.engine import l4_config
 from sriov_octavia import flavor as sriov_flavor
 from sriov_octavia import octavia_db
 from sriov_octavia import provider_secrets
@@ -50,7 +51,7 @@ SUPPORTED_POOL_PROTOCOLS = (
     lib_consts.PROTOCOL_SCTP)
 # Pools the L4 engine balances: it hashes, counts and numbers flows, and
 # knows no cookies.
-L4_POOL_PROTOCOLS = (lib_consts.PROTOCOL_UDP, lib_consts.PROTOCOL_SCTP)
+L4_POOL_PROTOCOLS = l4_config.PROTOCOLS
 SUPPORTED_LB_ALGORITHMS = (
     lib_consts.LB_ALGORITHM_ROUND_ROBIN,
     lib_consts.LB_ALGORITHM_LEAST_CONNECTIONS,
@@ -170,10 +171,10 @@ def _check_member(member, flavor):
 
 def _vip_families(loadbalancer):
     """The IP versions of the load balancer's VIPs, additional ones too."""
+    # octavia-lib's LoadBalancer holds the additional VIPs as dicts.
     addresses = [_set(loadbalancer.vip_address)]
-    for extra in _set(loadbalancer.additional_vips) or ():
-        addresses.append(extra.get('ip_address') if isinstance(extra, dict)
-                         else getattr(extra, 'ip_address', None))
+    addresses += [extra.get('ip_address')
+                  for extra in _set(loadbalancer.additional_vips) or ()]
     return {ipaddress.ip_address(address).version
             for address in addresses if address}
 

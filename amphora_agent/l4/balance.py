@@ -49,7 +49,7 @@ def water_level(active, weights, expected):
             for member in members}
 
 
-def slots(active, weights, expected, total=None):
+def slots(active, weights, expected):
     """Integer slots of a ``numgen`` map, sharing ``expected`` new flows.
 
     Members of weight 0 get no slot; the remaining slots go by largest
@@ -59,8 +59,7 @@ def slots(active, weights, expected, total=None):
                if weight > 0}
     if not weights:
         return {}
-    if total is None:
-        total = min(MAX_SLOTS, max(MIN_SLOTS, sum(weights.values())))
+    total = min(MAX_SLOTS, max(MIN_SLOTS, sum(weights.values())))
     shares = water_level(active, weights, max(expected, 1))
     poured = sum(shares.values()) or 1
     exact = {member: share * total / poured

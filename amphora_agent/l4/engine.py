@@ -46,7 +46,6 @@ from amphora_agent import netns
 
 LOG = logging.getLogger(__name__)
 
-_PORT_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
 _CONNTRACK_MAX = '/proc/sys/net/netfilter/nf_conntrack_max'
 FORWARDING = ('/proc/sys/net/ipv4/ip_forward',
               '/proc/sys/net/ipv6/conf/all/forwarding')
@@ -62,10 +61,6 @@ def _configured_refresh_interval():
         return cfg.CONF.amphora_agent.l4_refresh_interval
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
         return DEFAULT_REFRESH_INTERVAL
-
-
-def default_health_factory(namespace, on_change):
-    return health.HealthChecker(namespace, on_change)
 
 
 def health_checks(document):
@@ -101,7 +96,7 @@ class L4Engine:
         self.refresh_interval = (_configured_refresh_interval()
                                  if refresh_interval is None
                                  else refresh_interval)
-        self._health_factory = health_factory or default_health_factory
+        self._health_factory = health_factory or health.HealthChecker
         self._start_lock = threading.Lock()
         self._executor = None
         self._refresher = None
@@ -185,11 +180,8 @@ class L4Engine:
 
     def status(self, loadbalancer_id):
         """The L4 listeners in haproxy's status shape, or None."""
-        snapshot = self._call(self._snapshot)
-        if snapshot is None or snapshot[0].loadbalancer_id != \
-                loadbalancer_id:
-            return None
-        return view.status(*snapshot)
+        snapshot = self._call(self._snapshot, loadbalancer_id)
+        return None if snapshot is None else view.status(*snapshot)
 
     def counters(self):
         """What the metrics show (view.counters), None with no document."""
@@ -255,12 +247,6 @@ class L4Engine:
         except L4Error:
             return {}  # no table yet
         return render.counters_from_listing(listing or {})
-
-    @staticmethod
-    def _ephemeral_ports():
-        with open(_PORT_RANGE) as stream:
-            first, last = stream.read().split()
-        return int(first), int(last)
 
     @staticmethod
     def _check_conntrack_room(flow_limit):
@@ -342,7 +328,7 @@ class L4Engine:
             # their first probe, as the checker reports them.
             health = self._member_health()
             self._nft_run(render.build(document, health,
-                                       self._ephemeral_ports(),
+                                       netns.ephemeral_ports(),
                                        counters=self._read_counters()))
             self._health = health
             self._slots = {}
@@ -415,10 +401,12 @@ class L4Engine:
             self._slots = slots
             self._health = health
 
-    def _snapshot(self):
+    def _snapshot(self, loadbalancer_id=None):
+        """What view reads; None with no document (or another one's)."""
         with self._lock:
             document = self._document
-        if document is None:
+        if document is None or loadbalancer_id not in (
+                None, document.loadbalancer_id):
             return None
         per_listener, per_member = conntrack.tally(document,
                                                    conntrack.flows())

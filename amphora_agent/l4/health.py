@@ -71,6 +71,11 @@ def validate(monitor):
         raise ValueError('rise and fall must be at least 1')
 
 
+def _key(pool_id, monitor, target):
+    """What identifies a check: a change of any part starts it afresh."""
+    return (pool_id, target.member_id, monitor, target.address, target.port)
+
+
 class _Check:
     """One target of one pool: its state, its streak and its task.
 
@@ -143,9 +148,8 @@ class HealthChecker:
                 if target.port is None and monitor.type != 'PING':
                     raise ValueError(f'member {target.member_id}: a '
                                      f'{monitor.type} probe needs a port')
-                key = (pool_id, target.member_id, monitor, target.address,
-                       target.port)
-                wanted[key] = (pool_id, monitor, target)
+                wanted[_key(pool_id, monitor, target)] = (pool_id, monitor,
+                                                          target)
         with self._lock:
             if self._stopped:
                 raise RuntimeError('health checker stopped')
@@ -245,8 +249,7 @@ class HealthChecker:
                         check.target.member_id, check.target.address,
                         check.target.port, reason)
         with self._lock:
-            key = (check.pool_id, check.target.member_id, check.monitor,
-                   check.target.address, check.target.port)
+            key = _key(check.pool_id, check.monitor, check.target)
             # A result of a check removed while it probed counts no more.
             if self._checks.get(key) is not check or not check.observe(ok):
                 return

@@ -44,7 +44,6 @@ from amphora_agent import netns
 # than this queue, and a probe's timeout counts from when it starts.
 HTTP_WORKERS = 8
 TYPES = ('UDP-CONNECT', 'SCTP', 'TCP', 'HTTP', 'PING')
-EPHEMERAL_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
 # Errors of the amphora itself (no free ephemeral port, no descriptor or
 # memory left): the probe did not happen, and says nothing of the member.
 LOCAL_ERRORS = (errno.EAGAIN, errno.EADDRNOTAVAIL, errno.EMFILE,
@@ -143,15 +142,6 @@ def _inet_checksum(data):
     return ~total & 0xffff
 
 
-def _ephemeral_range():
-    # Read by the namespace's thread: /proc/sys/net shows the reader's
-    # namespace, and the amphora's firewall admits member replies only to
-    # the data namespace's range.
-    with open(EPHEMERAL_RANGE) as ports:
-        low, high = ports.read().split()
-    return int(low), int(high)
-
-
 def _sctp_abort(source_port, port, peer_tag):
     # Octavia's ABORT builder sets the T bit (tag reflected) for any tag;
     # with the peer's own tag from its INIT-ACK the bit must be clear.
@@ -164,7 +154,10 @@ def _sctp_abort(source_port, port, peer_tag):
 async def _sctp(monitor, target):
     loop = asyncio.get_running_loop()
     family = _family(target.address)
-    source_port = random.randint(*_ephemeral_range())
+    # Read by the namespace's thread: /proc/sys/net shows the reader's
+    # namespace, and the amphora's firewall admits member replies only to
+    # the data namespace's range.
+    source_port = random.randint(*netns.ephemeral_ports())
     tag = random.randint(1, 0xffffffff)
     # Octavia's module has no public API for its packets; its builder is
     # the one upstream amphorae send, so members see the same INIT.

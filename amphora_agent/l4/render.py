@@ -24,7 +24,6 @@ Two kinds of transaction come out of here:
 """
 
 from amphora_agent.firewall import nft
-from amphora_agent.l4 import model
 
 FAMILY = 'inet'
 TABLE = 'sriov_octavia_l4'
@@ -240,7 +239,7 @@ def _tuple(family, address_field, port_field):
                   nft.payload('th', port_field))
 
 
-def build(document, health, ports, slots=None, counters=None):
+def build(document, health, ports, counters=None):
     """The transaction putting ``document`` in force, whole.
 
     ``health``: {member id: state}; ``ports``: the namespace's ephemeral
@@ -284,8 +283,7 @@ def build(document, health, ports, slots=None, counters=None):
     commands += _dispatch_rules(document)
     for index, listener in enumerate(document.listeners):
         commands += _listener_rules(index, listener)
-        commands += _choice_rules(index, listener, health,
-                                  (slots or {}).get(listener.id))
+        commands += _choice_rules(index, listener, health, None)
         commands += _member_rules(index, listener)
     commands.append(rule(
         'source_nat', nft.match(nft.L4PROTO, SAFE_PROTOCOLS),
@@ -420,6 +418,3 @@ def counters_from_listing(listing):
             found[body['name']] = (body.get('packets', 0),
                                    body.get('bytes', 0))
     return found
-
-
-__all__ = ['build', 'choices', 'available', 'member_state', 'model']

@@ -50,6 +50,7 @@ and every push, must derive the same so that a client keeps its member
 (SOURCE_IP) across a failover and an unrelated change.
 """
 
+from octavia.common import constants as octavia_consts
 from octavia_lib.common import constants as lib_consts
 
 from sriov_octavia import conf as sriov_conf
@@ -62,12 +63,15 @@ PROTOCOLS = (lib_consts.PROTOCOL_UDP, lib_consts.PROTOCOL_SCTP)
 
 # A monitor's rise/fall when Octavia left them unset (its API's default
 # for max_retries_down).
-_DEFAULT_THRESHOLD = 3
+_DEFAULT_THRESHOLD = octavia_consts.DEFAULT_MAX_RETRIES_DOWN
 # What an HTTP monitor checks when Octavia left the fields unset (the
 # defaults of Octavia's API); other monitor types ignore them, but the
 # document always carries them.
-_DEFAULT_HTTP = {'http_method': 'GET', 'url_path': '/',
-                 'expected_codes': '200', 'http_version': 1.0}
+_DEFAULT_HTTP = {
+    'http_method': octavia_consts.HEALTH_MONITOR_HTTP_DEFAULT_METHOD,
+    'url_path': octavia_consts.HEALTH_MONITOR_DEFAULT_URL_PATH,
+    'expected_codes': octavia_consts.HEALTH_MONITOR_DEFAULT_EXPECTED_CODES,
+    'http_version': 1.0}
 
 
 class UnsupportedObject(ValueError):
@@ -186,14 +190,12 @@ def render(state, conf=CONF):
     :raises UnsupportedObject: a pool of such a listener has a session
         persistence other than SOURCE_IP.
     """
-    wanted = {listener[lib_consts.LISTENER_ID]
-              for listener in listeners(state)}
-    loadbalancer = octavia_models.load_balancer(state)
+    loadbalancer = octavia_models.load_balancer(
+        dict(state, **{lib_consts.LISTENERS: listeners(state)}))
     addresses = _addresses(loadbalancer)
     document = empty(loadbalancer.id, conf)
     for listener in sorted(
-            (listener for listener in loadbalancer.listeners
-             if listener.id in wanted),
+            loadbalancer.listeners,
             key=lambda listener: (listener.protocol,
                                   listener.protocol_port, listener.id)):
         document['listeners'].append({

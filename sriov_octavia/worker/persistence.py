@@ -60,9 +60,9 @@ _DATABASE_OPTIONS = (
 )
 
 
-# Seconds a connection waits for another one to release a new database
-# while both switch it to WAL, as long as the engine's busy timeout.
-_WAL_SWITCH_PATIENCE = 30
+# Seconds a connection waits for a writer (SQLite's busy timeout), and
+# for another one to release a new database while both switch it to WAL.
+_BUSY_TIMEOUT = 30
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record):
@@ -76,12 +76,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     # for it: only the first connection to a new database switches it (WAL
     # is persistent), later ones only read it. Two processes opening a new
     # database at once both try; the one refused finds it switched by the
-    # other once the lock is gone.
-    deadline = time.monotonic() + _WAL_SWITCH_PATIENCE
+    # other once the lock is gone. A file system without WAL support
+    # answers the mode it kept instead of refusing: that one is kept.
+    deadline = time.monotonic() + _BUSY_TIMEOUT
     cursor.execute('PRAGMA journal_mode')
     while cursor.fetchone()[0].lower() != 'wal':
         try:
             cursor.execute('PRAGMA journal_mode=WAL')
+            break
         except sqlite3.OperationalError:
             if time.monotonic() > deadline:
                 raise
@@ -99,7 +101,7 @@ def _sqlite_engine(url):
         url, connect_args={'check_same_thread': False,
                            # Workers and API processes share the file: wait
                            # for a writer rather than fail at once.
-                           'timeout': 30})
+                           'timeout': _BUSY_TIMEOUT})
     sqlalchemy.event.listen(engine, 'connect', _sqlite_pragmas)
     return engine
 

@@ -169,7 +169,6 @@ class FakeL4:
 
     def __init__(self):
         self.document = None
-        self.deleted = []
 
     def apply(self, document):
         from amphora_agent.l4 import errors as l4_errors
@@ -187,7 +186,6 @@ class FakeL4:
         return dict(self.document.to_dict(), health={})
 
     def delete(self, loadbalancer_id):
-        self.deleted.append(loadbalancer_id)
         held = self.current(loadbalancer_id) is not None
         if held:
             self.document = None

@@ -507,6 +507,11 @@ def content_sets(names):
     return {name for name in names if name.startswith('s_')}
 
 
+def set_names(plan_part, verb):
+    """The names of the sets ``plan_part`` adds, flushes or deletes."""
+    return {item['name'] for item in commands(plan_part, verb, 'set')}
+
+
 def test_a_change_outside_the_cidrs_creates_and_deletes_no_listener_set():
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     kept = content_sets(first.result.sets)
@@ -516,12 +521,9 @@ def test_a_change_outside_the_cidrs_creates_and_deletes_no_listener_set():
                          'port': 80}]),
             sg(vrrp_peers=['203.0.113.12'])):
         plan = render.build(changed, ROLES, EPHEMERAL, first.result)
-        assert not content_sets(item['name'] for item in commands(
-            prepared(plan), 'add', 'set'))
-        assert not content_sets(item['name'] for item in commands(
-            plan.cleanup, 'delete', 'set'))
-        assert not content_sets(item['name'] for item in commands(
-            undone(plan), 'delete', 'set'))
+        assert not content_sets(set_names(prepared(plan), 'add'))
+        assert not content_sets(set_names(plan.cleanup, 'delete'))
+        assert not content_sets(set_names(undone(plan), 'delete'))
         assert content_sets(plan.result.sets) == kept
         # One small prepare transaction: chains, map, member and VRRP sets.
         assert len(plan.prepare) == 1
@@ -541,10 +543,8 @@ def test_a_new_small_listener_creates_only_its_own_sets():
     plan = render.build(changed, ROLES, EPHEMERAL, first.result)
     own = source_set_names(changed, 'tcp_9443', 4)
     assert len(own) == 2  # the /32 and the /24
-    assert content_sets(item['name'] for item in commands(
-        prepared(plan), 'add', 'set')) == own
-    assert not content_sets(item['name'] for item in commands(
-        plan.cleanup, 'delete', 'set'))
+    assert content_sets(set_names(prepared(plan), 'add')) == own
+    assert not content_sets(set_names(plan.cleanup, 'delete'))
 
 
 def test_a_changed_listener_replaces_exactly_its_changed_family_sets():
@@ -566,12 +566,9 @@ def test_a_changed_listener_replaces_exactly_its_changed_family_sets():
     assert len(old4) == 1 and len(new4) == 2 and len(same6) == 1
     assert not old4 & new4
     assert same6 == source_set_names(sg(), 'tcp_80', 6)
-    assert content_sets(item['name'] for item in commands(
-        prepared(plan), 'add', 'set')) == new4
-    assert content_sets(item['name'] for item in commands(
-        plan.cleanup, 'delete', 'set')) == old4
-    assert content_sets(item['name'] for item in commands(
-        undone(plan), 'delete', 'set')) == new4
+    assert content_sets(set_names(prepared(plan), 'add')) == new4
+    assert content_sets(set_names(plan.cleanup, 'delete')) == old4
+    assert content_sets(set_names(undone(plan), 'delete')) == new4
     assert content_sets(plan.result.sets) == new4 | same6
     # Its own step, before the shared one; the chain looks up every set.
     assert len(plan.prepare) == 2
@@ -602,8 +599,8 @@ def test_sets_of_the_single_interval_layout_are_replaced_not_kept():
     plan = render.build(security_group, ROLES, EPHEMERAL, installed)
     assert old_name not in plan.result.sets
     assert old_name + '_iv' in plan.result.sets
-    assert source_set_names(security_group, 'tcp_80', 4) <= {
-        item['name'] for item in commands(prepared(plan), 'add', 'set')}
+    assert source_set_names(security_group, 'tcp_80', 4) <= set_names(
+        prepared(plan), 'add')
     assert {'delete': {'set': {'family': 'inet', 'table': 'sriov_octavia',
                                'name': old_name}}} in plan.cleanup
 
@@ -623,15 +620,12 @@ def test_a_repair_refills_kept_sets_in_place():
     first = render.build(sg(), ROLES, EPHEMERAL, render.Installed())
     plan = render.build(sg(), ROLES, EPHEMERAL, first.result, repair=True)
     tcp_80_4 = source_set_name(sg(), 'tcp_80', 4, 8)
-    assert not content_sets(item['name'] for item in commands(
-        prepared(plan), 'add', 'set'))
-    assert tcp_80_4 in {item['name'] for item in commands(
-        prepared(plan), 'flush', 'set')}
+    assert not content_sets(set_names(prepared(plan), 'add'))
+    assert tcp_80_4 in set_names(prepared(plan), 'flush')
     refill, = [item for item in commands(prepared(plan), 'add', 'element')
                if item['name'] == tcp_80_4]
     assert refill['elem'] == ['10.0.0.0']
-    assert not content_sets(item['name'] for item in commands(
-        plan.cleanup, 'delete', 'set'))
+    assert not content_sets(set_names(plan.cleanup, 'delete'))
 
 
 def test_installed_from_listing_knows_content_named_sets():

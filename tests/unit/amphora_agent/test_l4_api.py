@@ -33,7 +33,7 @@ def app(engine):
     return fakes.make_app(engine=engine)
 
 
-def test_put_then_get(app, engine):
+def test_put_then_get(app):
     response = fakes.request(app, 'PUT', PUT, fakes.L4_BODY)
     assert response.status_int == 202
     assert response.json['message'] == 'OK'
@@ -92,12 +92,18 @@ def test_delete_clears_l4_and_is_idempotent(app, engine):
     assert engine.l4.document is None
 
 
-def test_status_merges_l4_into_haproxy_shape(app, engine):
+def test_status_merges_l4_into_haproxy_shape(app, engine, monkeypatch):
     fakes.request(app, 'PUT', PUT, fakes.L4_BODY)
+    # haproxy serves a listener of its own: the answer has both.
+    monkeypatch.setattr(engine.haproxy, 'status', lambda *args: {
+        'frontends': {'l-h': {'status': 'OPEN'}},
+        'backends': {'p-h:l-h': {'status': 'UP', 'servers': {}}}})
 
     status = fakes.request(app, 'GET', '/1.0/loadbalancer/lb-1/status').json
     assert status['frontends']['l-1']['stot'] == 2
     assert status['backends']['p-1:l-1']['status'] == 'UP'
+    assert sorted(status['frontends']) == ['l-1', 'l-h']
+    assert sorted(status['backends']) == ['p-1:l-1', 'p-h:l-h']
 
 
 def test_status_without_haproxy_serves_l4_alone(app, engine):
@@ -116,7 +122,7 @@ def test_status_404_when_neither_serves(app, engine):
     assert response.status_int == 404
 
 
-def test_engine_without_l4_answers_404(app):
+def test_engine_without_l4_answers_404():
     plain = fakes.make_app()
     fakes.assert_error(fakes.request(plain, 'PUT', PUT, fakes.L4_BODY),
                        404, 'path')

@@ -39,7 +39,7 @@ def good():
 
 
 def refused(change):
-    body = copy.deepcopy(good())
+    body = good()
     change(body)
     with pytest.raises(model.InvalidRequest) as info:
         model.parse_document(body)
@@ -71,6 +71,10 @@ def _pool(body):
 
 def _listener(body):
     return body['listeners'][0]
+
+
+def _monitor(body):
+    return body['listeners'][0]['pool']['monitor']
 
 
 P = 'listeners[0].pool'
@@ -119,25 +123,25 @@ M = f'{P}.members[0]'
      f'{P}.members[2].id'),
     (lambda b: _pool(b)['members'].append(dict(_member(b), id='m-3')),
      f'{P}.members[2].address'),
-    (lambda b: _pool(b)['monitor'].update(type='ICMP'), f'{P}.monitor.type'),
-    (lambda b: _pool(b)['monitor'].update(delay=0), f'{P}.monitor.delay'),
-    (lambda b: _pool(b)['monitor'].update(timeout=9),
+    (lambda b: _monitor(b).update(type='ICMP'), f'{P}.monitor.type'),
+    (lambda b: _monitor(b).update(delay=0), f'{P}.monitor.delay'),
+    (lambda b: _monitor(b).update(timeout=9),
      f'{P}.monitor.timeout'),
-    (lambda b: _pool(b)['monitor'].update(rise=0), f'{P}.monitor.rise'),
-    (lambda b: _pool(b)['monitor'].update(fall=11), f'{P}.monitor.fall'),
-    (lambda b: _pool(b)['monitor'].update(http_method='FETCH'),
+    (lambda b: _monitor(b).update(rise=0), f'{P}.monitor.rise'),
+    (lambda b: _monitor(b).update(fall=11), f'{P}.monitor.fall'),
+    (lambda b: _monitor(b).update(http_method='FETCH'),
      f'{P}.monitor.http_method'),
-    (lambda b: _pool(b)['monitor'].update(url_path='x'),
+    (lambda b: _monitor(b).update(url_path='x'),
      f'{P}.monitor.url_path'),
-    (lambda b: _pool(b)['monitor'].update(expected_codes='2xx'),
+    (lambda b: _monitor(b).update(expected_codes='2xx'),
      f'{P}.monitor.expected_codes'),
-    (lambda b: _pool(b)['monitor'].update(expected_codes='300-200'),
+    (lambda b: _monitor(b).update(expected_codes='300-200'),
      f'{P}.monitor.expected_codes'),
-    (lambda b: _pool(b)['monitor'].update(domain_name='a b'),
+    (lambda b: _monitor(b).update(domain_name='a b'),
      f'{P}.monitor.domain_name'),
-    (lambda b: _pool(b)['monitor'].update(domain_name='example.com'),
+    (lambda b: _monitor(b).update(domain_name='example.com'),
      f'{P}.monitor.domain_name'),
-    (lambda b: _pool(b)['monitor'].update(http_version=2.0),
+    (lambda b: _monitor(b).update(http_version=2.0),
      f'{P}.monitor.http_version'),
 ])
 def test_each_error_names_its_field(change, field):

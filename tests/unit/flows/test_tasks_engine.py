@@ -150,15 +150,23 @@ def test_udp_listener_sends_the_l4_document_to_every_amphora(agents):
         agent.loadbalancer_action.assert_called_once_with(LB_ID, 'stop')
 
 
-def test_udp_only_on_an_amphora_without_haproxy(agents):
-    amphora_state.push(l4_state(), AMPHORAE[:1], None)
+def pushed_agent(agents, lb_state):
+    """The first amphora's agent once ``lb_state`` is pushed, reset."""
+    amphora_state.push(lb_state, AMPHORAE[:1], None)
     agent = agents[AMPHORAE[0]['mgmt_ip']]
     agent.reset_mock()
+    return agent
+
+
+def test_udp_only_on_an_amphora_without_haproxy(agents):
+    agent = pushed_agent(agents, l4_state())
     agent.loadbalancer_action.side_effect = agent_client.AgentRejected(
         'PUT', 'https://198.18.0.10:9443/1.0/loadbalancer/x/stop', 404,
         'loadbalancer_id', 'no such load balancer')
     amphora_state.push(l4_state(), AMPHORAE[:1], None)
     agent.upload_l4_config.assert_called_once()
+    # The 404 of the stop was met, and passed over.
+    agent.loadbalancer_action.assert_called_once_with(LB_ID, 'stop')
 
 
 def test_new_udp_only_load_balancer_runs_no_haproxy(agents):
@@ -227,9 +235,7 @@ def test_new_tcp_load_balancer_asks_nothing_of_the_l4_engine(agents):
 
 
 def test_refused_l4_document_leaves_haproxy_alone(agents):
-    amphora_state.push(state(), AMPHORAE[:1], None)
-    agent = agents[AMPHORAE[0]['mgmt_ip']]
-    agent.reset_mock()
+    agent = pushed_agent(agents, state())
     agent.upload_l4_config.side_effect = agent_client.AgentRejected(
         'PUT', 'https://198.18.0.10:9443/1.0/loadbalancer/a/b/l4', 400,
         'listeners[0].pool.members[0].address', 'an IPv6 member cannot '

@@ -449,17 +449,18 @@ def test_granularity_that_is_no_netmask_is_refused(
     assert posted == []
 
 
+@pytest.mark.parametrize('protocol', ['UDP', 'SCTP'])
 @pytest.mark.parametrize('kind', ['HTTP_COOKIE', 'APP_COOKIE'])
-def test_cookie_persistence_on_a_udp_pool_is_refused(driver, posted, db,
-                                                     kind):
+def test_cookie_persistence_on_a_udp_or_sctp_pool_is_refused(
+        driver, posted, db, kind, protocol):
     persistence = {'type': kind}
-    expected = (f'session_persistence.type {kind}: a SCTP pool keeps a '
-                f'client on its member by its address; only SOURCE_IP is '
+    expected = (f'session_persistence.type {kind}: a {protocol} pool keeps '
+                f'a client on its member by its address; only SOURCE_IP is '
                 f'supported.')
     assert refusal(driver.pool_create, pool(
-        protocol='SCTP', session_persistence=persistence)) == expected
+        protocol=protocol, session_persistence=persistence)) == expected
     # An update carries the changed fields: the protocol is the pool's.
-    assert refusal(driver.pool_update, pool(protocol='SCTP'),
+    assert refusal(driver.pool_update, pool(protocol=protocol),
                    data_models.Pool(pool_id=POOL,
                                     session_persistence=persistence)
                    ) == expected

@@ -14,8 +14,6 @@
 import copy
 import json
 
-from oslo_config import cfg
-from oslo_config import fixture as cfg_fixture
 import pytest
 
 from sriov_octavia import conf as sriov_conf
@@ -71,12 +69,10 @@ STATE = {
 
 
 @pytest.fixture(autouse=True)
-def conf():
-    fixture = cfg_fixture.Config(cfg.CONF)
-    fixture.setUp()
-    sriov_conf.register_opts(cfg.CONF)
-    yield fixture
-    fixture.cleanUp()
+def conf(conf):
+    """conftest's ``conf``, the controller's options registered."""
+    sriov_conf.register_opts(conf.conf)
+    return conf
 
 
 def render(state=STATE):
