@@ -14,6 +14,8 @@ guest_kernel_dir=${SRIOV_GUEST_KERNEL_DIR:-/var/cache/sriov-octavia/guest-kernel
 
 apt_packages=(nftables python3-nftables iproute2 redis-server openssl
               iputils-ping curl iperf3 wrk
+              # The testbed's hosts announce their address as guests do.
+              iputils-arping
               # The UDP load-balancing benchmark's sender and receivers.
               socat
               # Compiles the data-path benchmark's one-way UDP load

@@ -55,12 +55,28 @@ class Hosts:
                 links.set_state(namespace, names_mod.HOST_IFNAME, True)
                 links.ensure_address(namespace, names_mod.HOST_IFNAME,
                                      interface)
+                if interface.version == 4:
+                    self._announce(namespace, interface.ip)
                 if gateway:
                     links.add_default_route(namespace, gateway)
             except BaseException:
                 self.remove(name)
                 raise
         return namespace
+
+    @staticmethod
+    def _announce(namespace, address):
+        """Gratuitous ARP, as a guest's network scripts send it.
+
+        Neutron hands a freed address to the next port, with another MAC:
+        a neighbour that talked to the old port (an amphora) would send to
+        the old MAC until its entry expires. Two rounds a second apart: the
+        bridge port forwards only once the kernel has seen the veth's
+        carrier, which can take up to a second.
+        """
+        netlab.run(namespace, ['arping', '-q', '-U', '-c', '2',
+                               '-I', names_mod.HOST_IFNAME, str(address)],
+                   check=False)
 
     def remove(self, name):
         namespace = self._names.host_namespace(name)

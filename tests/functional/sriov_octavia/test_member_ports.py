@@ -155,15 +155,19 @@ def delete_member(tb, lb, member_id):
 
 
 @contextlib.contextmanager
-def member_host(tb, conn, fabric, name, subnet_name):
+def member_host(tb, conn, fabric, name, subnet_name, address=None):
     """A host on the subnet, its address reserved in Neutron.
 
-    Listens on MEMBER_PORT and OTHER_PORT; yields its address. The
-    listeners are stopped by their PIDs.
+    Listens on MEMBER_PORT and OTHER_PORT; yields its address (``address``
+    if given, else the one Neutron picks). The listeners are stopped by
+    their PIDs.
     """
     subnet = conn.network.find_subnet(subnet_name, ignore_missing=False)
+    fixed_ip = {'subnet_id': subnet.id}
+    if address:
+        fixed_ip['ip_address'] = address
     port = conn.network.create_port(network_id=subnet.network_id,
-                                    fixed_ips=[{'subnet_id': subnet.id}],
+                                    fixed_ips=[fixed_ip],
                                     name=unique('host'))
     servers = []
     try:
@@ -334,6 +338,33 @@ def test_member_on_the_vip_subnet_gets_its_replies(tb, conn, fabric, lb):
                 MEMBER_PORT) == f'pong {address} {MEMBER_PORT}'
             assert connect_from_amphora(fabric, server_id, address,
                                         OTHER_PORT) is None
+        finally:
+            delete_member(tb, lb, member['id'])
+
+
+def test_a_new_host_on_a_reused_address_is_reached(tb, conn, fabric, lb):
+    """Neutron gives a freed address to the next port, with another MAC.
+
+    The amphora still knows the old MAC from its last connection; the new
+    host announces itself as it comes up (as a guest OS does), so the
+    amphora reaches it at once instead of once its neighbour entry expires.
+    """
+    server_id = lb['server'].id
+    with member_host(tb, conn, fabric, 'oldmem', 'vip-subnet') as address:
+        member = create_member(tb, lb, address, 'vip-subnet')
+        try:
+            assert connect_from_amphora(
+                fabric, server_id, address,
+                MEMBER_PORT) == f'pong {address} {MEMBER_PORT}'
+        finally:
+            delete_member(tb, lb, member['id'])
+    with member_host(tb, conn, fabric, 'newmem', 'vip-subnet',
+                     address=address):
+        member = create_member(tb, lb, address, 'vip-subnet')
+        try:
+            assert connect_from_amphora(
+                fabric, server_id, address,
+                MEMBER_PORT) == f'pong {address} {MEMBER_PORT}'
         finally:
             delete_member(tb, lb, member['id'])
 
